@@ -1,0 +1,89 @@
+"""The ViewFusion rule: a per-pixel, per-channel softmax over each sample's views.
+
+Every (sample, view) pair is denoised independently by the U-Net; the only place where views meet is
+here. Samples may have different numbers of views, so the pairs arrive flattened (all views of sample 0,
+then all views of sample 1, ...) together with the number of views of each sample.
+"""
+
+import torch
+
+
+def pad_views(flat: torch.Tensor, num_views: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Scatter flattened per-view tensors into a padded `(batch, max_views, ...)` layout.
+
+    Args:
+        flat (`torch.Tensor`): `(sum(num_views), ...)`, the views of sample 0 first, then sample 1, ...
+        num_views (`torch.Tensor`): `(batch,)` integer number of views of each sample, each at least 1.
+
+    Returns:
+        `(padded, view_mask)`: `padded` is `(batch, max_views, ...)` with zeros in the padded slots and
+        `view_mask` is a `(batch, max_views)` bool tensor, True where a real view stands.
+
+    Example:
+        ```py
+        >>> padded, mask = pad_views(torch.randn(4, 3, 8, 8), torch.tensor([1, 3]))
+        >>> padded.shape, mask.tolist()
+        (torch.Size([2, 3, 3, 8, 8]), [[True, False, False], [True, True, True]])
+        ```
+    """
+    num_views = torch.as_tensor(num_views, device=flat.device)
+    if num_views.ndim != 1 or num_views.numel() == 0:
+        raise ValueError(f"`num_views` must be a non-empty 1-D tensor, got shape {tuple(num_views.shape)}.")
+    if bool((num_views < 1).any()):
+        raise ValueError(f"Every sample needs at least one view, got num_views={num_views.tolist()}.")
+    if int(num_views.sum()) != flat.shape[0]:
+        raise ValueError(
+            f"`num_views` sums to {int(num_views.sum())} but {flat.shape[0]} views were given; they must match."
+        )
+    max_views = int(num_views.max())
+    view_mask = torch.arange(max_views, device=flat.device)[None, :] < num_views[:, None]
+    padded = flat.new_zeros((num_views.shape[0], max_views, *flat.shape[1:]))
+    # Boolean-mask assignment fills row by row, which is exactly the sample-major order of `flat`.
+    padded[view_mask] = flat
+    return padded, view_mask
+
+
+def fuse_noise(
+    noise: torch.Tensor,
+    weight_logits: torch.Tensor,
+    num_views: torch.Tensor,
+    weighting: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fuse the per-view noise predictions of each sample into one prediction.
+
+    `fused[b] = sum_i softmax_i(weight_logits[b, i]) * noise[b, i]`, where the softmax runs over the views
+    of sample `b`, separately for every pixel and colour channel. Views are unordered: permuting them does
+    not change the result. Padded slots get exactly zero weight.
+
+    Args:
+        noise (`torch.Tensor`): `(sum(num_views), C, H, W)` per-view predictions (noise, or `v` for a
+            v-prediction model: the rule is linear, so it fuses either).
+        weight_logits (`torch.Tensor`): `(sum(num_views), C, H, W)` per-view weight logits.
+        num_views (`torch.Tensor`): `(batch,)` number of views of each sample.
+        weighting (`bool`, defaults to `True`): `False` ignores the logits and averages the views with equal
+            weights (the paper's ablation).
+
+    Returns:
+        `(fused, weights)`: `fused` is `(batch, C, H, W)`; `weights` is `(batch, max_views, C, H, W)`, summing
+        to one over the views of each sample, zero in padded slots.
+
+    Example:
+        ```py
+        >>> noise, logits = torch.randn(4, 3, 8, 8), torch.randn(4, 3, 8, 8)
+        >>> fused, weights = fuse_noise(noise, logits, num_views=torch.tensor([1, 3]))
+        >>> torch.allclose(fused[0], noise[0])  # one view: its own prediction
+        True
+        ```
+    """
+    if noise.shape != weight_logits.shape:
+        raise ValueError(f"`noise` {tuple(noise.shape)} and `weight_logits` {tuple(weight_logits.shape)} differ.")
+    noise, view_mask = pad_views(noise, num_views)
+    mask = view_mask.view(*view_mask.shape, *([1] * (noise.ndim - 2)))
+    if weighting:
+        logits, _ = pad_views(weight_logits.float(), num_views)
+        weights = logits.masked_fill(~mask, float("-inf")).softmax(dim=1).to(noise.dtype)
+    else:
+        counts = view_mask.sum(dim=1).view(-1, *([1] * (noise.ndim - 1)))
+        weights = (mask / counts).to(noise.dtype).expand_as(noise)
+    fused = (weights * noise).sum(dim=1)
+    return fused, weights
