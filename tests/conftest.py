@@ -41,3 +41,52 @@ def views16():
     """Three distinct 16x16 views as uint8 arrays."""
     generator = torch.Generator().manual_seed(1)
     return [torch.randint(0, 256, (16, 16, 3), generator=generator, dtype=torch.uint8).numpy() for _ in range(6)]
+
+
+TINY_UNET_32 = dict(
+    sample_size=32,
+    block_out_channels=(16, 32),
+    down_block_types=("DownBlock2D", "AttnDownBlock2D"),
+    up_block_types=("AttnUpBlock2D", "UpBlock2D"),
+    layers_per_block=1,
+    norm_num_groups=8,
+    azimuth_num_frequencies=4,
+)
+
+
+@pytest.fixture(scope="session")
+def rendered_dataset(tmp_path_factory):
+    """Ten pybullet objects rendered at 32x32 in the NMR layout (8 train / 1 val / 1 test), shared by the session."""
+    from viewfusion_diffusers.data.render import render_dataset
+
+    root = tmp_path_factory.mktemp("pybullet-32")
+    render_dataset(root, source="random_urdfs", limit=10, resolution=32, seed=0)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_unet_config_file(tmp_path_factory):
+    import json
+
+    path = tmp_path_factory.mktemp("config") / "config.json"
+    path.write_text(json.dumps(TINY_UNET_32))
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_pipeline_32_dir(tmp_path_factory):
+    """A randomly initialised 32x32 pipeline saved to disk."""
+    folder = tmp_path_factory.mktemp("tiny-pipeline-32")
+    torch.manual_seed(0)
+    pipe = ViewFusionPipeline(ViewFusionUNet2DModel(**TINY_UNET_32), default_scheduler())
+    pipe.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def lpips_weights_available():
+    """LPIPS needs weights fetched once with `viewfusion-lpips-weights` (CI does it before the tests)."""
+    from viewfusion_diffusers.metrics.lpips import default_weights_path
+
+    if not default_weights_path().is_file():
+        pytest.skip(f"LPIPS weights missing at {default_weights_path()}: run `viewfusion-lpips-weights`")

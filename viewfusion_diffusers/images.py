@@ -120,3 +120,27 @@ def weights_to_heatmap(weights: torch.Tensor | np.ndarray) -> np.ndarray:
     fraction = (position - low)[..., None]
     colours = stops[low] * (1 - fraction) + stops[low + 1] * fraction
     return colours.round().astype(np.uint8)
+
+
+def comparison_row(
+    input_views: list[np.ndarray], sample: np.ndarray, ground_truth: np.ndarray | None, weights, num_slots: int
+) -> np.ndarray:
+    """One row of a results grid: `num_slots` input views | the sample | the ground truth | the weight heatmaps.
+
+    All images are `(H, W, 3)`: uint8, or float in [0, 1]. Missing input or weight slots stay white, so rows
+    with different numbers of views line up. `weights` is `(N, 3, H, W)` or `None` (no weight maps).
+
+    Example:
+        ```py
+        >>> view = np.zeros((8, 8, 3), np.uint8)
+        >>> comparison_row([view], view, view, np.ones((1, 3, 8, 8)), num_slots=2).shape
+        (8, 48, 3)
+        ```
+    """
+    as_uint8 = lambda image: image if image.dtype == np.uint8 else (np.clip(image, 0, 1) * 255).round().astype(np.uint8)
+    blank = np.full_like(as_uint8(sample), 255)
+    inputs = [as_uint8(v) for v in input_views] + [blank] * (num_slots - len(input_views))
+    heatmaps = list(weights_to_heatmap(weights)) if weights is not None else []
+    heatmaps += [blank] * (num_slots - len(heatmaps))
+    truth = [as_uint8(ground_truth)] if ground_truth is not None else []
+    return np.concatenate(inputs + [as_uint8(sample)] + truth + heatmaps, axis=1)

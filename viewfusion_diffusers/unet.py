@@ -1,6 +1,5 @@
 """`ViewFusionUNet2DModel`: diffusers' `UNet2DModel` with a target-azimuth embedding and a split output."""
 
-import math
 from dataclasses import dataclass
 
 import torch

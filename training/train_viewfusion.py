@@ -1,0 +1,340 @@
+#!/usr/bin/env python
+"""Train a ViewFusion pipeline with accelerate, on one CPU, one GPU, or many GPUs and nodes.
+
+    accelerate launch training/train_viewfusion.py --data_dir data/pybullet-64 --output_dir outputs/viewfusion
+
+Each step draws, for every sample, a target view, its azimuth and 1..max_views input views; all (sample,
+view) pairs go through the U-Net in one forward; the loss is the MSE between the true noise (or v) and the
+FUSED prediction. Randomness (data order, views, noise, timesteps) is a pure function of the seed and the
+step, so a run resumed from a checkpoint continues exactly as the uninterrupted run would have.
+"""
+
+import argparse
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from accelerate import Accelerator
+from accelerate.logging import get_logger
+from accelerate.utils import ProjectConfiguration
+from diffusers import DDIMScheduler
+from diffusers.optimization import get_scheduler
+from diffusers.training_utils import EMAModel
+from huggingface_hub import create_repo, upload_folder
+from PIL import Image
+from tqdm.auto import tqdm
+
+from viewfusion_diffusers import UNET_PRESETS, ViewFusionPipeline, ViewFusionUNet2DModel, default_scheduler
+from viewfusion_diffusers.data import NMRDataset, ViewFusionTrainDataset, collate_views, make_eval_samples
+from viewfusion_diffusers.hub_utils import make_model_card, save_pipeline_atomically
+from viewfusion_diffusers.images import comparison_row
+from viewfusion_diffusers.training_utils import cpu_distributed, fused_loss, sample_generators
+
+logger = get_logger(__name__, log_level="INFO")
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description="Train a ViewFusion pipeline.")
+    parser.add_argument("--data_dir", type=str, required=True, help="A dataset in the NMR layout (real NMR or rendered).")
+    parser.add_argument("--categories", type=str, nargs="*", default=None, help="Only these category folders.")
+    parser.add_argument("--resolution", type=int, default=64, help="Image size the model works at; views are resized to it.")
+    parser.add_argument(
+        "--model_config", type=str, default="small",
+        help=f"A U-Net preset ({', '.join(UNET_PRESETS)}) or the path of a ViewFusionUNet2DModel config.json.",
+    )
+    parser.add_argument(
+        "--pretrained_model_name_or_path", type=str, default=None,
+        help="Start from this trained pipeline (folder or Hub repo id) instead of random weights; overrides --model_config.",
+    )
+    parser.add_argument("--prediction_type", type=str, default="epsilon", choices=["epsilon", "v_prediction"],
+                        help="What the U-Net predicts: the paper's epsilon, or v (trains faster on small compute).")
+    parser.add_argument("--max_views", type=int, default=6, help="Input views per sample are drawn from 1..max_views.")
+    parser.add_argument("--train_batch_size", type=int, default=8, help="Samples (targets) per device per step.")
+    parser.add_argument("--gradient_accumulation_steps", type=int, default=1, help="Micro-batches per optimizer step.")
+    parser.add_argument("--learning_rate", type=float, default=1e-4, help="Peak learning rate (the paper: 1e-4).")
+    parser.add_argument("--lr_scheduler", type=str, default="constant_with_warmup",
+                        help='One of diffusers\' schedules: "constant_with_warmup", "cosine", "linear", ...')
+    parser.add_argument("--lr_warmup_steps", type=int, default=2500, help="Warm-up steps (the paper: 2,500).")
+    parser.add_argument("--adam_weight_decay", type=float, default=0.0, help="AdamW weight decay.")
+    parser.add_argument("--max_grad_norm", type=float, default=1.0, help="Gradient clipping norm.")
+    parser.add_argument("--max_train_steps", type=int, default=10000, help="Optimizer steps to train for.")
+    parser.add_argument("--mixed_precision", type=str, default=None, choices=["no", "fp16", "bf16"],
+                        help="Overrides the accelerate config's mixed precision.")
+    parser.add_argument("--use_ema", action="store_true", help="Keep an exponential moving average of the weights.")
+    parser.add_argument("--ema_max_decay", type=float, default=0.9999, help="The EMA's highest decay.")
+    parser.add_argument("--checkpointing_steps", type=int, default=500, help="Save a resumable checkpoint every N steps.")
+    parser.add_argument("--checkpoints_total_limit", type=int, default=None, help="Keep at most this many checkpoints.")
+    parser.add_argument("--resume_from_checkpoint", type=str, default=None,
+                        help='A checkpoint folder, or "latest" for the newest one in --output_dir.')
+    parser.add_argument("--validation_steps", type=int, default=500, help="Write a sample grid every N steps (0: never).")
+    parser.add_argument("--validation_inference_steps", type=int, default=25, help="DDIM steps for validation samples.")
+    parser.add_argument("--num_validation_objects", type=int, default=4, help="Objects in the validation grid.")
+    parser.add_argument("--dataloader_num_workers", type=int, default=0, help="DataLoader worker processes.")
+    parser.add_argument("--output_dir", type=str, default="viewfusion-model", help="Where the pipeline and checkpoints go.")
+    parser.add_argument("--logging_dir", type=str, default="logs", help="Tracker logs, relative to --output_dir.")
+    parser.add_argument("--report_to", type=str, default="tensorboard", help='"tensorboard", "wandb", "all" or "none".')
+    parser.add_argument("--push_to_hub", action="store_true", help="Upload the final pipeline folder to the Hub.")
+    parser.add_argument("--hub_model_id", type=str, default=None, help="The Hub repo to push to.")
+    parser.add_argument("--hub_token", type=str, default=None, help="Hub token (default: the logged-in one).")
+    parser.add_argument("--seed", type=int, default=0, help="Seed for the model init, the data and the noise.")
+    args = parser.parse_args(argv)
+    if args.push_to_hub and not args.hub_model_id:
+        parser.error("--push_to_hub needs --hub_model_id.")
+    return args
+
+
+class EpochPermutationSampler(torch.utils.data.Sampler):
+    """Shuffles the dataset with a permutation that depends only on (seed, epoch), so resuming restores it."""
+
+    def __init__(self, length: int, seed: int):
+        self.length, self.seed, self.epoch = length, seed, 0
+
+    def set_epoch(self, epoch: int):
+        self.epoch = epoch
+
+    def __iter__(self):
+        return iter(np.random.default_rng([self.seed, self.epoch]).permutation(self.length).tolist())
+
+    def __len__(self):
+        return self.length
+
+
+def build_unet(args) -> ViewFusionUNet2DModel:
+    if args.pretrained_model_name_or_path:
+        return ViewFusionPipeline.from_pretrained(args.pretrained_model_name_or_path).unet
+    torch.manual_seed(args.seed)
+    if args.model_config in UNET_PRESETS:
+        return ViewFusionUNet2DModel.from_preset(args.model_config, sample_size=args.resolution)
+    if not os.path.isfile(args.model_config):
+        raise ValueError(f"--model_config {args.model_config!r} is neither a preset ({list(UNET_PRESETS)}) nor a file.")
+    config = ViewFusionUNet2DModel.load_config(args.model_config)
+    return ViewFusionUNet2DModel.from_config({**config, "sample_size": args.resolution})
+
+
+@torch.no_grad()
+def log_validation(unet, noise_scheduler, eval_dataset, eval_samples, args, accelerator, global_step):
+    """Sample each validation object and write a grid: inputs | sample | ground truth | weight maps."""
+    scheduler = DDIMScheduler.from_config(noise_scheduler.config)
+    pipeline = ViewFusionPipeline(unet=accelerator.unwrap_model(unet), scheduler=scheduler)
+    pipeline.set_progress_bar_config(disable=True)
+    rows = []
+    for i, sample in enumerate(eval_samples):
+        views = eval_dataset.load_views(sample.object_index)
+        if views.shape[-1] != args.resolution:
+            views = F.interpolate(views.float(), size=args.resolution, mode="bilinear", antialias=True).round().byte()
+        inputs = [views[k] for k in sample.input_indices]
+        out = pipeline(
+            inputs, 15.0 * sample.target_index, num_inference_steps=args.validation_inference_steps,
+            generator=torch.Generator().manual_seed(i), output_type="np",
+        )
+        as_hwc = lambda view: view.permute(1, 2, 0).numpy()
+        rows.append(comparison_row([as_hwc(v) for v in inputs], out.images[0], as_hwc(views[sample.target_index]),
+                                   out.view_weights[0], num_slots=args.max_views))
+    grid = np.concatenate(rows, axis=0)
+    os.makedirs(os.path.join(args.output_dir, "validation"), exist_ok=True)
+    Image.fromarray(grid).save(os.path.join(args.output_dir, "validation", f"step-{global_step:07d}.png"))
+    for tracker in accelerator.trackers:
+        if tracker.name == "tensorboard":
+            tracker.writer.add_image("validation", grid, global_step, dataformats="HWC")
+
+
+def save_final_pipeline(unet, noise_scheduler, ema_unet, args, folder, global_step, train_dataset_size):
+    """The pipeline in the Hub format, with EMA weights when EMA is on, and a model card of the run."""
+    if ema_unet is not None:
+        unet = ViewFusionUNet2DModel.from_config(unet.config)
+        ema_unet.copy_to(unet.parameters())
+    pipeline = ViewFusionPipeline(unet=unet, scheduler=noise_scheduler)
+    config = {k: v for k, v in vars(args).items() if k != "hub_token"}
+    body = (
+        "## Training\n\n"
+        f"Trained with `training/train_viewfusion.py` for {global_step} steps on {train_dataset_size} objects "
+        f"from `{args.data_dir}`.\n\n```json\n{json.dumps(config, indent=2)}\n```\n"
+    )
+    card = make_model_card("ViewFusion pipeline", body, repo_id=args.hub_model_id or "path/to/this/folder")
+    save_pipeline_atomically(pipeline, folder, card)
+
+
+def main(args):
+    accelerator = Accelerator(
+        cpu=cpu_distributed(),
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        mixed_precision=args.mixed_precision,
+        log_with=None if args.report_to == "none" else args.report_to,
+        project_config=ProjectConfiguration(project_dir=args.output_dir, logging_dir=os.path.join(args.output_dir, args.logging_dir)),
+    )
+    logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", level=logging.INFO)
+    logger.info(accelerator.state, main_process_only=False)
+
+    if accelerator.is_main_process:
+        os.makedirs(args.output_dir, exist_ok=True)
+        if args.push_to_hub:
+            repo_id = create_repo(args.hub_model_id, exist_ok=True, token=args.hub_token).repo_id
+
+    # 1. model, noise schedule, EMA
+    unet = build_unet(args)
+    noise_scheduler = default_scheduler(args.prediction_type)
+    ema_unet = None
+    if args.use_ema:
+        ema_unet = EMAModel(unet.parameters(), decay=args.ema_max_decay, use_ema_warmup=True,
+                            model_cls=ViewFusionUNet2DModel, model_config=unet.config)
+
+    # EMA weights travel inside each checkpoint in the diffusers format (safetensors), not as a pickle.
+    def save_model_hook(models, weights, output_dir):
+        if accelerator.is_main_process and ema_unet is not None:
+            ema_unet.save_pretrained(os.path.join(output_dir, "unet_ema"))
+
+    def load_model_hook(models, input_dir):
+        if ema_unet is not None:
+            loaded = EMAModel.from_pretrained(os.path.join(input_dir, "unet_ema"), ViewFusionUNet2DModel)
+            ema_unet.load_state_dict(loaded.state_dict())
+            del loaded
+
+    accelerator.register_save_state_pre_hook(save_model_hook)
+    accelerator.register_load_state_pre_hook(load_model_hook)
+
+    # 2. data
+    train_objects = NMRDataset(args.data_dir, split="train", categories=args.categories)
+    train_dataset = ViewFusionTrainDataset(train_objects, max_views=args.max_views, seed=args.seed)
+    sampler = EpochPermutationSampler(len(train_dataset), args.seed)
+    train_dataloader = torch.utils.data.DataLoader(
+        train_dataset, batch_size=args.train_batch_size, sampler=sampler, collate_fn=collate_views,
+        num_workers=args.dataloader_num_workers, drop_last=True,
+    )
+    if len(train_dataloader) == 0:
+        raise ValueError(
+            f"{len(train_dataset)} training objects make no full batch of {args.train_batch_size}; lower --train_batch_size."
+        )
+    try:
+        eval_objects = NMRDataset(args.data_dir, split="val", categories=args.categories)
+    except ValueError:
+        eval_objects = train_objects
+    eval_samples = make_eval_samples(eval_objects, num_views=(min(3, args.max_views),), seed=args.seed)
+    eval_samples = eval_samples[: args.num_validation_objects]
+
+    # 3. optimizer and schedule (the paper: Adam, warm-up to 1e-4 over 2,500 steps)
+    optimizer = torch.optim.AdamW(unet.parameters(), lr=args.learning_rate, weight_decay=args.adam_weight_decay)
+    lr_scheduler = get_scheduler(
+        args.lr_scheduler, optimizer=optimizer,
+        # The prepared schedule advances once per process on every optimizer step.
+        num_warmup_steps=args.lr_warmup_steps * accelerator.num_processes,
+        num_training_steps=args.max_train_steps * accelerator.num_processes,
+    )
+    unet, optimizer, train_dataloader, lr_scheduler = accelerator.prepare(unet, optimizer, train_dataloader, lr_scheduler)
+    if ema_unet is not None:
+        ema_unet.to(accelerator.device)
+    if accelerator.is_main_process:
+        accelerator.init_trackers("viewfusion", config={k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool))})
+
+    num_update_steps_per_epoch = len(train_dataloader) // args.gradient_accumulation_steps
+    if num_update_steps_per_epoch == 0:
+        raise ValueError("--gradient_accumulation_steps is larger than the number of batches in an epoch.")
+    total_batch_size = args.train_batch_size * accelerator.num_processes * args.gradient_accumulation_steps
+    logger.info(
+        f"{len(train_dataset)} objects, {args.max_train_steps} steps, {total_batch_size} samples per step "
+        f"({args.train_batch_size} per device x {accelerator.num_processes} processes x {args.gradient_accumulation_steps} accumulation)"
+    )
+
+    # 4. resume
+    global_step = 0
+    if args.resume_from_checkpoint:
+        path = args.resume_from_checkpoint
+        if path == "latest":
+            checkpoints = sorted(Path(args.output_dir).glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+            path = str(checkpoints[-1]) if checkpoints else None
+        if path is None:
+            logger.info("No checkpoint found in --output_dir; starting a new run.")
+        elif not os.path.isdir(path):
+            raise ValueError(f"--resume_from_checkpoint {path!r} is not a folder; give a checkpoint-N folder or 'latest'.")
+        else:
+            accelerator.load_state(path)
+            global_step = int(Path(path).name.split("-")[1])
+            logger.info(f"Resumed from {path} at step {global_step}.")
+
+    # 5. train
+    progress_bar = tqdm(range(args.max_train_steps), initial=global_step, desc="Steps", disable=not accelerator.is_local_main_process)
+    unet.train()
+    while global_step < args.max_train_steps:
+        epoch, step_in_epoch = divmod(global_step, num_update_steps_per_epoch)
+        train_dataset.set_epoch(epoch)
+        dataloader = train_dataloader
+        if step_in_epoch:
+            dataloader = accelerator.skip_first_batches(train_dataloader, step_in_epoch * args.gradient_accumulation_steps)
+        # Accelerate's loaders pass their own epoch counter to the sampler when iterated: set it explicitly.
+        dataloader.set_epoch(epoch)
+        for batch in dataloader:
+            with accelerator.accumulate(unet):
+                generators = sample_generators(args.seed, epoch, batch["indices"])
+                loss = fused_loss(unet, noise_scheduler, batch, generators, args.resolution)
+                accelerator.backward(loss)
+                if accelerator.sync_gradients:
+                    accelerator.clip_grad_norm_(unet.parameters(), args.max_grad_norm)
+                optimizer.step()
+                lr_scheduler.step()
+                optimizer.zero_grad()
+            if not accelerator.sync_gradients:
+                continue
+
+            global_step += 1
+            if ema_unet is not None:
+                ema_unet.step(unet.parameters())
+            logs = {"loss": accelerator.gather(loss.detach()[None]).mean().item(), "lr": lr_scheduler.get_last_lr()[0]}
+            if ema_unet is not None:
+                logs["ema_decay"] = ema_unet.cur_decay_value
+            progress_bar.update(1)
+            progress_bar.set_postfix(loss=f"{logs['loss']:.4f}", lr=f"{logs['lr']:.2e}")
+            accelerator.log(logs, step=global_step)
+
+            if global_step % args.checkpointing_steps == 0 or global_step == args.max_train_steps:
+                save_checkpoint(accelerator, unet, noise_scheduler, ema_unet, args, global_step, len(train_dataset))
+            if accelerator.is_main_process and args.validation_steps and global_step % args.validation_steps == 0:
+                model = accelerator.unwrap_model(unet)
+                if ema_unet is not None:
+                    ema_unet.store(model.parameters())
+                    ema_unet.copy_to(model.parameters())
+                model.eval()
+                log_validation(model, noise_scheduler, eval_objects, eval_samples, args, accelerator, global_step)
+                model.train()
+                if ema_unet is not None:
+                    ema_unet.restore(model.parameters())
+            if global_step >= args.max_train_steps:
+                break
+
+    # 6. the final pipeline, in the Hub format
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        save_final_pipeline(accelerator.unwrap_model(unet), noise_scheduler, ema_unet, args, args.output_dir,
+                            global_step, len(train_dataset))
+        if args.push_to_hub:
+            upload_folder(repo_id=repo_id, folder_path=args.output_dir, token=args.hub_token,
+                          commit_message=f"ViewFusion pipeline after {global_step} steps",
+                          ignore_patterns=["checkpoint-*", f"{args.logging_dir}/*", "validation/*", ".*"])
+    accelerator.end_training()
+
+
+def save_checkpoint(accelerator, unet, noise_scheduler, ema_unet, args, global_step, train_dataset_size):
+    """A resumable `checkpoint-N` (accelerate state) holding a loadable pipeline in `checkpoint-N/pipeline`."""
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process and args.checkpoints_total_limit is not None:
+        checkpoints = sorted(Path(args.output_dir).glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+        for old in checkpoints[: max(0, len(checkpoints) - args.checkpoints_total_limit + 1)]:
+            shutil.rmtree(old)
+    # Written under a temporary name and renamed when complete: `--resume_from_checkpoint latest` never
+    # picks up a checkpoint that a killed run left half-written.
+    path = os.path.join(args.output_dir, f"checkpoint-{global_step}")
+    staging = os.path.join(args.output_dir, f".tmp-checkpoint-{global_step}")
+    accelerator.save_state(staging)
+    if accelerator.is_main_process:
+        save_final_pipeline(accelerator.unwrap_model(unet), noise_scheduler, ema_unet, args,
+                            os.path.join(staging, "pipeline"), global_step, train_dataset_size)
+        shutil.rmtree(path, ignore_errors=True)
+        os.rename(staging, path)
+    accelerator.wait_for_everyone()
+
+
+if __name__ == "__main__":
+    main(parse_args())

@@ -1,0 +1,82 @@
+"""Writing a pipeline folder in the Hub format (weights, configs, model card) without half-written states."""
+
+import os
+import shutil
+import tempfile
+
+from huggingface_hub import ModelCard, ModelCardData
+
+MODEL_CARD_TEMPLATE = """\
+---
+{{ card_data }}
+---
+
+# {{ title }}
+
+A [ViewFusion](https://arxiv.org/abs/2402.02906) pipeline for novel view synthesis, in the diffusers
+format. Load it with [viewfusion-diffusers](https://github.com/viewfusion-diffusers/viewfusion-diffusers):
+
+```python
+import torch
+from viewfusion_diffusers import ViewFusionPipeline
+
+pipe = ViewFusionPipeline.from_pretrained("{{ repo_id }}")
+out = pipe(input_views=[view_a, view_b], target_azimuth=90.0, generator=torch.Generator().manual_seed(0))
+out.images[0].save("novel.png")
+```
+
+{{ body }}
+"""
+
+
+def make_model_card(title: str, body: str, repo_id: str = "path/to/this/folder", datasets: list[str] | None = None) -> ModelCard:
+    """A model card with the Hub's metadata header (license, library, tags, pipeline tag) and `body` as text.
+
+    Example:
+        ```py
+        >>> card = make_model_card("ViewFusion on pybullet objects", "## Training\\n...")
+        >>> card.data.library_name
+        'diffusers'
+        ```
+    """
+    card_data = ModelCardData(
+        license="mit",
+        library_name="diffusers",
+        pipeline_tag="image-to-image",
+        tags=["viewfusion", "novel-view-synthesis", "diffusers", "multi-view"],
+        datasets=datasets,
+    )
+    return ModelCard.from_template(card_data, template_str=MODEL_CARD_TEMPLATE, title=title, body=body, repo_id=repo_id)
+
+
+def save_pipeline_atomically(pipeline, folder: str | os.PathLike, model_card: ModelCard | None = None) -> None:
+    """`pipeline.save_pretrained(folder)` (and the model card as `README.md`), all or nothing.
+
+    Everything is written to a temporary folder beside `folder` first and moved into place at the end, so an
+    interrupted save never leaves a mix of old and new files. Other files already in `folder` (checkpoints,
+    logs) are kept.
+
+    Example:
+        ```py
+        >>> save_pipeline_atomically(pipe, "outputs/my-pipeline", make_model_card("My pipeline", "..."))
+        ```
+    """
+    folder = os.path.abspath(folder)
+    os.makedirs(folder, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=".saving-", dir=folder)
+    try:
+        pipeline.save_pretrained(staging)
+        if model_card is not None:
+            model_card.save(os.path.join(staging, "README.md"))
+        # Replace entries one by one; each rename is atomic, and the old copy is only removed afterwards.
+        for name in sorted(os.listdir(staging)):
+            target = os.path.join(folder, name)
+            if os.path.isdir(target):
+                old = tempfile.mkdtemp(prefix=".old-", dir=folder)
+                os.rename(target, os.path.join(old, name))
+                os.rename(os.path.join(staging, name), target)
+                shutil.rmtree(old)
+            else:
+                os.replace(os.path.join(staging, name), target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

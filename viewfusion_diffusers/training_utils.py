@@ -1,0 +1,66 @@
+"""The training objective, shared by the training script and the benchmarks."""
+
+import os
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .fusion import fuse_noise
+
+
+def cpu_distributed() -> bool:
+    """True when launched as several processes on a machine without a GPU (e.g. with
+    `training/accelerate_cpu_2proc.yaml`): accelerate must then be told `cpu=True` to join them with gloo."""
+    return not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def sample_generators(seed: int, epoch: int, indices) -> list[torch.Generator]:
+    """One generator per sample, seeded by (seed, epoch, dataset index): a sample's noise and timestep do not
+    depend on its batch, process or accumulation step, and nothing but the step count is needed to resume."""
+    generators = []
+    for index in indices:
+        state = np.random.SeedSequence([seed, epoch, int(index)]).generate_state(2, dtype=np.uint32)
+        generators.append(torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1])))
+    return generators
+
+
+def fused_loss(unet, noise_scheduler, batch, generators, resolution):
+    """The paper's loss: MSE between the true noise (or v) and the fused prediction of each sample's views.
+
+    Args:
+        unet: a [`ViewFusionUNet2DModel`] (possibly wrapped for distributed training).
+        noise_scheduler: the training noise schedule; its `prediction_type` picks the objective.
+        batch (`dict`): as made by `collate_views`: `input_views` `(sum N, 3, H, W)`, `num_views` `(B,)`,
+            `target` `(B, 3, H, W)`, `target_azimuth` `(B,)` in degrees.
+        generators (`list[torch.Generator]`): one per sample, for its noise and timestep.
+        resolution (`int`): the model's image size; views of another size are resized.
+
+    Example:
+        ```py
+        >>> loss = fused_loss(unet, default_scheduler(), batch, sample_generators(0, 0, batch["indices"]), 64)
+        >>> loss.backward()
+        ```
+    """
+    views, target = batch["input_views"], batch["target"]
+    if target.shape[-1] != resolution:
+        views = F.interpolate(views, size=resolution, mode="bilinear", antialias=True)
+        target = F.interpolate(target, size=resolution, mode="bilinear", antialias=True)
+    num_views = batch["num_views"]
+    num_train_timesteps = noise_scheduler.config.num_train_timesteps
+    noise = torch.stack([torch.randn(target.shape[1:], generator=g) for g in generators]).to(target.device)
+    timesteps = torch.cat([torch.randint(0, num_train_timesteps, (1,), generator=g) for g in generators])
+    timesteps = timesteps.to(target.device)
+    noisy_target = noise_scheduler.add_noise(target, noise, timesteps)
+
+    # Every (sample, view) pair in one forward: no padding ever goes through the U-Net.
+    view_owner = torch.repeat_interleave(torch.arange(target.shape[0], device=target.device), num_views)
+    pairs = torch.cat([views, noisy_target[view_owner]], dim=1)
+    noise_pred, weight_logits = unet(pairs, timesteps[view_owner], batch["target_azimuth"][view_owner], return_dict=False)
+    fused, _ = fuse_noise(noise_pred, weight_logits, num_views)
+
+    if noise_scheduler.config.prediction_type == "epsilon":
+        objective = noise
+    else:
+        objective = noise_scheduler.get_velocity(target, noise, timesteps)
+    return F.mse_loss(fused.float(), objective.float())
