@@ -79,3 +79,23 @@ def test_bad_inputs_give_clear_errors(tiny_pipeline_32_dir, rendered_dataset, tm
     assert "holdout" in capsys.readouterr().err
     assert main(eval_args(tiny_pipeline_32_dir, rendered_dataset, tmp_path, "--num_views", "30")) == 2
     assert "30" in capsys.readouterr().err
+
+
+def test_sampler_study_compares_full_ddpm_with_fast_samplers(rendered_dataset, tmp_path):
+    # A pipeline trained on a 50-step schedule keeps the full-DDPM reference cheap enough for a test.
+    from viewfusion_diffusers import ViewFusionPipeline, ViewFusionUNet2DModel, default_scheduler
+    from conftest import TINY_UNET_32
+
+    torch.manual_seed(0)
+    scheduler = default_scheduler()
+    scheduler.register_to_config(num_train_timesteps=50)
+    folder = tmp_path / "pipeline"
+    ViewFusionPipeline(ViewFusionUNet2DModel(**TINY_UNET_32), type(scheduler).from_config(scheduler.config)).save_pretrained(folder)
+    args = eval_args(folder, rendered_dataset, tmp_path / "out", "--sampler_study", "--sampler_study_samples", "2",
+                     "--sampler_study_steps", "2", "5", "--num_views", "2")
+    assert main(args) == 0
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    settings = [(row["scheduler"], row["steps"]) for row in results["sampler_study"]]
+    assert settings == [("ddpm", 50), ("ddim", 2), ("ddim", 5), ("dpmsolver", 2), ("dpmsolver", 5)]
+    assert all(row["seconds_per_sample"] > 0 and len(row["lpips"]) == 2 for row in results["sampler_study"])
+    assert "## Sampler study" in (tmp_path / "out" / "results.md").read_text()
