@@ -46,7 +46,7 @@ def main():
         rows[f"loader_samples_per_second_{workers}_workers"] = round(
             loader_throughput(dataset, workers, args.batch_size, args.num_batches), 1
         )
-    print(f"| measure | value |\n|---|---|")
+    print("| measure | value |\n|---|---|")
     for name, value in rows.items():
         print(f"| {name.replace('_', ' ')} | {value} |")
     if args.output:

@@ -78,12 +78,16 @@ def main():
     device = torch.device(args.device)
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[args.dtype]
     rows = [benchmark(preset, args, device, dtype) for preset in args.presets]
-    hardware = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.processor() or 'CPU'}, {torch.get_num_threads()} threads"
+    if device.type == "cuda":
+        hardware = torch.cuda.get_device_name(device)
+    else:
+        hardware = f"{platform.processor() or 'CPU'}, {torch.get_num_threads()} threads"
     print(f"Training step, {args.resolution}x{args.resolution}, N ~ U(1..{args.max_views}), {args.dtype}, {hardware}")
     print("| preset | params (M) | batch | s / step | samples / s | view pairs / s |")
     print("|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['preset']} | {r['parameters_m']} | {r['batch_size']} | {r['seconds_per_step']} | {r['samples_per_second']} | {r['view_pairs_per_second']} |")
+        columns = ("preset", "parameters_m", "batch_size", "seconds_per_step", "samples_per_second", "view_pairs_per_second")
+        print("| " + " | ".join(str(r[c]) for c in columns) + " |")
     if args.output:
         with open(args.output, "w") as f:
             json.dump({"hardware": hardware, "torch": torch.__version__, "args": vars(args), "rows": rows}, f, indent=1)

@@ -1,6 +1,5 @@
 import shutil
 
-import numpy as np
 import PIL.Image
 import pytest
 import torch

@@ -5,7 +5,6 @@ import sys
 
 import numpy as np
 import PIL.Image
-import pytest
 import yaml
 
 from viewfusion_diffusers.data.render import render_dataset, render_urdf, list_sources
@@ -28,7 +27,8 @@ def test_layout_lists_and_metadata(rendered_dataset):
         with PIL.Image.open(images[0]) as image:
             assert image.size == (32, 32) and image.mode == "RGB"
         cameras = np.load(root / "random_urdfs" / object_id / "cameras.npz")
-        assert {f"{kind}_{k}" for kind in ("world_mat", "camera_mat", "world_mat_inv", "camera_mat_inv") for k in range(24)} == set(cameras.files)
+        kinds = ("world_mat", "camera_mat", "world_mat_inv", "camera_mat_inv")
+    assert {f"{kind}_{k}" for kind in kinds for k in range(24)} == set(cameras.files)
 
 
 def test_cameras_project_the_centre_to_the_image_centre_and_the_box_inside():

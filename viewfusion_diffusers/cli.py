@@ -15,6 +15,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .images import comparison_row
+from .orbit import sample_orbit, save_gif
 from .pipeline import SCHEDULERS, ViewFusionPipeline, scheduler_from_name
 
 # The pipeline shipped in this repository's `pipelines/` folder; a Hub repo id when it is not on disk.
@@ -36,7 +37,7 @@ def load_view_files(paths: list[str]) -> list[PIL.Image.Image]:
                 image.load()
                 views.append(image.copy())
         except (PIL.UnidentifiedImageError, OSError) as error:
-            raise CommandError(f"cannot read {path!r} as an image ({error})")
+            raise CommandError(f"cannot read {path!r} as an image ({error})") from error
     return views
 
 
@@ -83,22 +84,12 @@ def orbit(args) -> None:
     views = load_view_files(args.views)
     pipeline = load_pipeline(args)
     pipeline.set_progress_bar_config(disable=True)
-    generated, frames = [], []
-    azimuths = [args.start_azimuth + args.step_degrees * k for k in range(round(360 / args.step_degrees))]
-    for k, azimuth in enumerate(tqdm(azimuths, desc="Orbit")):
-        # The given views always stay; the newest generated views fill the rest of the --max-views budget.
-        budget = max(0, args.max_views - len(views))
-        context = views + (generated[-budget:] if budget else [])
-        out = pipeline(context, azimuth, num_inference_steps=args.steps,
-                       generator=torch.Generator().manual_seed(args.seed + k), output_type="pil")
-        generated.append(out.images[0])
-        frames.append(out.images[0].resize((args.frame_size, args.frame_size), PIL.Image.NEAREST))
-    path = Path(args.output)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".tmp-{path.name}")
-    frames[0].save(temporary, format="GIF", save_all=True, append_images=frames[1:], duration=args.frame_ms, loop=0)
-    os.replace(temporary, path)
-    print(f"Wrote {path} ({len(frames)} frames)")
+    num_frames = round(360 / args.step_degrees)
+    with tqdm(total=num_frames, desc="Orbit") as bar:
+        generated = sample_orbit(pipeline, views, num_frames, args.start_azimuth, args.steps, args.max_views, args.seed,
+                                 on_frame=lambda k: bar.update(1))
+    save_gif(generated, args.output, args.frame_ms, size=args.frame_size)
+    print(f"Wrote {args.output} ({len(generated)} frames)")
 
 
 def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:

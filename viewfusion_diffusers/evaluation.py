@@ -84,8 +84,27 @@ def pipeline_fingerprint(pipeline: ViewFusionPipeline) -> str:
 
 def nearest_input_view(input_indices, target_index: int, num_azimuths: int = 24) -> int:
     """The input view index whose azimuth is circularly closest to the target's (ties: the earlier input)."""
-    distance = lambda k: min((k - target_index) % num_azimuths, (target_index - k) % num_azimuths)
-    return min(input_indices, key=distance)
+    return min(input_indices, key=lambda k: circular_view_distance(k, target_index, num_azimuths))
+
+
+def circular_view_distance(a: int, b: int, num_azimuths: int = 24) -> int:
+    """How many 15-degree steps apart two azimuth indices are, the short way round (0 .. 12)."""
+    return min((a - b) % num_azimuths, (b - a) % num_azimuths)
+
+
+def closest_view_errors(images: torch.Tensor, object_views: list[torch.Tensor], target_indices, lpips: LPIPS) -> list[int]:
+    """For each image, the azimuth error in degrees of the object's ground-truth view it looks most like (LPIPS).
+
+    A model that ignores the requested azimuth still scores well on PSNR when objects look alike from all sides;
+    this tells whether it drew the object from the right side.
+    """
+    errors = []
+    with torch.no_grad():
+        for image, views, target_index in zip(images, object_views, target_indices):
+            views = views.to(image.device)
+            distances = lpips(image[None].expand(len(views), -1, -1, -1), views)
+            errors.append(15 * circular_view_distance(int(distances.argmin()), target_index, len(views)))
+    return errors
 
 
 def score(prediction: torch.Tensor, target: torch.Tensor, lpips: LPIPS) -> dict[str, np.ndarray]:
@@ -104,10 +123,11 @@ def evaluate_batch(pipeline, dataset, samples, seeds, args, lpips, device, weigh
     `seeds` holds one sampling seed per sample, so a sample's result does not depend on its batch.
     """
     resolution = None
-    inputs, targets, azimuths = [], [], []
+    object_views, inputs, targets, azimuths = [], [], [], []
     for sample in samples:
         views = dataset.load_views(sample.object_index).float() / 255.0
         resolution = views.shape[-1]
+        object_views.append(views)
         inputs.append(views[list(sample.input_indices)])
         targets.append(views[sample.target_index])
         azimuths.append(15.0 * sample.target_index)
@@ -135,12 +155,14 @@ def evaluate_batch(pipeline, dataset, samples, seeds, args, lpips, device, weigh
     records = []
     for method, images in predictions.items():
         metrics = score(images, targets, lpips)
+        errors = closest_view_errors(images, object_views, [s.target_index for s in samples], lpips)
         for i, sample in enumerate(samples):
             records.append({
                 "method": method, "num_views": sample.num_views, "category": sample.category,
                 "object_id": sample.object_id, "target_index": sample.target_index,
                 "input_indices": list(sample.input_indices), "seconds": seconds[method],
                 **{name: float(values[i]) for name, values in metrics.items()},
+                "closest_view_error": errors[i], "pose_within_15": float(errors[i] <= 15),
             })
     as_hwc = lambda image: image.permute(1, 2, 0).cpu().numpy()
     grid_rows = [
@@ -170,19 +192,25 @@ def format_cell(values) -> str:
 
 
 def results_table(records, group_keys=("method", "num_views")) -> str:
-    """A markdown table: one row per group, PSNR / SSIM / LPIPS as mean ± 95% CI."""
+    """A markdown table: one row per group, PSNR / SSIM / LPIPS as mean ± 95% CI, and how often the ground-truth
+    view closest to the output (LPIPS) is within 15 degrees of the requested azimuth."""
     groups = defaultdict(list)
     for record in records:
         groups[tuple(record[k] for k in group_keys)].append(record)
     order = {m: i for i, m in enumerate(METHODS)}
     keys = sorted(groups, key=lambda k: tuple(order.get(v, v) if isinstance(v, str) else v for v in k))
     lines = [
-        "| " + " | ".join(group_keys) + " | n | PSNR ↑ | SSIM ↑ | LPIPS ↓ |",
-        "|" + "---|" * (len(group_keys) + 4),
+        "| " + " | ".join(group_keys) + " | n | PSNR ↑ | SSIM ↑ | LPIPS ↓ | pose ±15° ↑ |",
+        "|" + "---|" * (len(group_keys) + 5),
     ]
     for key in keys:
         rows = groups[key]
         cells = [format_cell([r[m] for r in rows]) for m in ("psnr", "ssim", "lpips")]
+        if all("pose_within_15" in r for r in rows):
+            mean, half_width, _ = mean_and_ci([r["pose_within_15"] for r in rows])
+            cells.append(f"{100 * mean:.0f}% ± {100 * half_width:.0f}")
+        else:
+            cells.append("")
         lines.append("| " + " | ".join(map(str, key)) + f" | {len(rows)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -94,7 +94,7 @@ def preprocess_views(views, resolution: int, name: str = "input_views") -> torch
                 f"{name}[{i}] is {width}x{height}; views must be square. Crop or pad it to a square first."
             )
         if height != resolution:
-            warnings.warn(f"{name}[{i}] is {width}x{height}; resizing it to the model's {resolution}x{resolution}.")
+            warnings.warn(f"{name}[{i}] is {width}x{height}; resizing it to the model's {resolution}x{resolution}.", stacklevel=3)
             tensor = F.interpolate(tensor[None], size=(resolution, resolution), mode="bicubic", antialias=True)[0]
             tensor = tensor.clamp(0, 1)
         processed.append(tensor)

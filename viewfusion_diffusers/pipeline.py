@@ -166,7 +166,7 @@ class ViewFusionPipeline(DiffusionPipeline):
         try:
             azimuths = np.asarray(target_azimuth, dtype=np.float64).reshape(-1).tolist()
         except (TypeError, ValueError):
-            raise TypeError(f"`target_azimuth` must be a number of degrees or a list of them, got {target_azimuth!r}.")
+            raise TypeError(f"`target_azimuth` must be a number of degrees or a list of them, got {target_azimuth!r}.") from None
         if len(azimuths) == 1:
             azimuths = azimuths * len(views)
         if len(azimuths) != len(views):

@@ -10,7 +10,6 @@ object with fewer than 24 views, a missing or empty split list, an unknown categ
 silently. Objects are checked when they are read, so a dataset of thousands of objects opens instantly.
 """
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
