@@ -113,3 +113,47 @@ def test_gradient_accumulation_equals_a_larger_batch(rendered_dataset, tiny_unet
     run(launch(1, rendered_dataset, tmp_path / "small", tiny_unet_config_file, *common))
     small = unet_weights(tmp_path / "small")
     assert max((small[name] - big_weights[name]).abs().max().item() for name in big_weights) > 1e-4
+
+
+def test_fine_tuning_starts_from_the_pretrained_weights(rendered_dataset, tiny_pipeline_32_dir, tmp_path):
+    """The first logged loss is the loaded pipeline's loss on the first batch, not a random model's."""
+    sys.path.insert(0, str(Path(SCRIPT).parent))
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from train_viewfusion import EpochPermutationSampler
+
+    from viewfusion_diffusers.data import NMRDataset, ViewFusionTrainDataset, collate_views
+    from viewfusion_diffusers.training_utils import fused_loss, sample_generators
+
+    command = launch(1, rendered_dataset, tmp_path / "tuned", "unused", "--pretrained_model_name_or_path",
+                     str(tiny_pipeline_32_dir), "--max_train_steps", "2", "--checkpointing_steps", "100",
+                     "--validation_steps", "0", "--seed", "3")
+    run(command)
+    events = EventAccumulator(str(next((tmp_path / "tuned" / "logs").rglob("events.out.tfevents.*")).parent))
+    events.Reload()
+    first_loss = events.Scalars("loss")[0].value
+
+    # The same first batch, drawn with the script's own sampler and seeds.
+    dataset = ViewFusionTrainDataset(NMRDataset(rendered_dataset, split="train"), max_views=3, seed=3)
+    dataset.set_epoch(0)
+    indices = list(EpochPermutationSampler(len(dataset), seed=3))[:2]
+    batch = collate_views([dataset[i] for i in indices])
+    pretrained = ViewFusionPipeline.from_pretrained(tiny_pipeline_32_dir)
+
+    def loss_of(unet):
+        with torch.no_grad():
+            generators = sample_generators(3, 0, batch["indices"])
+            return fused_loss(unet.train(), pretrained.scheduler, batch, generators, 32).item()
+
+    torch.manual_seed(3)
+    random_loss = loss_of(ViewFusionUNet2DModel(**TINY_UNET_32))
+    assert abs(first_loss - loss_of(pretrained.unet)) < 1e-4 * max(1.0, first_loss)
+    assert abs(first_loss - random_loss) > 1e-2 * first_loss
+    tuned = ViewFusionPipeline.from_pretrained(tmp_path / "tuned")
+    assert tuned.scheduler.config.prediction_type == pretrained.scheduler.config.prediction_type
+    changed = any(not torch.equal(a, b) for a, b in zip(tuned.unet.state_dict().values(), pretrained.unet.state_dict().values()))
+    assert changed, "two fine-tuning steps changed nothing"
+
+    # A pipeline that predicts epsilon cannot silently be fine-tuned as if it predicted v.
+    result = subprocess.run(command + ["--prediction_type", "v_prediction"], capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode != 0 and "drop --prediction_type" in result.stderr

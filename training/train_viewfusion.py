@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from accelerate import Accelerator
 from accelerate.logging import get_logger
 from accelerate.utils import ProjectConfiguration
-from diffusers import DDIMScheduler
+from diffusers import DDIMScheduler, DDPMScheduler
 from diffusers.optimization import get_scheduler
 from diffusers.training_utils import EMAModel
 from huggingface_hub import create_repo, upload_folder
@@ -51,8 +51,9 @@ def parse_args(argv=None):
         "--pretrained_model_name_or_path", type=str, default=None,
         help="Start from this trained pipeline (folder or Hub repo id) instead of random weights; overrides --model_config.",
     )
-    parser.add_argument("--prediction_type", type=str, default="epsilon", choices=["epsilon", "v_prediction"],
-                        help="What the U-Net predicts: the paper's epsilon, or v (trains faster on small compute).")
+    parser.add_argument("--prediction_type", type=str, default=None, choices=["epsilon", "v_prediction"],
+                        help="What the U-Net predicts: the paper's epsilon (the default for a new model), or v (trains "
+                        "faster on small compute). A fine-tuned pipeline keeps its own.")
     parser.add_argument("--max_views", type=int, default=6, help="Input views per sample are drawn from 1..max_views.")
     parser.add_argument("--train_batch_size", type=int, default=8, help="Samples (targets) per device per step.")
     parser.add_argument("--gradient_accumulation_steps", type=int, default=1, help="Micro-batches per optimizer step.")
@@ -104,16 +105,28 @@ class EpochPermutationSampler(torch.utils.data.Sampler):
         return self.length
 
 
-def build_unet(args) -> ViewFusionUNet2DModel:
+def build_unet_and_noise_scheduler(args) -> tuple[ViewFusionUNet2DModel, DDPMScheduler]:
+    """A new U-Net (preset or config) with the paper's schedule, or a trained pipeline's U-Net and schedule."""
     if args.pretrained_model_name_or_path:
-        return ViewFusionPipeline.from_pretrained(args.pretrained_model_name_or_path).unet
+        pipeline = ViewFusionPipeline.from_pretrained(args.pretrained_model_name_or_path)
+        unet, noise_scheduler = pipeline.unet.to(torch.float32), DDPMScheduler.from_config(pipeline.scheduler.config)
+        trained_for = noise_scheduler.config.prediction_type
+        if args.prediction_type not in (None, trained_for):
+            raise ValueError(f"{args.pretrained_model_name_or_path} predicts {trained_for}; drop --prediction_type "
+                             f"{args.prediction_type} to fine-tune it (switching what a trained U-Net predicts is not supported).")
+        if unet.config.sample_size != args.resolution:
+            raise ValueError(f"{args.pretrained_model_name_or_path} works at {unet.config.sample_size}x{unet.config.sample_size}; "
+                             f"pass --resolution {unet.config.sample_size}.")
+        return unet, noise_scheduler
     torch.manual_seed(args.seed)
     if args.model_config in UNET_PRESETS:
-        return ViewFusionUNet2DModel.from_preset(args.model_config, sample_size=args.resolution)
-    if not os.path.isfile(args.model_config):
+        unet = ViewFusionUNet2DModel.from_preset(args.model_config, sample_size=args.resolution)
+    elif os.path.isfile(args.model_config):
+        config = ViewFusionUNet2DModel.load_config(args.model_config)
+        unet = ViewFusionUNet2DModel.from_config({**config, "sample_size": args.resolution})
+    else:
         raise ValueError(f"--model_config {args.model_config!r} is neither a preset ({list(UNET_PRESETS)}) nor a file.")
-    config = ViewFusionUNet2DModel.load_config(args.model_config)
-    return ViewFusionUNet2DModel.from_config({**config, "sample_size": args.resolution})
+    return unet, default_scheduler(args.prediction_type or "epsilon")
 
 
 @torch.no_grad()
@@ -176,8 +189,7 @@ def main(args):
             repo_id = create_repo(args.hub_model_id, exist_ok=True, token=args.hub_token).repo_id
 
     # 1. model, noise schedule, EMA
-    unet = build_unet(args)
-    noise_scheduler = default_scheduler(args.prediction_type)
+    unet, noise_scheduler = build_unet_and_noise_scheduler(args)
     ema_unet = None
     if args.use_ema:
         ema_unet = EMAModel(unet.parameters(), decay=args.ema_max_decay, use_ema_warmup=True,
@@ -337,4 +349,7 @@ def save_checkpoint(accelerator, unet, noise_scheduler, ema_unet, args, global_s
 
 
 if __name__ == "__main__":
-    main(parse_args())
+    try:
+        main(parse_args())
+    except ValueError as error:  # bad data or arguments: one line that says what to fix, not a traceback
+        raise SystemExit(f"train_viewfusion.py: error: {error}") from None

@@ -1,4 +1,4 @@
-"""Multi-view data: rendering pybullet's meshes in the NMR layout, reading it, and the paper's sampling rules."""
+"""Multi-view data: rendering meshes (pybullet's or your own) in the NMR layout, reading it, the paper's sampling rules."""
 
 from .dataset import (
     AZIMUTHS_DEGREES,
@@ -10,17 +10,20 @@ from .dataset import (
     make_eval_samples,
     to_hf_dataset,
 )
-from .render import render_dataset, render_urdf
+from .render import MeshError, read_mesh, render_dataset, render_mesh, render_urdf
 
 __all__ = [
     "AZIMUTHS_DEGREES",
     "EvalSample",
     "HFMultiViewDataset",
+    "MeshError",
     "NMRDataset",
     "ViewFusionTrainDataset",
     "collate_views",
     "make_eval_samples",
+    "read_mesh",
     "render_dataset",
+    "render_mesh",
     "render_urdf",
     "to_hf_dataset",
 ]

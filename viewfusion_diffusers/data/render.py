@@ -1,6 +1,7 @@
-"""`viewfusion-render`: render the meshes that ship with pybullet into the NMR dataset layout.
+"""`viewfusion-render`: render the meshes that ship with pybullet, or your own, into the NMR dataset layout.
 
     viewfusion-render --output_dir data/pybullet-64 --source all
+    viewfusion-render --meshes my_meshes/ --output_dir data/my-objects --up y
 
 Output (the layout of NMR, as used by DVR, pixelNeRF and ViewFusion)::
 
@@ -91,8 +92,11 @@ def object_bounds(client, body: int) -> tuple[np.ndarray, np.ndarray]:
     return lower, upper
 
 
-def render_body(client, body: int, resolution: int = 64, supersample: int = 2):
+def render_body(client, body: int, resolution: int = 64, supersample: int = 2, bounds=None):
     """Render the 24 views of a loaded pybullet body.
+
+    `bounds` (`(lower, upper)` in world units) frames the object; by default pybullet's AABBs of the body's links,
+    which a body made of visual shapes only (a mesh file) does not have.
 
     Returns:
         `(images, cameras, center, radius)`: `images` is `(24, resolution, resolution, 3)` uint8, `cameras` the
@@ -107,7 +111,7 @@ def render_body(client, body: int, resolution: int = 64, supersample: int = 2):
     """
     import pybullet as p
 
-    lower, upper = object_bounds(client, body)
+    lower, upper = object_bounds(client, body) if bounds is None else map(np.asarray, bounds)
     center = (lower + upper) / 2
     radius = float(np.linalg.norm(upper - lower) / 2)
     if not np.isfinite(radius) or radius <= 0:
@@ -153,6 +157,164 @@ def render_urdf(urdf_path: str, resolution: int = 64, color=None, supersample: i
         return render_body(client, body, resolution, supersample)
     finally:
         p.disconnect(client)
+
+
+MESH_SUFFIXES = (".obj", ".stl")
+DEFAULT_MESH_COLOR = (0.7, 0.7, 0.7, 1.0)
+DEFAULT_MESH_CATEGORY = "meshes"
+
+
+class MeshError(ValueError):
+    """A mesh file that cannot be rendered: unreadable, empty or degenerate."""
+
+
+def read_obj(path: Path) -> tuple[np.ndarray, np.ndarray, tuple | None]:
+    """Vertices, triangles (polygons fanned) and the diffuse colour of the material most faces use (or None)."""
+    vertices, faces, face_materials, material = [], [], [], None
+    library = {}
+    for line in path.read_text(errors="replace").splitlines():
+        parts = line.split()
+        if not parts:
+            continue
+        if parts[0] == "v":
+            vertices.append([float(x) for x in parts[1:4]])
+        elif parts[0] == "f":
+            # "i", "i/t", "i//n" or "i/t/n"; negative indices count from the end.
+            ids = [int(x.split("/")[0]) for x in parts[1:]]
+            ids = [i - 1 if i > 0 else len(vertices) + i for i in ids]
+            faces += [[ids[0], ids[k], ids[k + 1]] for k in range(1, len(ids) - 1)]
+            face_materials += [material] * (len(ids) - 2)
+        elif parts[0] == "usemtl" and len(parts) > 1:
+            material = parts[1]
+        elif parts[0] == "mtllib" and len(parts) > 1 and (path.parent / parts[1]).is_file():
+            library.update(read_mtl_colors(path.parent / parts[1]))
+    used = [m for m in face_materials if m in library]
+    color = library[max(set(used), key=used.count)] if used else None
+    return np.asarray(vertices, dtype=np.float64).reshape(-1, 3), np.asarray(faces, dtype=np.int64).reshape(-1, 3), color
+
+
+def read_mtl_colors(path: Path) -> dict[str, tuple]:
+    """`material name -> (r, g, b, 1)` from the `Kd` lines of an MTL file."""
+    colors, name = {}, None
+    for line in path.read_text(errors="replace").splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0] == "newmtl":
+            name = parts[1]
+        elif len(parts) >= 4 and parts[0] == "Kd" and name is not None:
+            colors[name] = (*(float(x) for x in parts[1:4]), 1.0)
+    return colors
+
+
+def read_stl(path: Path) -> tuple[np.ndarray, np.ndarray, None]:
+    """Vertices and triangles of a binary or ASCII STL file (STL has no colour)."""
+    data = path.read_bytes()
+    if len(data) >= 84:
+        count = int(np.frombuffer(data, dtype="<u4", count=1, offset=80)[0])
+        if len(data) == 84 + 50 * count:  # binary: 50 bytes per triangle
+            records = np.frombuffer(data, dtype=np.dtype([("normal", "<f4", 3), ("v", "<f4", (3, 3)), ("attr", "<u2")]),
+                                    count=count, offset=84)
+            vertices = records["v"].reshape(-1, 3).astype(np.float64)
+            return vertices, np.arange(len(vertices)).reshape(-1, 3), None
+    text = data.decode("ascii", errors="replace")
+    vertices = [[float(x) for x in line.split()[1:4]] for line in text.splitlines() if line.strip().startswith("vertex")]
+    vertices = np.asarray(vertices, dtype=np.float64).reshape(-1, 3)
+    return vertices, np.arange(len(vertices) - len(vertices) % 3).reshape(-1, 3), None
+
+
+def read_mesh(path) -> tuple[np.ndarray, np.ndarray, tuple | None]:
+    """`(vertices, triangles, color)` of an OBJ or STL file, checked: raises `MeshError` naming the problem.
+
+    Example:
+        ```py
+        >>> vertices, triangles, color = read_mesh("chair.obj")
+        ```
+    """
+    path = Path(path)
+    if path.suffix.lower() not in MESH_SUFFIXES:
+        raise MeshError(f"{path}: unsupported mesh format {path.suffix!r}; use one of {', '.join(MESH_SUFFIXES)}")
+    try:
+        vertices, faces, color = (read_obj if path.suffix.lower() == ".obj" else read_stl)(path)
+    except (OSError, ValueError, IndexError) as error:
+        raise MeshError(f"{path}: cannot read the mesh ({error})") from error
+    if len(vertices) == 0 or len(faces) == 0:
+        raise MeshError(f"{path}: the mesh is empty")
+    if not np.isfinite(vertices).all():
+        raise MeshError(f"{path}: the mesh has NaN or infinite vertex coordinates")
+    if faces.min() < 0 or faces.max() >= len(vertices):
+        raise MeshError(f"{path}: a face refers to a vertex that does not exist")
+    used = vertices[np.unique(faces)]
+    extent = used.max(axis=0) - used.min(axis=0)
+    if extent.max() <= 0 or extent.min() <= 1e-6 * extent.max():
+        raise MeshError(f"{path}: the mesh is degenerate (zero volume: its extent is {extent.round(6).tolist()})")
+    return vertices, faces, color
+
+
+def write_obj(path: Path, vertices: np.ndarray, faces: np.ndarray) -> None:
+    with open(path, "w") as f:
+        f.writelines(f"v {x:.9g} {y:.9g} {z:.9g}\n" for x, y, z in vertices)
+        f.writelines(f"f {a + 1} {b + 1} {c + 1}\n" for a, b, c in faces)
+
+
+# Many mesh files are Y-up; the renderer's world is Z-up. A quarter turn about x maps +y to +z.
+UP_ROTATIONS = {"z": np.eye(3), "y": np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])}
+
+
+def render_mesh(mesh_path, resolution: int = 64, color=None, supersample: int = 2, up: str = "z"):
+    """Render the 24 views of an OBJ or STL file in a fresh pybullet session.
+
+    The colour is `color` (RGBA) if given, else the OBJ's material colour, else light grey. The mesh is rewritten
+    as a plain triangle OBJ for pybullet (which shades STL files without normals black), turned Z-up.
+
+    Example:
+        ```py
+        >>> images, cameras, center, radius = render_mesh("meshes/mugs/mug_01.obj", up="y")
+        ```
+    """
+    import pybullet as p
+
+    if up not in UP_ROTATIONS:
+        raise ValueError(f"up must be one of {sorted(UP_ROTATIONS)}, got {up!r}")
+    vertices, faces, own_color = read_mesh(mesh_path)
+    vertices = vertices @ UP_ROTATIONS[up].T
+    color = color or own_color or DEFAULT_MESH_COLOR
+    with tempfile.TemporaryDirectory(prefix="viewfusion-mesh-") as folder:
+        obj_path = Path(folder) / "mesh.obj"
+        write_obj(obj_path, vertices, faces)
+        client = p.connect(p.DIRECT)
+        try:
+            shape = p.createVisualShape(p.GEOM_MESH, fileName=str(obj_path), rgbaColor=list(color), physicsClientId=client)
+            if shape < 0:
+                raise MeshError(f"{mesh_path}: pybullet could not load the mesh")
+            body = p.createMultiBody(baseMass=0, baseVisualShapeIndex=shape, physicsClientId=client)
+            used = vertices[np.unique(faces)]
+            return render_body(client, body, resolution, supersample, bounds=(used.min(axis=0), used.max(axis=0)))
+        finally:
+            p.disconnect(client)
+
+
+def list_mesh_sources(meshes_dir) -> list[tuple[str, str, str]]:
+    """`(category, object_id, path)` for the OBJ / STL files under `meshes_dir`.
+
+    Each sub-folder is a category named by the folder; files directly in `meshes_dir` go to the category
+    `meshes`. Files deeper down (e.g. ShapeNet's `<category>/<object>/models/model_normalized.obj`) belong to
+    the category of their top folder and are named by their path below it.
+    """
+    root = Path(meshes_dir)
+    if not root.is_dir():
+        raise ValueError(f"--meshes {root} is not a folder; give the folder that holds your mesh files.")
+    objects = []
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in MESH_SUFFIXES):
+        relative = path.relative_to(root)
+        category = relative.parts[0] if len(relative.parts) > 1 else DEFAULT_MESH_CATEGORY
+        below = relative.relative_to(category) if len(relative.parts) > 1 else relative
+        object_id = "_".join(below.with_suffix("").parts)
+        objects.append((category, object_id, str(path)))
+    ids = [(c, o) for c, o, _ in objects]
+    # "box.obj" and "box.stl" side by side: keep both, told apart by their format.
+    objects = [(c, o if ids.count((c, o)) == 1 else f"{o}_{Path(p).suffix[1:].lower()}", p) for c, o, p in objects]
+    if not objects:
+        raise ValueError(f"No {' or '.join(MESH_SUFFIXES)} files under {root}.")
+    return objects
 
 
 def list_sources(source: str) -> list[tuple[str, str, str]]:
@@ -204,6 +366,12 @@ def write_object(object_dir: Path, images: np.ndarray, cameras: dict) -> None:
         raise
 
 
+def object_color(seed: int, category: str, object_id: str) -> tuple:
+    """A random RGBA colour that depends only on the seed and the object's name."""
+    rng = np.random.default_rng([seed, sum(map(ord, category)), sum(map(ord, object_id)), len(object_id)])
+    return (*rng.uniform(0.1, 0.9, size=3), 1.0)
+
+
 def render_dataset(
     output_dir: str | os.PathLike,
     source: str = "random_urdfs",
@@ -213,33 +381,47 @@ def render_dataset(
     random_colors: bool = False,
     supersample: int = 2,
     show_progress: bool = True,
+    meshes: str | os.PathLike | None = None,
+    up: str = "z",
+    color: tuple | None = None,
 ) -> dict:
-    """Render pybullet_data models into the NMR layout under `output_dir`; resumable.
+    """Render pybullet_data models, or a folder of your own meshes, into the NMR layout under `output_dir`; resumable.
 
     Objects already rendered are skipped, and leftovers of an interrupted run (`.tmp-*` folders) are removed,
-    so re-running the same command finishes the job.
+    so re-running the same command finishes the job. A mesh that cannot be rendered (unreadable, empty, NaN
+    vertices, zero volume) is skipped with a warning naming the file; the split lists hold only the objects
+    that were rendered.
 
     Args:
         output_dir: the dataset root.
-        source (`str`): `"random_urdfs"` (1,000 objects), `"named"` (a few named models) or `"all"`.
+        source (`str`): `"random_urdfs"` (1,000 objects), `"named"` (a few named models) or `"all"`; ignored
+            when `meshes` is given.
         limit (`int`, *optional*): render only the first `limit` objects of each category.
         resolution (`int`, defaults to 64): image size.
         seed (`int`, defaults to 0): the split and the random colours.
         random_colors (`bool`): give each object a random colour (seeded by `seed` and the object) instead of
-            the URDF's own.
+            its own.
+        meshes (*optional*): a folder of OBJ / STL files (see [`list_mesh_sources`] for how it maps to categories).
+        up (`str`, defaults to `"z"`): the up axis of the mesh files, `"z"` or `"y"`.
+        color (*optional*): one RGBA colour for every mesh (overrides the files' own colours).
 
     Returns:
-        `dict` with counts: `rendered`, `skipped` (already there), `seconds_per_object`.
+        `dict` with `rendered`, `skipped` (already there), `failed` (a list of `(file, reason)`) and
+        `seconds_per_object`.
 
     Example:
         ```py
         >>> render_dataset("data/pybullet-64", source="random_urdfs", limit=20)
+        >>> render_dataset("data/my-objects", meshes="my_meshes/", up="y")
         ```
     """
     import time
+    import warnings
+
+    import pybullet as p
 
     root = Path(output_dir)
-    objects = list_sources(source)
+    objects = list_mesh_sources(meshes) if meshes is not None else list_sources(source)
     by_category: dict[str, list[tuple[str, str]]] = {}
     for category, object_id, path in objects:
         by_category.setdefault(category, []).append((object_id, path))
@@ -249,32 +431,47 @@ def render_dataset(
     root.mkdir(parents=True, exist_ok=True)
     metadata = {c: {"id": c, "name": CATEGORY_NAMES.get(c, c)} for c in sorted(by_category)}
     write_text_atomically(root / "metadata.yaml", yaml.safe_dump(metadata, sort_keys=True))
-    for category, items in by_category.items():
-        category_dir = root / category
-        category_dir.mkdir(exist_ok=True)
-        for stale in category_dir.glob(".tmp-*"):
+    for category in by_category:
+        (root / category).mkdir(exist_ok=True)
+        for stale in (root / category).glob(".tmp-*"):
             shutil.rmtree(stale, ignore_errors=True)
-        for split, ids in split_object_ids([object_id for object_id, _ in items], seed).items():
-            write_text_atomically(category_dir / f"{split}.lst", "".join(f"{i}\n" for i in ids))
 
     todo = [(c, o, p) for c, items in by_category.items() for o, p in items if not (root / c / o).is_dir()]
     skipped = sum(len(items) for items in by_category.values()) - len(todo)
+    failed = []
     start = time.perf_counter()
     for category, object_id, path in tqdm(todo, desc="Rendering", unit="object", disable=not show_progress):
-        color = None
-        if random_colors:
-            rng = np.random.default_rng([seed, sum(map(ord, category)), sum(map(ord, object_id)), len(object_id)])
-            color = (*rng.uniform(0.1, 0.9, size=3), 1.0)
-        images, cameras, _, _ = render_urdf(path, resolution, color=color, supersample=supersample)
+        object_color_ = color if color is not None else object_color(seed, category, object_id) if random_colors else None
+        try:
+            if path.endswith(".urdf"):
+                images, cameras, _, _ = render_urdf(path, resolution, color=object_color_, supersample=supersample)
+            else:
+                images, cameras, _, _ = render_mesh(path, resolution, color=object_color_, supersample=supersample, up=up)
+        except (ValueError, p.error) as error:
+            warnings.warn(f"Skipped {path}: {error}", stacklevel=2)
+            failed.append((path, str(error)))
+            continue
         write_object(root / category / object_id, images, cameras)
-    seconds = (time.perf_counter() - start) / max(1, len(todo))
-    return {"rendered": len(todo), "skipped": skipped, "seconds_per_object": seconds}
+    seconds = (time.perf_counter() - start) / max(1, len(todo) - len(failed))
+
+    # The split lists hold the objects on disk, so a skipped mesh never appears in them.
+    for category, items in by_category.items():
+        rendered = [object_id for object_id, _ in items if (root / category / object_id).is_dir()]
+        for split, ids in split_object_ids(rendered, seed).items():
+            write_text_atomically(root / category / f"{split}.lst", "".join(f"{i}\n" for i in ids))
+    return {"rendered": len(todo) - len(failed), "skipped": skipped, "failed": failed, "seconds_per_object": seconds}
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="viewfusion-render", description="Render pybullet's meshes in the NMR layout.")
+    parser = argparse.ArgumentParser(prog="viewfusion-render", description="Render meshes in the NMR layout.")
     parser.add_argument("--output_dir", required=True, help="Dataset root to write (resumed if it exists).")
-    parser.add_argument("--source", default="all", choices=["random_urdfs", "named", "all"], help="Which models.")
+    parser.add_argument("--source", default="all", choices=["random_urdfs", "named", "all"],
+                        help="Which of pybullet's models (when --meshes is not given).")
+    parser.add_argument("--meshes", default=None,
+                        help="A folder of your own OBJ / STL files; each sub-folder is a category.")
+    parser.add_argument("--up", default="z", choices=["z", "y"], help="The meshes' up axis (many files are Y-up).")
+    parser.add_argument("--color", type=float, nargs=3, default=None, metavar=("R", "G", "B"),
+                        help="One colour (0..1) for every object, instead of the files' own.")
     parser.add_argument("--limit", type=int, default=None, help="At most this many objects per category.")
     parser.add_argument("--resolution", type=int, default=64, help="Image size (default 64, as NMR).")
     parser.add_argument("--seed", type=int, default=0, help="Seed of the split and of --random_colors.")
@@ -283,10 +480,20 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.resolution < 8 or (args.limit is not None and args.limit < 1):
         parser.error("--resolution must be at least 8 and --limit at least 1")
-    summary = render_dataset(args.output_dir, args.source, args.limit, args.resolution, args.seed,
-                             args.random_colors, args.supersample)
+    if args.color is not None and not all(0 <= c <= 1 for c in args.color):
+        parser.error("--color takes three numbers between 0 and 1")
+    try:
+        summary = render_dataset(args.output_dir, args.source, args.limit, args.resolution, args.seed, args.random_colors,
+                                 args.supersample, meshes=args.meshes, up=args.up,
+                                 color=None if args.color is None else (*args.color, 1.0))
+    except ValueError as error:
+        parser.error(str(error))
     print(f"Rendered {summary['rendered']} objects ({summary['seconds_per_object']:.3f} s each), "
           f"{summary['skipped']} already there, into {args.output_dir}")
+    if summary["failed"]:
+        print(f"Skipped {len(summary['failed'])} meshes that could not be rendered:")
+        for path, reason in summary["failed"]:
+            print(f"  {path}: {reason}")
     return 0
 
 
