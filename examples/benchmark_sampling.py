@@ -1,0 +1,197 @@
+"""Seconds per novel view: the official sampling loop's shape against this pipeline, for N input views.
+
+    python examples/benchmark_sampling.py --models default paper --num_views 1 3 6 --output sampling.json
+
+- `reference`: ancestral DDPM over all training steps with one U-Net call per input view per step (the shape
+  of the authors' loop). Its cost per step is the same at every step, so it is timed over `--reference_steps`
+  steps and multiplied up to the full schedule (the table says so).
+- `batched`: this pipeline, all views of a step in one U-Net batch, with the fast samplers given by
+  `--samplers name:steps ...`; `view_batch_size` chunking is timed too (`batched/vbs=2`).
+- For each, the peak memory above the baseline (process RSS on CPU, allocated memory on GPU) and the share of
+  the time spent outside the U-Net (input preparation, fusion, scheduler step).
+
+`--quality results.json` (from `viewfusion-eval --sampler_study`) puts each sampler's LPIPS next to its time.
+Models: `default` (the pipeline shipped in `pipelines/`, or `--pipeline`) and the `paper` / `small` presets
+(random weights: speed does not depend on them).
+"""
+
+import argparse
+import json
+import threading
+import time
+
+import psutil
+import torch
+from diffusers import DDPMScheduler
+
+from viewfusion_diffusers import ViewFusionPipeline, ViewFusionUNet2DModel, default_scheduler, scheduler_from_name
+from viewfusion_diffusers.cli import DEFAULT_PIPELINE
+from viewfusion_diffusers.fusion import fuse_noise
+
+
+class PeakMemory:
+    """Peak memory above the level at entry, in MB: CUDA's allocator statistics, or the process RSS sampled every 2 ms."""
+
+    def __init__(self, device: torch.device):
+        self.device, self.peak_mb = device, 0.0
+
+    def __enter__(self):
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self.baseline = torch.cuda.memory_allocated(self.device)
+        else:
+            self.process, self.running = psutil.Process(), True
+            self.baseline = self.peak = self.process.memory_info().rss
+            self.thread = threading.Thread(target=self.sample, daemon=True)
+            self.thread.start()
+        return self
+
+    def sample(self):
+        while self.running:
+            self.peak = max(self.peak, self.process.memory_info().rss)
+            time.sleep(0.002)
+
+    def __exit__(self, *exc):
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+            self.peak_mb = (torch.cuda.max_memory_allocated(self.device) - self.baseline) / 2**20
+        else:
+            self.running = False
+            self.thread.join()
+            self.peak_mb = (self.peak - self.baseline) / 2**20
+
+
+class UNetTimer:
+    """Adds up the wall time spent inside the U-Net's forward (synchronising CUDA around it)."""
+
+    def __init__(self, unet):
+        self.seconds, self.unet = 0.0, unet
+
+    def __enter__(self):
+        def before(module, args):
+            if self.unet.device.type == "cuda":
+                torch.cuda.synchronize()
+            self.start = time.perf_counter()
+
+        def after(module, args, output):
+            if self.unet.device.type == "cuda":
+                torch.cuda.synchronize()
+            self.seconds += time.perf_counter() - self.start
+
+        self.handles = [self.unet.register_forward_pre_hook(before), self.unet.register_forward_hook(after)]
+        return self
+
+    def __exit__(self, *exc):
+        for handle in self.handles:
+            handle.remove()
+
+
+@torch.no_grad()
+def reference_loop(unet, scheduler_config, views, azimuth, num_steps, generator):
+    """The official loop's shape: ancestral DDPM, one U-Net call per view per step. Runs `num_steps` of the
+    full schedule and returns the latents (for timing, the first steps stand for all)."""
+    scheduler = DDPMScheduler.from_config(scheduler_config)
+    scheduler.set_timesteps(scheduler.config.num_train_timesteps)
+    latents = torch.randn((1, 3, *views.shape[-2:]), generator=generator).to(views.device, views.dtype)
+    azimuth = torch.tensor([azimuth], device=views.device)
+    for t in scheduler.timesteps[:num_steps]:
+        outputs = [unet(torch.cat([view[None], latents], dim=1), t, azimuth, return_dict=False) for view in views]
+        noise, logits = torch.cat([o[0] for o in outputs]), torch.cat([o[1] for o in outputs])
+        fused, _ = fuse_noise(noise, logits, torch.tensor([len(views)], device=views.device))
+        latents = scheduler.step(fused, t, latents, generator=generator).prev_sample
+    return latents
+
+
+def measure(function, device, unet, repeats: int):
+    """Median seconds of `function()` over `repeats` runs, the peak memory and the U-Net's share of the time."""
+    runs = []
+    for _ in range(repeats):
+        with PeakMemory(device) as memory, UNetTimer(unet) as timer:
+            start = time.perf_counter()
+            function()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            seconds = time.perf_counter() - start
+        runs.append((seconds, memory.peak_mb, timer.seconds / seconds))
+    runs.sort()
+    return runs[len(runs) // 2]
+
+
+def load_model(name: str, pipeline_id: str, device, dtype) -> ViewFusionPipeline:
+    if name == "default":
+        pipeline = ViewFusionPipeline.from_pretrained(pipeline_id)
+    else:
+        torch.manual_seed(0)
+        pipeline = ViewFusionPipeline(ViewFusionUNet2DModel.from_preset(name), default_scheduler())
+    pipeline.set_progress_bar_config(disable=True)
+    pipeline.to(device)
+    pipeline.unet.to(dtype)
+    return pipeline
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", nargs="+", default=["default", "paper"], help="default, paper, small.")
+    parser.add_argument("--pipeline", default=DEFAULT_PIPELINE, help="The pipeline behind `default`.")
+    parser.add_argument("--num_views", type=int, nargs="+", default=[1, 3, 6])
+    parser.add_argument("--samplers", nargs="+", default=["ddim:50", "dpmsolver:20"], help="name:steps pairs.")
+    parser.add_argument("--reference_steps", type=int, default=10, help="Timed steps of the 2,000-step reference.")
+    parser.add_argument("--repeats", type=int, default=3, help="Runs per setting; the median is reported.")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--dtype", default="fp32", choices=["fp32", "bf16", "fp16"])
+    parser.add_argument("--quality", default=None, help="results.json of `viewfusion-eval --sampler_study`.")
+    parser.add_argument("--output", default=None, help="Write the rows as JSON here.")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[args.dtype]
+    quality = {}
+    if args.quality:
+        for row in json.load(open(args.quality))["sampler_study"]:
+            quality[(row["scheduler"], row["steps"])] = f"{row['lpips'][0]:.3f} ± {row['lpips'][1]:.3f}"
+
+    rows = []
+    for model in args.models:
+        pipeline = load_model(model, args.pipeline, device, dtype)
+        training_schedule = pipeline.scheduler.config
+        train_steps = training_schedule.num_train_timesteps
+        size = pipeline.unet.config.sample_size
+        for n in args.num_views:
+            views = torch.rand(n, 3, size, size, generator=torch.Generator().manual_seed(n)).to(device, dtype)
+            def reference_run():
+                reference_loop(pipeline.unet, training_schedule, views * 2 - 1, 90.0, args.reference_steps,
+                               torch.Generator().manual_seed(0))
+
+            seconds, memory, unet_share = measure(reference_run, device, pipeline.unet, args.repeats)
+            reference = seconds / args.reference_steps * train_steps
+            rows.append({"model": model, "views": n, "method": "reference (per view, DDPM)", "steps": train_steps,
+                         "seconds": reference, "speedup": 1.0, "peak_mb": memory, "outside_unet": 1 - unet_share,
+                         "lpips": quality.get(("ddpm", train_steps), ""), "note": f"timed over {args.reference_steps} steps"})
+            settings = [(s.split(":")[0], int(s.split(":")[1]), None) for s in args.samplers]
+            settings.append((settings[0][0], settings[0][1], 2))
+            for name, steps, view_batch_size in settings:
+                pipeline.scheduler = scheduler_from_name(name, training_schedule)
+                seconds, memory, unet_share = measure(
+                    lambda: pipeline(views, 90.0, num_inference_steps=steps, view_batch_size=view_batch_size,
+                                     generator=torch.Generator().manual_seed(0), output_type="pt"),
+                    device, pipeline.unet, args.repeats,
+                )
+                method = "batched" + (f"/vbs={view_batch_size}" if view_batch_size else "") + f" ({name})"
+                rows.append({"model": model, "views": n, "method": method, "steps": steps, "seconds": seconds,
+                             "speedup": reference / seconds, "peak_mb": memory, "outside_unet": 1 - unet_share,
+                             "lpips": quality.get((name, steps), ""), "note": ""})
+
+    hardware = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    print(f"Seconds per novel view, 1 target, {args.dtype}, {hardware}, torch {torch.__version__}")
+    print("| model | N | method | steps | s / view | speed-up | peak MB | outside U-Net | LPIPS | note |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['model']} | {r['views']} | {r['method']} | {r['steps']} | {r['seconds']:.2f} | {r['speedup']:.0f}x | "
+              f"{r['peak_mb']:.0f} | {100 * r['outside_unet']:.1f}% | {r['lpips']} | {r['note']} |")
+    if args.output:
+        with open(args.output, "w") as f:
+            json.dump({"hardware": hardware, "dtype": args.dtype, "torch": torch.__version__, "rows": rows}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
