@@ -9,20 +9,22 @@ torch.set_num_threads(min(2, torch.get_num_threads()))
 from viewfusion_diffusers import ViewFusionPipeline, ViewFusionUNet2DModel, default_scheduler  # noqa: E402
 
 
+# Two levels of 16 and 32 channels, attention at the lower one: a U-Net of the real shape, a few thousand weights.
+TINY_UNET_32 = dict(
+    sample_size=32,
+    block_out_channels=(16, 32),
+    down_block_types=("DownBlock2D", "AttnDownBlock2D"),
+    up_block_types=("AttnUpBlock2D", "UpBlock2D"),
+    layers_per_block=1,
+    norm_num_groups=8,
+    azimuth_num_frequencies=4,
+)
+
+
 def make_tiny_unet(seed: int = 0, **overrides) -> ViewFusionUNet2DModel:
     """A 16x16 U-Net small enough for a test to run many denoising steps in well under a second."""
     torch.manual_seed(seed)
-    config = dict(
-        sample_size=16,
-        block_out_channels=(16, 32),
-        down_block_types=("DownBlock2D", "AttnDownBlock2D"),
-        up_block_types=("AttnUpBlock2D", "UpBlock2D"),
-        layers_per_block=1,
-        norm_num_groups=8,
-        azimuth_num_frequencies=4,
-    )
-    config.update(overrides)
-    return ViewFusionUNet2DModel(**config).eval()
+    return ViewFusionUNet2DModel(**{**TINY_UNET_32, "sample_size": 16, **overrides}).eval()
 
 
 def make_tiny_pipeline(seed: int = 0, prediction_type: str = "epsilon", **unet_overrides) -> ViewFusionPipeline:
@@ -42,16 +44,6 @@ def views16():
     generator = torch.Generator().manual_seed(1)
     return [torch.randint(0, 256, (16, 16, 3), generator=generator, dtype=torch.uint8).numpy() for _ in range(6)]
 
-
-TINY_UNET_32 = dict(
-    sample_size=32,
-    block_out_channels=(16, 32),
-    down_block_types=("DownBlock2D", "AttnDownBlock2D"),
-    up_block_types=("AttnUpBlock2D", "UpBlock2D"),
-    layers_per_block=1,
-    norm_num_groups=8,
-    azimuth_num_frequencies=4,
-)
 
 
 @pytest.fixture(scope="session")

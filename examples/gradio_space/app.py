@@ -136,7 +136,7 @@ def build_demo(demo_state: Demo) -> gr.Blocks:
         with gr.Row():
             with gr.Column():
                 files = gr.File(label="Input views", file_count="multiple", file_types=["image"], elem_id="views")
-                azimuth = gr.Slider(0, 345, value=90, step=15, label="Target azimuth (degrees)")
+                azimuth = gr.Slider(0, 345, value=90, step=15, label="Target azimuth (degrees)", elem_id="azimuth")
                 full_orbit = gr.Checkbox(label="Full orbit (24 views, slower)", value=False)
                 with gr.Accordion("Advanced", open=False):
                     sampler = gr.Dropdown(list(SAMPLERS), value="DDIM", label="Sampler")
