@@ -10,7 +10,8 @@
 - For each, the peak memory above the baseline (process RSS on CPU, allocated memory on GPU) and the share of
   the time spent outside the U-Net (input preparation, fusion, scheduler step).
 
-`--quality results.json` (from `viewfusion-eval --sampler_study`) puts each sampler's LPIPS next to its time.
+`--quality results.json` (from `viewfusion-eval --sampler_study` on the `default` pipeline) puts each sampler's
+LPIPS next to its time, in the `default` rows (the presets have random weights: no quality to speak of).
 Models: `default` (the pipeline shipped in `pipelines/`, or `--pipeline`) and the `paper` / `small` presets
 (random weights: speed does not depend on them).
 """
@@ -166,7 +167,8 @@ def main():
             reference = seconds / args.reference_steps * train_steps
             rows.append({"model": model, "views": n, "method": "reference (per view, DDPM)", "steps": train_steps,
                          "seconds": reference, "speedup": 1.0, "peak_mb": memory, "outside_unet": 1 - unet_share,
-                         "lpips": quality.get(("ddpm", train_steps), ""), "note": f"timed over {args.reference_steps} steps"})
+                         "lpips": quality.get(("ddpm", train_steps), "") if model == "default" else "",
+                         "note": f"timed over {args.reference_steps} steps"})
             settings = [(s.split(":")[0], int(s.split(":")[1]), None) for s in args.samplers]
             settings.append((settings[0][0], settings[0][1], 2))
             for name, steps, view_batch_size in settings:
@@ -179,7 +181,7 @@ def main():
                 method = "batched" + (f"/vbs={view_batch_size}" if view_batch_size else "") + f" ({name})"
                 rows.append({"model": model, "views": n, "method": method, "steps": steps, "seconds": seconds,
                              "speedup": reference / seconds, "peak_mb": memory, "outside_unet": 1 - unet_share,
-                             "lpips": quality.get((name, steps), ""), "note": ""})
+                             "lpips": quality.get((name, steps), "") if model == "default" else "", "note": ""})
 
     hardware = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"Seconds per novel view, 1 target, {args.dtype}, {hardware}, torch {torch.__version__}")
