@@ -7,6 +7,10 @@
   steps and multiplied up to the full schedule (the table says so).
 - `batched`: this pipeline, all views of a step in one U-Net batch, with the fast samplers given by
   `--samplers name:steps ...`; `view_batch_size` chunking is timed too (`batched/vbs=2`).
+- `--variants`: the first sampler again with one change each: `channels_last` (U-Net weights and activations in
+  NHWC), `threads:K` (`torch.set_num_threads(K)`), `compile` (`torch.compile` of the U-Net's forward; the first
+  call, compilation included, is reported in the note) and `drop:X` (`drop_views_below=X`, an approximation:
+  measure its quality with `viewfusion-eval --drop_views_below X`).
 - For each, the peak memory above the baseline (process RSS on CPU, allocated memory on GPU) and the share of
   the time spent outside the U-Net (input preparation, fusion, scheduler step).
 
@@ -17,6 +21,7 @@ Models: `default` (the pipeline shipped in `pipelines/`, or `--pipeline`) and th
 """
 
 import argparse
+import contextlib
 import json
 import threading
 import time
@@ -105,7 +110,9 @@ def reference_loop(unet, scheduler_config, views, azimuth, num_steps, generator)
 
 
 def measure(function, device, unet, repeats: int):
-    """Median seconds of `function()` over `repeats` runs, the peak memory and the U-Net's share of the time."""
+    """Median seconds of `function()` over `repeats` runs after one warm-up run, the peak memory and the U-Net's
+    share of the time."""
+    function()
     runs = []
     for _ in range(repeats):
         with PeakMemory(device) as memory, UNetTimer(unet) as timer:
@@ -117,6 +124,29 @@ def measure(function, device, unet, repeats: int):
         runs.append((seconds, memory.peak_mb, timer.seconds / seconds))
     runs.sort()
     return runs[len(runs) // 2]
+
+
+@contextlib.contextmanager
+def variant(pipeline, name: str):
+    """Apply one speed-up to `pipeline` for the duration of the block; yields extra pipeline call arguments."""
+    kind, _, value = name.partition(":")
+    if kind == "channels_last":
+        pipeline.unet.to(memory_format=torch.channels_last)
+        yield {}
+        pipeline.unet.to(memory_format=torch.contiguous_format)
+    elif kind == "threads":
+        before = torch.get_num_threads()
+        torch.set_num_threads(int(value))
+        yield {}
+        torch.set_num_threads(before)
+    elif kind == "compile":
+        pipeline.unet.forward = torch.compile(pipeline.unet.forward)
+        yield {}
+        del pipeline.unet.forward  # back to the class's forward
+    elif kind == "drop":
+        yield {"drop_views_below": float(value)}
+    else:
+        raise SystemExit(f"Unknown variant {name!r}: use channels_last, threads:K, compile or drop:X.")
 
 
 def load_model(name: str, pipeline_id: str, device, dtype) -> ViewFusionPipeline:
@@ -137,6 +167,7 @@ def main():
     parser.add_argument("--pipeline", default=DEFAULT_PIPELINE, help="The pipeline behind `default`.")
     parser.add_argument("--num_views", type=int, nargs="+", default=[1, 3, 6])
     parser.add_argument("--samplers", nargs="+", default=["ddim:50", "dpmsolver:20"], help="name:steps pairs.")
+    parser.add_argument("--variants", nargs="*", default=[], help="channels_last, threads:K, compile, drop:X.")
     parser.add_argument("--reference_steps", type=int, default=10, help="Timed steps of the 2,000-step reference.")
     parser.add_argument("--repeats", type=int, default=3, help="Runs per setting; the median is reported.")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -182,6 +213,20 @@ def main():
                 rows.append({"model": model, "views": n, "method": method, "steps": steps, "seconds": seconds,
                              "speedup": reference / seconds, "peak_mb": memory, "outside_unet": 1 - unet_share,
                              "lpips": quality.get((name, steps), "") if model == "default" else "", "note": ""})
+            name, steps, _ = settings[0]
+            pipeline.scheduler = scheduler_from_name(name, training_schedule)
+            for change in args.variants:
+                with variant(pipeline, change) as call_kwargs:
+                    run = lambda: pipeline(views, 90.0, num_inference_steps=steps, generator=torch.Generator().manual_seed(0),
+                                           output_type="pt", **call_kwargs)
+                    start = time.perf_counter()
+                    run()  # for `compile`, this is where compilation happens
+                    first_call = time.perf_counter() - start
+                    seconds, memory, unet_share = measure(run, device, pipeline.unet, args.repeats)
+                rows.append({"model": model, "views": n, "method": f"batched ({name}) + {change}", "steps": steps,
+                             "seconds": seconds, "speedup": reference / seconds, "peak_mb": memory,
+                             "outside_unet": 1 - unet_share, "lpips": "",
+                             "note": f"first call {first_call:.1f} s" if change == "compile" else ""})
 
     hardware = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"Seconds per novel view, 1 target, {args.dtype}, {hardware}, torch {torch.__version__}")

@@ -102,4 +102,30 @@ def test_sampler_study_compares_full_ddpm_with_fast_samplers(rendered_dataset, t
     settings = [(row["scheduler"], row["steps"]) for row in results["sampler_study"]]
     assert settings == [("ddpm", 50), ("ddim", 2), ("ddim", 5), ("dpmsolver", 2), ("dpmsolver", 5)]
     assert all(row["seconds_per_sample"] > 0 and len(row["lpips"]) == 2 for row in results["sampler_study"])
-    assert "## Sampler study" in (tmp_path / "out" / "results.md").read_text()
+    markdown = (tmp_path / "out" / "results.md").read_text()
+    assert "## Sampler study" in markdown
+    ddpm, ddim_2 = results["sampler_study"][0], results["sampler_study"][1]
+    paired = sum(a - b for a, b in zip(ddim_2["lpips_per_sample"], ddpm["lpips_per_sample"])) / 2
+    assert f"| ddim | 2 | {ddim_2['seconds_per_sample']:.2f} |" in markdown and f"{paired:+.4f} ±" in markdown
+
+
+def test_dropped_views_method_passes_its_threshold_to_the_pipeline(tiny_pipeline_32_dir, rendered_dataset):
+    from viewfusion_diffusers import ViewFusionPipeline
+    from viewfusion_diffusers.metrics import LPIPS
+
+    dataset = NMRDataset(rendered_dataset, split="train")
+    pipeline = ViewFusionPipeline.from_pretrained(tiny_pipeline_32_dir)
+    pipeline.set_progress_bar_config(disable=True)
+    sample = EvalSample(object_index=0, category=dataset.objects[0][0], object_id=dataset.objects[0][1],
+                        target_index=5, input_indices=(1, 9, 17), num_views=3)
+    lpips, methods = LPIPS.from_pretrained(), ("viewfusion", "dropped_views")
+    lpips_of = {}
+    for threshold in ("1e-12", "0.999"):
+        args = parse_args(["--pipeline", "x", "--data_dir", "x", "--output_dir", "x", "--num_inference_steps", "3",
+                           "--num_views", "3", "--drop_views_below", threshold])
+        records, _ = evaluate_batch(pipeline, dataset, [sample], [0], args, lpips, torch.device("cpu"), weighted_methods=methods)
+        lpips_of[threshold] = {r["method"]: r["lpips"] for r in records}
+        assert "| dropped_views | 3 | 1 |" in results_table(records)
+    # Nothing falls below 1e-12 of an equal share: the plain computation. Below 0.999, all but the best views go.
+    assert lpips_of["1e-12"]["dropped_views"] == lpips_of["1e-12"]["viewfusion"]
+    assert lpips_of["0.999"]["dropped_views"] != lpips_of["0.999"]["viewfusion"]

@@ -1,6 +1,6 @@
 """Turn a trained pipeline folder into the small Hub folder that is shipped and pushed: fp16 weights, a model card.
 
-    python training/ship_pipeline.py --pipeline runs/small-v --card_body pipelines/card-body.md \
+    python training/ship_pipeline.py --pipeline runs/small-v --card_body card.md \
         --images eval/small-v/grid_3_views.png --output_dir pipelines/viewfusion-pybullet-64
 
 The U-Net is stored in fp16 (half the size; `from_pretrained` loads it back as fp32 on the CPU) and the whole

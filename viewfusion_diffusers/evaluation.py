@@ -38,7 +38,7 @@ from .metrics import LPIPS, psnr, ssim
 from .training_utils import cpu_distributed
 from .pipeline import SCHEDULERS, ViewFusionPipeline, scheduler_from_name
 
-METHODS = ("viewfusion", "equal_weights", "nearest_view", "mean_view")
+METHODS = ("viewfusion", "dropped_views", "equal_weights", "nearest_view", "mean_view")
 SAMPLER_STUDY_STEPS = (10, 20, 50, 100, 250)
 
 
@@ -56,6 +56,8 @@ def parse_args(argv=None):
     parser.add_argument("--batch_size", type=int, default=8, help="Samples per pipeline call.")
     parser.add_argument("--device", default=None, help="torch device (default: the accelerate process's device).")
     parser.add_argument("--lpips_weights", default=None, help="LPIPS safetensors (default: `viewfusion-lpips-weights`' output).")
+    parser.add_argument("--drop_views_below", type=float, default=None,
+                        help="Also score the pipeline with `drop_views_below` set to this (method `dropped_views`).")
     parser.add_argument("--num_grid_rows", type=int, default=8, help="Samples shown in each image grid.")
     parser.add_argument("--sampler_study", action="store_true",
                         help="Also compare DDPM at all training steps with DDIM / DPM-Solver at few steps on a subset.")
@@ -139,7 +141,8 @@ def evaluate_batch(pipeline, dataset, samples, seeds, args, lpips, device, weigh
         generators = [torch.Generator().manual_seed(seed) for seed in seeds]
         out = pipeline(
             [v.to(device) for v in inputs], azimuths, num_inference_steps=args.num_inference_steps,
-            generator=generators, weighting=(method == "viewfusion"), output_type="pt",
+            generator=generators, weighting=(method != "equal_weights"), output_type="pt",
+            drop_views_below=args.drop_views_below if method == "dropped_views" else None,
         )
         images = out.images.to(device)
         if images.shape[-1] != resolution:
@@ -200,8 +203,8 @@ def results_table(records, group_keys=("method", "num_views")) -> str:
     order = {m: i for i, m in enumerate(METHODS)}
     keys = sorted(groups, key=lambda k: tuple(order.get(v, v) if isinstance(v, str) else v for v in k))
     lines = [
-        "| " + " | ".join(group_keys) + " | n | PSNR ↑ | SSIM ↑ | LPIPS ↓ | pose ±15° ↑ |",
-        "|" + "---|" * (len(group_keys) + 5),
+        "| " + " | ".join(group_keys) + " | n | PSNR ↑ | SSIM ↑ | LPIPS ↓ | pose ±15° ↑ | s / sample |",
+        "|" + "---|" * (len(group_keys) + 6),
     ]
     for key in keys:
         rows = groups[key]
@@ -211,6 +214,7 @@ def results_table(records, group_keys=("method", "num_views")) -> str:
             cells.append(f"{100 * mean:.0f}% ± {100 * half_width:.0f}")
         else:
             cells.append("")
+        cells.append(f"{np.mean([r['seconds'] for r in rows]):.2f}" if all("seconds" in r for r in rows) else "")
         lines.append("| " + " | ".join(map(str, key)) + f" | {len(rows)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -234,7 +238,8 @@ def run_evaluation(args) -> dict:
         for start in bar:
             batch = shard[start : start + args.batch_size]
             batch_records, batch_rows = evaluate_batch(
-                pipeline, dataset, [samples[i] for i in batch], [seeds[i] for i in batch], args, lpips, device
+                pipeline, dataset, [samples[i] for i in batch], [seeds[i] for i in batch], args, lpips, device,
+                weighted_methods=("viewfusion", "equal_weights") + (("dropped_views",) if args.drop_views_below else ()),
             )
             records += batch_records
             grid_rows += batch_rows
@@ -286,15 +291,25 @@ def run_sampler_study(pipeline, dataset, samples, seeds, args, lpips, device, st
         rows.append({
             "scheduler": name, "steps": steps, "seconds_per_sample": float(np.mean([r["seconds"] for r in records])),
             **{m: mean_and_ci([r[m] for r in records])[:2] for m in ("psnr", "ssim", "lpips")},
+            "lpips_per_sample": [r["lpips"] for r in records],
         })
     pipeline.scheduler = original
     return rows
 
 
 def sampler_study_table(rows) -> str:
-    lines = ["| scheduler | steps | s / sample | PSNR ↑ | SSIM ↑ | LPIPS ↓ |", "|---|---|---|---|---|---|"]
+    """Mean ± 95% CI per sampler, and the paired LPIPS difference to the first row (DDPM over all steps): the
+    same samples and seeds go through every sampler, so the paired interval is much narrower."""
+    lines = ["| scheduler | steps | s / sample | PSNR ↑ | SSIM ↑ | LPIPS ↓ | LPIPS − DDPM's (paired) |", "|---|---|---|---|---|---|---|"]
+    reference = np.asarray(rows[0].get("lpips_per_sample", []))
     for row in rows:
         cells = [f"{row[m][0]:.4f} ± {row[m][1]:.4f}" for m in ("psnr", "ssim", "lpips")]
+        per_sample = np.asarray(row.get("lpips_per_sample", []))
+        if row is rows[0] or per_sample.shape != reference.shape or reference.size == 0:
+            cells.append("")
+        else:
+            mean, half_width, _ = mean_and_ci(per_sample - reference)
+            cells.append(f"{mean:+.4f} ± {half_width:.4f}")
         lines.append(f"| {row['scheduler']} | {row['steps']} | {row['seconds_per_sample']:.2f} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

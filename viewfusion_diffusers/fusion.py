@@ -8,6 +8,18 @@ then all views of sample 1, ...) together with the number of views of each sampl
 import torch
 
 
+def pad_mask(num_views: torch.Tensor) -> torch.Tensor:
+    """`(batch, max_views)` bool mask of the padded layout: True where one of a sample's `num_views` stands.
+
+    Example:
+        ```py
+        >>> pad_mask(torch.tensor([1, 3])).tolist()
+        [[True, False, False], [True, True, True]]
+        ```
+    """
+    return torch.arange(int(num_views.max()), device=num_views.device)[None, :] < num_views[:, None]
+
+
 def pad_views(flat: torch.Tensor, num_views: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Scatter flattened per-view tensors into a padded `(batch, max_views, ...)` layout.
 
@@ -36,7 +48,7 @@ def pad_views(flat: torch.Tensor, num_views: torch.Tensor) -> tuple[torch.Tensor
             f"`num_views` sums to {int(num_views.sum())} but {flat.shape[0]} views were given; they must match."
         )
     max_views = int(num_views.max())
-    view_mask = torch.arange(max_views, device=flat.device)[None, :] < num_views[:, None]
+    view_mask = pad_mask(num_views)
     padded = flat.new_zeros((num_views.shape[0], max_views, *flat.shape[1:]))
     # Boolean-mask assignment fills row by row, which is exactly the sample-major order of `flat`.
     padded[view_mask] = flat

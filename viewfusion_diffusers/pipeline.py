@@ -20,7 +20,7 @@ from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 from huggingface_hub import snapshot_download
 
-from .fusion import fuse_noise
+from .fusion import fuse_noise, pad_mask
 from .images import preprocess_views
 from .unet import ViewFusionUNet2DModel
 
@@ -185,6 +185,7 @@ class ViewFusionPipeline(DiffusionPipeline):
         num_images_per_prompt: int = 1,
         weighting: bool = True,
         view_batch_size: int | None = None,
+        drop_views_below: float | None = None,
         output_type: str = "pil",
         return_dict: bool = True,
         callback_on_step_end: Callable[[Any, int, int, dict], dict] | None = None,
@@ -206,6 +207,10 @@ class ViewFusionPipeline(DiffusionPipeline):
                 predictions (the paper's ablation).
             view_batch_size (`int`, *optional*): at most this many (object, view) pairs per U-Net call, to cap
                 memory; the result does not depend on it.
+            drop_views_below (`float`, *optional*): an approximation, off by default. After each step, a view
+                whose mean fusion weight has fallen below this fraction of an equal share (`1 / n` for `n` views
+                still in use) is left out of the remaining steps, so later steps cost less; each object keeps at
+                least its best view. Its weight map in the output is zero. Must lie in (0, 1).
             output_type (`str`, defaults to `"pil"`): `"pil"`, `"np"` (`(B, H, W, 3)` in [0, 1]) or `"pt"`
                 (`(B, 3, H, W)` in [0, 1]).
             return_dict (`bool`, defaults to `True`): return a [`ViewFusionPipelineOutput`] instead of a tuple.
@@ -236,6 +241,8 @@ class ViewFusionPipeline(DiffusionPipeline):
             raise ValueError("`num_inference_steps` and `num_images_per_prompt` must be at least 1.")
         if view_batch_size is not None and view_batch_size < 1:
             raise ValueError(f"`view_batch_size` must be at least 1, got {view_batch_size}.")
+        if drop_views_below is not None and not 0 < drop_views_below < 1:
+            raise ValueError(f"`drop_views_below` is a fraction of an equal share and must lie in (0, 1), got {drop_views_below}.")
         if not (hasattr(self.scheduler, "step") and hasattr(self.scheduler, "set_timesteps")):
             raise TypeError(f"The scheduler must be a diffusers scheduler, got {type(self.scheduler).__name__}.")
         unknown = set(callback_on_step_end_tensor_inputs) - set(self._callback_tensor_inputs)
@@ -260,21 +267,34 @@ class ViewFusionPipeline(DiffusionPipeline):
         latents = randn_tensor((batch_size, 3, resolution, resolution), generator=generator, device=device, dtype=dtype)
         latents = latents * self.scheduler.init_noise_sigma
 
+        # The (object, view) pairs in use: all of them, unless `drop_views_below` leaves some out.
+        active = torch.arange(views_flat.shape[0], device=device)
+        pair_views, pair_owner, pair_azimuths, pair_counts = views_flat, view_owner, view_azimuths, num_views
+
         self.scheduler.set_timesteps(num_inference_steps, device=device)
         for i, t in enumerate(self.progress_bar(self.scheduler.timesteps)):
             # 2. every (object, view) pair through the U-Net, in chunks of at most `view_batch_size`
             model_input = self.scheduler.scale_model_input(latents, t)
-            pairs = torch.cat([views_flat, model_input[view_owner]], dim=1)
+            pairs = torch.cat([pair_views, model_input[pair_owner]], dim=1)
             outputs = [
-                self.unet(pairs[s : s + chunk], t, view_azimuths[s : s + chunk], return_dict=False)
+                self.unet(pairs[s : s + chunk], t, pair_azimuths[s : s + chunk], return_dict=False)
                 for s in range(0, pairs.shape[0], chunk)
             ]
             noise = torch.cat([o[0] for o in outputs])
             weight_logits = torch.cat([o[1] for o in outputs])
 
             # 3. fuse the views' predictions, then step: x_t -> x_t-1
-            fused, weights = fuse_noise(noise, weight_logits, num_views, weighting=weighting)
+            fused, weights = fuse_noise(noise, weight_logits, pair_counts, weighting=weighting)
             latents = self.scheduler.step(fused, t, latents, generator=generator).prev_sample
+
+            if drop_views_below is not None and i + 1 < len(self.scheduler.timesteps):
+                # A view's share is its mean weight times the number of views in use (1 = an equal share).
+                # The best view of an object has a share of at least 1, so it is never dropped.
+                share = weights[pad_mask(pair_counts)].float().mean(dim=(1, 2, 3)) * pair_counts[pair_owner]
+                if bool((share < drop_views_below).any()):
+                    active = active[share >= drop_views_below]
+                    pair_views, pair_owner, pair_azimuths = views_flat[active], view_owner[active], view_azimuths[active]
+                    pair_counts = torch.bincount(pair_owner, minlength=batch_size)
 
             if callback_on_step_end is not None:
                 step_tensors = {"latents": latents}
@@ -284,7 +304,9 @@ class ViewFusionPipeline(DiffusionPipeline):
 
         # 4. post-process
         images = (latents.float() / 2 + 0.5).clamp(0, 1)
-        view_weights = [weights[b, : num_views[b]].float() for b in range(batch_size)]
+        all_weights = weights.new_zeros((views_flat.shape[0], *weights.shape[2:]))
+        all_weights[active] = weights[pad_mask(pair_counts)]
+        view_weights = [w.float() for w in all_weights.split(num_views.tolist())]
         if output_type == "pt":
             images, view_weights = images.cpu(), [w.cpu() for w in view_weights]
         else:
