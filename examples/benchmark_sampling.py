@@ -10,7 +10,8 @@
 - `--variants`: the first sampler again with one change each: `channels_last` (U-Net weights and activations in
   NHWC), `threads:K` (`torch.set_num_threads(K)`), `compile` (`torch.compile` of the U-Net's forward; the first
   call, compilation included, is reported in the note) and `drop:X` (`drop_views_below=X`, an approximation:
-  measure its quality with `viewfusion-eval --drop_views_below X`).
+  measure its quality with `viewfusion-eval --drop_views_below X`) and `objects:K` (K copies of the object in
+  one call, as the evaluation batches them; the time is per object).
 - For each, the peak memory above the baseline (process RSS on CPU, allocated memory on GPU) and the share of
   the time spent outside the U-Net (input preparation, fusion, scheduler step).
 
@@ -126,6 +127,9 @@ def measure(function, device, unet, repeats: int):
     return runs[len(runs) // 2]
 
 
+VARIANTS = ("channels_last", "threads", "compile", "drop", "objects")
+
+
 @contextlib.contextmanager
 def variant(pipeline, name: str):
     """Apply one speed-up to `pipeline` for the duration of the block; yields extra pipeline call arguments."""
@@ -145,8 +149,10 @@ def variant(pipeline, name: str):
         del pipeline.unet.forward  # back to the class's forward
     elif kind == "drop":
         yield {"drop_views_below": float(value)}
+    elif kind == "objects":
+        yield {"objects": int(value)}
     else:
-        raise SystemExit(f"Unknown variant {name!r}: use channels_last, threads:K, compile or drop:X.")
+        raise ValueError(f"Unknown variant {name!r}.")
 
 
 def load_model(name: str, pipeline_id: str, device, dtype) -> ViewFusionPipeline:
@@ -167,7 +173,7 @@ def main():
     parser.add_argument("--pipeline", default=DEFAULT_PIPELINE, help="The pipeline behind `default`.")
     parser.add_argument("--num_views", type=int, nargs="+", default=[1, 3, 6])
     parser.add_argument("--samplers", nargs="+", default=["ddim:50", "dpmsolver:20"], help="name:steps pairs.")
-    parser.add_argument("--variants", nargs="*", default=[], help="channels_last, threads:K, compile, drop:X.")
+    parser.add_argument("--variants", nargs="*", default=[], help="channels_last, threads:K, compile, drop:X, objects:K.")
     parser.add_argument("--reference_steps", type=int, default=10, help="Timed steps of the 2,000-step reference.")
     parser.add_argument("--repeats", type=int, default=3, help="Runs per setting; the median is reported.")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -175,6 +181,9 @@ def main():
     parser.add_argument("--quality", default=None, help="results.json of `viewfusion-eval --sampler_study`.")
     parser.add_argument("--output", default=None, help="Write the rows as JSON here.")
     args = parser.parse_args()
+    for change in args.variants:
+        if change.partition(":")[0] not in VARIANTS:
+            parser.error(f"unknown variant {change!r}; choose from {', '.join(VARIANTS)} (e.g. threads:1, drop:0.5, objects:8).")
     device = torch.device(args.device)
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[args.dtype]
     quality = {}
@@ -217,12 +226,14 @@ def main():
             pipeline.scheduler = scheduler_from_name(name, training_schedule)
             for change in args.variants:
                 with variant(pipeline, change) as call_kwargs:
-                    run = lambda: pipeline(views, 90.0, num_inference_steps=steps, generator=torch.Generator().manual_seed(0),
-                                           output_type="pt", **call_kwargs)
+                    copies = call_kwargs.pop("objects", 1)
+                    run = lambda: pipeline([views] * copies, [90.0] * copies, num_inference_steps=steps,
+                                           generator=torch.Generator().manual_seed(0), output_type="pt", **call_kwargs)
                     start = time.perf_counter()
                     run()  # for `compile`, this is where compilation happens
                     first_call = time.perf_counter() - start
                     seconds, memory, unet_share = measure(run, device, pipeline.unet, args.repeats)
+                    seconds /= copies
                 rows.append({"model": model, "views": n, "method": f"batched ({name}) + {change}", "steps": steps,
                              "seconds": seconds, "speedup": reference / seconds, "peak_mb": memory,
                              "outside_unet": 1 - unet_share, "lpips": "",
