@@ -110,10 +110,11 @@ def reference_loop(unet, scheduler_config, views, azimuth, num_steps, generator)
     return latents
 
 
-def measure(function, device, unet, repeats: int):
-    """Median seconds of `function()` over `repeats` runs after one warm-up run, the peak memory and the U-Net's
-    share of the time."""
-    function()
+def measure(function, device, unet, repeats: int, warm_up: bool = True):
+    """Median seconds of `function()` over `repeats` runs (after one warm-up run unless `warm_up=False`), the peak
+    memory and the U-Net's share of the time."""
+    if warm_up:
+        function()
     runs = []
     for _ in range(repeats):
         with PeakMemory(device) as memory, UNetTimer(unet) as timer:
@@ -230,9 +231,9 @@ def main():
                     run = lambda: pipeline([views] * copies, [90.0] * copies, num_inference_steps=steps,
                                            generator=torch.Generator().manual_seed(0), output_type="pt", **call_kwargs)
                     start = time.perf_counter()
-                    run()  # for `compile`, this is where compilation happens
+                    run()  # the warm-up; for `compile`, this is where compilation happens
                     first_call = time.perf_counter() - start
-                    seconds, memory, unet_share = measure(run, device, pipeline.unet, args.repeats)
+                    seconds, memory, unet_share = measure(run, device, pipeline.unet, args.repeats, warm_up=False)
                     seconds /= copies
                 rows.append({"model": model, "views": n, "method": f"batched ({name}) + {change}", "steps": steps,
                              "seconds": seconds, "speedup": reference / seconds, "peak_mb": memory,

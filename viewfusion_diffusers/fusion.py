@@ -47,9 +47,8 @@ def pad_views(flat: torch.Tensor, num_views: torch.Tensor) -> tuple[torch.Tensor
         raise ValueError(
             f"`num_views` sums to {int(num_views.sum())} but {flat.shape[0]} views were given; they must match."
         )
-    max_views = int(num_views.max())
     view_mask = pad_mask(num_views)
-    padded = flat.new_zeros((num_views.shape[0], max_views, *flat.shape[1:]))
+    padded = flat.new_zeros((*view_mask.shape, *flat.shape[1:]))
     # Boolean-mask assignment fills row by row, which is exactly the sample-major order of `flat`.
     padded[view_mask] = flat
     return padded, view_mask
