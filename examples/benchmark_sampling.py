@@ -16,7 +16,8 @@
   the time spent outside the U-Net (input preparation, fusion, scheduler step).
 
 `--quality results.json` (from `viewfusion-eval --sampler_study` on the `default` pipeline) puts each sampler's
-LPIPS next to its time, in the `default` rows (the presets have random weights: no quality to speak of).
+LPIPS next to its time, in the `default` rows of the study's N, with its paired difference to DDPM over all steps (mean ± 95% CI
+over the study's samples; the presets have random weights: no quality to speak of).
 Models: `default` (the pipeline shipped in `pipelines/`, or `--pipeline`) and the `paper` / `small` presets
 (random weights: speed does not depend on them).
 """
@@ -27,12 +28,14 @@ import json
 import threading
 import time
 
+import numpy as np
 import psutil
 import torch
 from diffusers import DDPMScheduler
 
-from viewfusion_diffusers import ViewFusionPipeline, ViewFusionUNet2DModel, default_scheduler, scheduler_from_name
+from viewfusion_diffusers import SCHEDULERS, ViewFusionPipeline, ViewFusionUNet2DModel, default_scheduler, scheduler_from_name
 from viewfusion_diffusers.cli import DEFAULT_PIPELINE
+from viewfusion_diffusers.evaluation import mean_and_ci
 from viewfusion_diffusers.fusion import fuse_noise
 
 
@@ -111,21 +114,25 @@ def reference_loop(unet, scheduler_config, views, azimuth, num_steps, generator)
 
 
 def measure(function, device, unet, repeats: int, warm_up: bool = True):
-    """Median seconds of `function()` over `repeats` runs (after one warm-up run unless `warm_up=False`), the peak
-    memory and the U-Net's share of the time."""
+    """Median seconds of `function()` over `repeats` runs (after one warm-up run unless `warm_up=False`) with the
+    U-Net's share of that run, and the peak memory of one more run. The memory has a run of its own because on
+    CPU a thread samples the RSS, and its share of the interpreter would count as time outside the U-Net."""
     if warm_up:
         function()
     runs = []
     for _ in range(repeats):
-        with PeakMemory(device) as memory, UNetTimer(unet) as timer:
+        with UNetTimer(unet) as timer:
             start = time.perf_counter()
             function()
             if device.type == "cuda":
                 torch.cuda.synchronize()
             seconds = time.perf_counter() - start
-        runs.append((seconds, memory.peak_mb, timer.seconds / seconds))
+        runs.append((seconds, timer.seconds / seconds))
     runs.sort()
-    return runs[len(runs) // 2]
+    seconds, unet_share = runs[len(runs) // 2]
+    with PeakMemory(device) as memory:
+        function()
+    return seconds, memory.peak_mb, unet_share
 
 
 VARIANTS = ("channels_last", "threads", "compile", "drop", "objects")
@@ -173,7 +180,8 @@ def main():
     parser.add_argument("--models", nargs="+", default=["default", "paper"], help="default, paper, small.")
     parser.add_argument("--pipeline", default=DEFAULT_PIPELINE, help="The pipeline behind `default`.")
     parser.add_argument("--num_views", type=int, nargs="+", default=[1, 3, 6])
-    parser.add_argument("--samplers", nargs="+", default=["ddim:50", "dpmsolver:20"], help="name:steps pairs.")
+    parser.add_argument("--samplers", nargs="+", default=["ddim:50", "dpmsolver:20"],
+                        help="name:steps pairs; names as in `viewfusion_diffusers.SCHEDULERS`.")
     parser.add_argument("--variants", nargs="*", default=[], help="channels_last, threads:K, compile, drop:X, objects:K.")
     parser.add_argument("--reference_steps", type=int, default=10, help="Timed steps of the 2,000-step reference.")
     parser.add_argument("--repeats", type=int, default=3, help="Runs per setting; the median is reported.")
@@ -182,15 +190,28 @@ def main():
     parser.add_argument("--quality", default=None, help="results.json of `viewfusion-eval --sampler_study`.")
     parser.add_argument("--output", default=None, help="Write the rows as JSON here.")
     args = parser.parse_args()
+    for sampler in args.samplers:
+        name, _, steps = sampler.partition(":")
+        if name not in SCHEDULERS or not steps.isdigit() or int(steps) < 1:
+            parser.error(f"unknown sampler {sampler!r}; give name:steps with a name from {', '.join(SCHEDULERS)} (e.g. ddim:50).")
     for change in args.variants:
         if change.partition(":")[0] not in VARIANTS:
             parser.error(f"unknown variant {change!r}; choose from {', '.join(VARIANTS)} (e.g. threads:1, drop:0.5, objects:8).")
     device = torch.device(args.device)
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[args.dtype]
-    quality = {}
+    quality = {}  # (sampler, steps, N) -> LPIPS, only for the N the study was run with
     if args.quality:
-        for row in json.load(open(args.quality))["sampler_study"]:
-            quality[(row["scheduler"], row["steps"])] = f"{row['lpips'][0]:.3f} ± {row['lpips'][1]:.3f}"
+        results = json.load(open(args.quality))
+        study = results["sampler_study"]
+        reference = np.asarray(study[0]["lpips_per_sample"])
+        for row in study:
+            paired = ""
+            if row is not study[0]:
+                mean, half_width, _ = mean_and_ci(np.asarray(row["lpips_per_sample"]) - reference)
+                paired = f" ({mean:+.3f} ± {half_width:.3f})"
+            # Older results lack the row's N; their study ran on the first N of the evaluation.
+            for n in row["num_views"] if "num_views" in row else results["config"]["num_views"][:1]:
+                quality[(row["scheduler"], row["steps"], n)] = f"{row['lpips'][0]:.3f}{paired}"
 
     rows = []
     for model in args.models:
@@ -208,7 +229,7 @@ def main():
             reference = seconds / args.reference_steps * train_steps
             rows.append({"model": model, "views": n, "method": "reference (per view, DDPM)", "steps": train_steps,
                          "seconds": reference, "speedup": 1.0, "peak_mb": memory, "outside_unet": 1 - unet_share,
-                         "lpips": quality.get(("ddpm", train_steps), "") if model == "default" else "",
+                         "lpips": quality.get(("ddpm", train_steps, n), "") if model == "default" else "",
                          "note": f"timed over {args.reference_steps} steps"})
             settings = [(s.split(":")[0], int(s.split(":")[1]), None) for s in args.samplers]
             settings.append((settings[0][0], settings[0][1], 2))
@@ -222,7 +243,7 @@ def main():
                 method = "batched" + (f"/vbs={view_batch_size}" if view_batch_size else "") + f" ({name})"
                 rows.append({"model": model, "views": n, "method": method, "steps": steps, "seconds": seconds,
                              "speedup": reference / seconds, "peak_mb": memory, "outside_unet": 1 - unet_share,
-                             "lpips": quality.get((name, steps), "") if model == "default" else "", "note": ""})
+                             "lpips": quality.get((name, steps, n), "") if model == "default" else "", "note": ""})
             name, steps, _ = settings[0]
             pipeline.scheduler = scheduler_from_name(name, training_schedule)
             for change in args.variants:

@@ -26,7 +26,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pipeline", default=DEFAULT_PIPELINE)
     parser.add_argument("--object", default="object025", help="Which example object (file name prefix).")
-    parser.add_argument("--scheduler", default="ddim")
+    parser.add_argument("--scheduler", default="ddpm")
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--scale", type=int, default=3, help="Enlarge the 64x64 pictures this many times.")
     parser.add_argument("--output_dir", default=str(Path(__file__).resolve().parent / "images"))

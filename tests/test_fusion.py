@@ -32,6 +32,12 @@ def test_padding_does_not_change_a_sample():
     fused, _ = fuse_noise(noise, logits, torch.tensor([1, 3, 6]))
     alone, _ = fuse_noise(noise[1:4], logits[1:4], torch.tensor([3]))
     torch.testing.assert_close(fused[1], alone[0])
+    # Equal counts take the reshape path, mixed counts the padded one: both give the same fusion.
+    noise, logits = random_views([3, 3, 6])
+    uniform, uniform_weights = fuse_noise(noise[:6], logits[:6], torch.tensor([3, 3]))
+    mixed, mixed_weights = fuse_noise(noise, logits, torch.tensor([3, 3, 6]))
+    torch.testing.assert_close(uniform, mixed[:2])
+    torch.testing.assert_close(uniform_weights, mixed_weights[:2, :3])
 
 
 def test_one_view_reduces_to_its_own_noise():

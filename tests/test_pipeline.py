@@ -4,9 +4,8 @@ import numpy as np
 import PIL.Image
 import pytest
 import torch
-from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
 
-from viewfusion_diffusers import ViewFusionPipeline, scheduler_from_name
+from viewfusion_diffusers import SCHEDULERS, ViewFusionPipeline, scheduler_from_name
 from conftest import make_tiny_pipeline
 
 
@@ -56,9 +55,9 @@ def test_num_images_per_prompt_and_weighting_off(tiny_pipeline, views16):
     np.testing.assert_allclose(equal.view_weights[0], 0.25)
 
 
-@pytest.mark.parametrize("scheduler_cls", [DDPMScheduler, DDIMScheduler, DPMSolverMultistepScheduler])
-def test_scheduler_swap_and_seed_reproducibility(tiny_pipeline, views16, scheduler_cls):
-    tiny_pipeline.scheduler = scheduler_cls.from_config(tiny_pipeline.scheduler.config)
+@pytest.mark.parametrize("name", sorted(SCHEDULERS))
+def test_every_named_scheduler_runs_and_is_seeded(tiny_pipeline, views16, name):
+    tiny_pipeline.scheduler = scheduler_from_name(name, tiny_pipeline.scheduler.config)
     first, second = run(tiny_pipeline, views16[:3], seed=3), run(tiny_pipeline, views16[:3], seed=3)
     np.testing.assert_array_equal(first.images, second.images)
     assert not np.array_equal(first.images, run(tiny_pipeline, views16[:3], seed=4).images)
@@ -156,6 +155,10 @@ def test_bad_arguments_raise_clear_errors(tiny_pipeline, views16):
         run(tiny_pipeline, views16[:1], azimuth="north")
     with pytest.raises(ValueError, match="output_type"):
         run(tiny_pipeline, views16[:1], output_type="jpeg")
+    # A name fixes the settings that define it, whatever scheduler the config came from.
+    sde = scheduler_from_name("dpmsolver-sde", tiny_pipeline.scheduler.config)
+    assert sde.config.algorithm_type == "sde-dpmsolver++"
+    assert scheduler_from_name("dpmsolver", sde.config).config.algorithm_type == "dpmsolver++"
     with pytest.raises(ValueError, match="Unknown scheduler 'euler'"):
         scheduler_from_name("euler", tiny_pipeline.scheduler.config)
     with pytest.raises(ValueError, match="one per image"):

@@ -50,7 +50,7 @@ def parse_args(argv=None):
     parser.add_argument("--categories", nargs="*", default=None, help="Only these category folders.")
     parser.add_argument("--num_views", type=int, nargs="+", default=[1, 2, 3, 4, 5, 6], help="Numbers of input views.")
     parser.add_argument("--num_objects", type=int, default=None, help="Evaluate this many objects (default: all).")
-    parser.add_argument("--scheduler", default="ddim", choices=sorted(SCHEDULERS), help="Sampler.")
+    parser.add_argument("--scheduler", default="ddpm", choices=sorted(SCHEDULERS), help="Sampler (default: ddpm).")
     parser.add_argument("--num_inference_steps", type=int, default=50, help="Denoising steps.")
     parser.add_argument("--seed", type=int, default=0, help="Chooses the evaluation set and the sampling noise.")
     parser.add_argument("--batch_size", type=int, default=8, help="Samples per pipeline call.")
@@ -60,7 +60,9 @@ def parse_args(argv=None):
                         help="Also score the pipeline with `drop_views_below` set to this (method `dropped_views`).")
     parser.add_argument("--num_grid_rows", type=int, default=8, help="Samples shown in each image grid.")
     parser.add_argument("--sampler_study", action="store_true",
-                        help="Also compare DDPM at all training steps with DDIM / DPM-Solver at few steps on a subset.")
+                        help="Also compare DDPM at all training steps with fast samplers at few steps on a subset.")
+    parser.add_argument("--sampler_study_schedulers", nargs="+", default=["ddpm", "ddim"], choices=sorted(SCHEDULERS),
+                        help="Samplers in the study, each at every `--sampler_study_steps` (default: ddpm ddim).")
     parser.add_argument("--sampler_study_samples", type=int, default=8, help="Samples in the sampler study.")
     parser.add_argument("--sampler_study_steps", type=int, nargs="+", default=list(SAMPLER_STUDY_STEPS))
     parser.add_argument("--output_dir", required=True, help="Where results.json, results.md and the grids go.")
@@ -272,7 +274,8 @@ def run_sampler_study(pipeline, dataset, samples, seeds, args, lpips, device, st
     """DDPM over all training steps (the paper's sampler) against fast samplers at few steps, on a fixed subset."""
     subset = samples[: args.sampler_study_samples]
     train_steps = pipeline.scheduler.config.num_train_timesteps
-    settings = [("ddpm", train_steps)] + [(name, s) for name in ("ddim", "dpmsolver") for s in args.sampler_study_steps]
+    fast = [(name, s) for name in args.sampler_study_schedulers for s in args.sampler_study_steps if (name, s) != ("ddpm", train_steps)]
+    settings = [("ddpm", train_steps)] + fast
     original = pipeline.scheduler
     rows = []
     for name, steps in tqdm(settings, desc="Sampler study", disable=not state.is_local_main_process):
@@ -289,7 +292,8 @@ def run_sampler_study(pipeline, dataset, samples, seeds, args, lpips, device, st
                 records += [r for r in batch_records if r["method"] == "viewfusion"]
         records = gather(records, state)
         rows.append({
-            "scheduler": name, "steps": steps, "seconds_per_sample": float(np.mean([r["seconds"] for r in records])),
+            "scheduler": name, "steps": steps, "num_views": sorted({sample.num_views for sample in subset}),
+            "seconds_per_sample": float(np.mean([r["seconds"] for r in records])),
             **{m: mean_and_ci([r[m] for r in records])[:2] for m in ("psnr", "ssim", "lpips")},
             "lpips_per_sample": [r["lpips"] for r in records],
         })

@@ -1,5 +1,6 @@
 """`ViewFusionPipeline`: sample a novel view of an object from any number of unposed input views."""
 
+import inspect
 import json
 import os
 from dataclasses import dataclass
@@ -24,11 +25,13 @@ from .fusion import fuse_noise, pad_mask
 from .images import preprocess_views
 from .unet import ViewFusionUNet2DModel
 
+# Short name -> (scheduler class, settings that override the training schedule's config).
 SCHEDULERS = {
-    "ddpm": DDPMScheduler,
-    "ddim": DDIMScheduler,
-    "dpmsolver": DPMSolverMultistepScheduler,
-    "unipc": UniPCMultistepScheduler,
+    "ddpm": (DDPMScheduler, {}),
+    "ddim": (DDIMScheduler, {}),
+    "dpmsolver": (DPMSolverMultistepScheduler, {"algorithm_type": "dpmsolver++"}),
+    "dpmsolver-sde": (DPMSolverMultistepScheduler, {"algorithm_type": "sde-dpmsolver++"}),
+    "unipc": (UniPCMultistepScheduler, {}),
 }
 
 
@@ -52,7 +55,10 @@ def default_scheduler(prediction_type: str = "epsilon") -> DDPMScheduler:
 
 
 def scheduler_from_name(name: str, config) -> SchedulerMixin:
-    """Build a scheduler by short name (`ddpm`, `ddim`, `dpmsolver`, `unipc`) from another scheduler's config.
+    """Build a scheduler by short name (a key of `SCHEDULERS`) from another scheduler's config.
+
+    `ddpm` with fewer steps than the training schedule is ancestral sampling on a strided schedule (DDIM with
+    eta = 1); `dpmsolver-sde` is DPM-Solver++'s stochastic variant. Both draw fresh noise at every step.
 
     Example:
         ```py
@@ -61,7 +67,8 @@ def scheduler_from_name(name: str, config) -> SchedulerMixin:
     """
     if name not in SCHEDULERS:
         raise ValueError(f"Unknown scheduler {name!r}; choose one of {sorted(SCHEDULERS)}.")
-    return SCHEDULERS[name].from_config(config)
+    scheduler_class, overrides = SCHEDULERS[name]
+    return scheduler_class.from_config(config, **overrides)
 
 
 @dataclass
@@ -92,8 +99,9 @@ class ViewFusionPipeline(DiffusionPipeline):
 
     Parameters:
         unet ([`ViewFusionUNet2DModel`]): the denoiser, returning noise and weight logits per view.
-        scheduler ([`SchedulerMixin`]): any diffusers scheduler; the default is the paper's [`DDPMScheduler`].
-            Swap it with e.g. `DDIMScheduler.from_config(pipe.scheduler.config)` to sample in fewer steps.
+        scheduler ([`SchedulerMixin`]): any diffusers scheduler; the default is the paper's [`DDPMScheduler`],
+            which samples ancestrally on `num_inference_steps` of its 2,000 training steps. Swap it with e.g.
+            `DDIMScheduler.from_config(pipe.scheduler.config)` for a deterministic sampler.
 
     Example:
         ```py
@@ -221,11 +229,9 @@ class ViewFusionPipeline(DiffusionPipeline):
         Example:
             ```py
             >>> import torch
-            >>> from diffusers import DDIMScheduler
             >>> from viewfusion_diffusers import ViewFusionPipeline
 
             >>> pipe = ViewFusionPipeline.from_pretrained("pipelines/viewfusion-pybullet-64")
-            >>> pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
             >>> out = pipe([view_0, view_90], target_azimuth=180.0, num_inference_steps=50,
             ...            generator=torch.Generator().manual_seed(0))
             >>> out.images[0].save("novel.png")
@@ -271,6 +277,8 @@ class ViewFusionPipeline(DiffusionPipeline):
         active = torch.arange(views_flat.shape[0], device=device)
         pair_views, pair_owner, pair_azimuths, pair_counts = views_flat, view_owner, view_azimuths, num_views
 
+        # Stochastic schedulers draw their noise from `generator`; deterministic ones (UniPC) take none.
+        step_kwargs = {"generator": generator} if "generator" in inspect.signature(self.scheduler.step).parameters else {}
         self.scheduler.set_timesteps(num_inference_steps, device=device)
         for i, t in enumerate(self.progress_bar(self.scheduler.timesteps)):
             # 2. every (object, view) pair through the U-Net, in chunks of at most `view_batch_size`
@@ -285,7 +293,7 @@ class ViewFusionPipeline(DiffusionPipeline):
 
             # 3. fuse the views' predictions, then step: x_t -> x_t-1
             fused, weights = fuse_noise(noise, weight_logits, pair_counts, weighting=weighting)
-            latents = self.scheduler.step(fused, t, latents, generator=generator).prev_sample
+            latents = self.scheduler.step(fused, t, latents, **step_kwargs).prev_sample
 
             if drop_views_below is not None and i + 1 < len(self.scheduler.timesteps):
                 # A view's share is its mean weight times the number of views in use (1 = an equal share).

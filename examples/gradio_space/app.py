@@ -29,7 +29,7 @@ from viewfusion_diffusers.preprocessing import (
     prepare_photo,
 )
 
-SAMPLERS = {"DDIM": "ddim", "DPM-Solver": "dpmsolver", "DDPM": "ddpm"}
+SAMPLERS = {"DDPM": "ddpm", "DPM-Solver SDE": "dpmsolver-sde", "DDIM": "ddim", "DPM-Solver": "dpmsolver"}
 MAX_VIEWS = 12
 MAX_FILE_BYTES = 20 * 2**20
 MAX_SIDE = 4096
@@ -139,8 +139,8 @@ def build_demo(demo_state: Demo) -> gr.Blocks:
                 azimuth = gr.Slider(0, 345, value=90, step=15, label="Target azimuth (degrees)", elem_id="azimuth")
                 full_orbit = gr.Checkbox(label="Full orbit (24 views, slower)", value=False)
                 with gr.Accordion("Advanced", open=False):
-                    sampler = gr.Dropdown(list(SAMPLERS), value="DDIM", label="Sampler")
-                    steps = gr.Slider(1, 200, value=20, step=1, label="Denoising steps")
+                    sampler = gr.Dropdown(list(SAMPLERS), value="DDPM", label="Sampler")
+                    steps = gr.Slider(1, 200, value=50, step=1, label="Denoising steps")
                     seed = gr.Number(value=0, precision=0, label="Seed")
                     num_samples = gr.Slider(1, 4, value=1, step=1, label="Samples")
                     remove_background = gr.Checkbox(value=True, label="Remove photo backgrounds")
