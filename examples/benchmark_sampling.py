@@ -180,7 +180,7 @@ def main():
     parser.add_argument("--models", nargs="+", default=["default", "paper"], help="default, paper, small.")
     parser.add_argument("--pipeline", default=DEFAULT_PIPELINE, help="The pipeline behind `default`.")
     parser.add_argument("--num_views", type=int, nargs="+", default=[1, 3, 6])
-    parser.add_argument("--samplers", nargs="+", default=["ddim:50", "dpmsolver:20"],
+    parser.add_argument("--samplers", nargs="+", default=["ddpm:50", "ddim:50"],
                         help="name:steps pairs; names as in `viewfusion_diffusers.SCHEDULERS`.")
     parser.add_argument("--variants", nargs="*", default=[], help="channels_last, threads:K, compile, drop:X, objects:K.")
     parser.add_argument("--reference_steps", type=int, default=10, help="Timed steps of the 2,000-step reference.")
@@ -193,25 +193,32 @@ def main():
     for sampler in args.samplers:
         name, _, steps = sampler.partition(":")
         if name not in SCHEDULERS or not steps.isdigit() or int(steps) < 1:
-            parser.error(f"unknown sampler {sampler!r}; give name:steps with a name from {', '.join(SCHEDULERS)} (e.g. ddim:50).")
+            parser.error(f"bad sampler {sampler!r}; give name:steps with a name from {', '.join(SCHEDULERS)} (e.g. ddpm:50).")
     for change in args.variants:
         if change.partition(":")[0] not in VARIANTS:
             parser.error(f"unknown variant {change!r}; choose from {', '.join(VARIANTS)} (e.g. threads:1, drop:0.5, objects:8).")
     device = torch.device(args.device)
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[args.dtype]
-    quality = {}  # (sampler, steps, N) -> LPIPS, only for the N the study was run with
+    quality = {}  # (sampler, steps, N) -> LPIPS, only from a study run at a single N
     if args.quality:
         results = json.load(open(args.quality))
-        study = results["sampler_study"]
+        study = results.get("sampler_study")
+        if not study:
+            parser.error(f"{args.quality} has no sampler study; make it with `viewfusion-eval ... --sampler_study`.")
         reference = np.asarray(study[0]["lpips_per_sample"])
         for row in study:
+            # Older results lack the row's N: then the evaluation's N, if there was only one.
+            study_views = row.get("num_views") or results["config"]["num_views"]
+            if len(study_views) != 1:
+                continue
             paired = ""
-            if row is not study[0]:
-                mean, half_width, _ = mean_and_ci(np.asarray(row["lpips_per_sample"]) - reference)
+            per_sample = np.asarray(row["lpips_per_sample"])
+            if row is not study[0] and per_sample.shape == reference.shape:
+                mean, half_width, _ = mean_and_ci(per_sample - reference)
                 paired = f" ({mean:+.3f} ± {half_width:.3f})"
-            # Older results lack the row's N; their study ran on the first N of the evaluation.
-            for n in row["num_views"] if "num_views" in row else results["config"]["num_views"][:1]:
-                quality[(row["scheduler"], row["steps"], n)] = f"{row['lpips'][0]:.3f}{paired}"
+            quality[(row["scheduler"], row["steps"], study_views[0])] = f"{row['lpips'][0]:.3f}{paired}"
+        if not quality:
+            parser.error(f"{args.quality}'s sampler study mixes several N; run it with a single --num_views.")
 
     rows = []
     for model in args.models:

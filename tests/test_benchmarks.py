@@ -38,4 +38,12 @@ def test_sampling_benchmark_rejects_an_unknown_variant_or_sampler():
     command[command.index("fp8")] = "channels_last"
     command[command.index("ddim:1")] = "euler:1"
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 2 and "unknown sampler 'euler:1'" in result.stderr
+    assert result.returncode == 2 and "bad sampler 'euler:1'" in result.stderr
+
+
+def test_sampling_benchmark_refuses_results_without_a_sampler_study(tmp_path):
+    (tmp_path / "results.json").write_text(json.dumps({"sampler_study": None, "config": {"num_views": [6]}}))
+    command = [sys.executable, str(EXAMPLES / "benchmark_sampling.py"), "--models", "default", "--num_views", "1",
+               "--samplers", "ddpm:1", "--quality", str(tmp_path / "results.json")]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 2 and "has no sampler study" in result.stderr

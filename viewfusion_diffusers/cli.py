@@ -96,7 +96,7 @@ def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--views", nargs="+", required=True, help="Input view image files (any number, no poses).")
     parser.add_argument("--pipeline", default=DEFAULT_PIPELINE, help="Pipeline folder or Hub repo id (default: the shipped one).")
     parser.add_argument("--scheduler", default="ddpm", choices=sorted(SCHEDULERS),
-                        help="Sampler (default: ddpm, the pipeline's own: ancestral sampling on `--steps` of the training steps).")
+                        help="Sampler (default: ddpm, ancestral sampling on `--steps` of the training steps).")
     parser.add_argument("--steps", type=int, default=50, help="Denoising steps (default: 50).")
     parser.add_argument("--seed", type=int, default=0, help="Sampling seed.")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="torch device.")

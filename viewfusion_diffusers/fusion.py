@@ -28,9 +28,9 @@ def pad_views(flat: torch.Tensor, num_views: torch.Tensor) -> tuple[torch.Tensor
         num_views (`torch.Tensor`): `(batch,)` integer number of views of each sample, each at least 1.
 
     Returns:
-        `(padded, view_mask)`: `padded` is `(batch, max_views, ...)` with zeros in the padded slots (a view of
-        `flat` when every sample has the same number of views) and `view_mask` is a `(batch, max_views)` bool
-        tensor, True where a real view stands.
+        `(padded, view_mask)`: `padded` is `(batch, max_views, ...)` with zeros in the padded slots and
+        `view_mask` is a `(batch, max_views)` bool tensor, True where a real view stands. When every sample
+        has the same number of views, `padded` is a view of `flat`: writing into it writes into `flat`.
 
     Example:
         ```py
@@ -49,7 +49,7 @@ def pad_views(flat: torch.Tensor, num_views: torch.Tensor) -> tuple[torch.Tensor
             f"`num_views` sums to {int(num_views.sum())} but {flat.shape[0]} views were given; they must match."
         )
     view_mask = pad_mask(num_views)
-    if bool(view_mask.all()):
+    if view_mask.numel() == flat.shape[0]:
         # Every sample has the same number of views (the usual case): nothing to pad, a reshape will do.
         return flat.reshape(*view_mask.shape, *flat.shape[1:]), view_mask
     padded = flat.new_zeros((*view_mask.shape, *flat.shape[1:]))
@@ -96,7 +96,7 @@ def fuse_noise(
     mask = view_mask.view(*view_mask.shape, *([1] * (noise.ndim - 2)))
     if weighting:
         logits, _ = pad_views(weight_logits.float(), num_views)
-        if not bool(view_mask.all()):
+        if view_mask.numel() > weight_logits.shape[0]:  # some samples have padded slots
             logits = logits.masked_fill(~mask, float("-inf"))
         weights = logits.softmax(dim=1).to(noise.dtype)
     else:

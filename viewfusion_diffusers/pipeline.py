@@ -25,13 +25,17 @@ from .fusion import fuse_noise, pad_mask
 from .images import preprocess_views
 from .unet import ViewFusionUNet2DModel
 
-# Short name -> (scheduler class, settings that override the training schedule's config).
 SCHEDULERS = {
-    "ddpm": (DDPMScheduler, {}),
-    "ddim": (DDIMScheduler, {}),
-    "dpmsolver": (DPMSolverMultistepScheduler, {"algorithm_type": "dpmsolver++"}),
-    "dpmsolver-sde": (DPMSolverMultistepScheduler, {"algorithm_type": "sde-dpmsolver++"}),
-    "unipc": (UniPCMultistepScheduler, {}),
+    "ddpm": DDPMScheduler,
+    "ddim": DDIMScheduler,
+    "dpmsolver": DPMSolverMultistepScheduler,
+    "dpmsolver-sde": DPMSolverMultistepScheduler,
+    "unipc": UniPCMultistepScheduler,
+}
+# Settings that define a name, applied over whatever config the scheduler is built from.
+SCHEDULER_SETTINGS = {
+    "dpmsolver": {"algorithm_type": "dpmsolver++"},
+    "dpmsolver-sde": {"algorithm_type": "sde-dpmsolver++"},
 }
 
 
@@ -67,8 +71,7 @@ def scheduler_from_name(name: str, config) -> SchedulerMixin:
     """
     if name not in SCHEDULERS:
         raise ValueError(f"Unknown scheduler {name!r}; choose one of {sorted(SCHEDULERS)}.")
-    scheduler_class, overrides = SCHEDULERS[name]
-    return scheduler_class.from_config(config, **overrides)
+    return SCHEDULERS[name].from_config(config, **SCHEDULER_SETTINGS.get(name, {}))
 
 
 @dataclass
@@ -100,7 +103,7 @@ class ViewFusionPipeline(DiffusionPipeline):
     Parameters:
         unet ([`ViewFusionUNet2DModel`]): the denoiser, returning noise and weight logits per view.
         scheduler ([`SchedulerMixin`]): any diffusers scheduler; the default is the paper's [`DDPMScheduler`],
-            which samples ancestrally on `num_inference_steps` of its 2,000 training steps. Swap it with e.g.
+            which samples ancestrally on `num_inference_steps` of its training steps (2,000 in the paper). Swap it with e.g.
             `DDIMScheduler.from_config(pipe.scheduler.config)` for a deterministic sampler.
 
     Example:
