@@ -15,9 +15,9 @@
 - For each, the peak memory above the baseline (process RSS on CPU, allocated memory on GPU) and the share of
   the time spent outside the U-Net (input preparation, fusion, scheduler step).
 
-`--quality results.json` (from `viewfusion-eval --sampler_study` on the `default` pipeline) puts each sampler's
-LPIPS next to its time, in the `default` rows of the study's N, with its paired difference to DDPM over all steps (mean ± 95% CI
-over the study's samples; the presets have random weights: no quality to speak of).
+`--quality results.json` (from `viewfusion-eval --sampler_study` at one N on the `default` pipeline) puts each
+sampler's LPIPS next to its time in the `default` rows of that N, with its paired difference to DDPM over all
+steps (mean ± 95% CI over the study's samples; the presets have random weights: no quality to speak of).
 Models: `default` (the pipeline shipped in `pipelines/`, or `--pipeline`) and the `paper` / `small` presets
 (random weights: speed does not depend on them).
 """
