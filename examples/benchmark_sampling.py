@@ -28,14 +28,13 @@ import json
 import threading
 import time
 
-import numpy as np
 import psutil
 import torch
 from diffusers import DDPMScheduler
 
 from viewfusion_diffusers import SCHEDULERS, ViewFusionPipeline, ViewFusionUNet2DModel, default_scheduler, scheduler_from_name
 from viewfusion_diffusers.cli import DEFAULT_PIPELINE
-from viewfusion_diffusers.evaluation import mean_and_ci
+from viewfusion_diffusers.evaluation import paired_lpips_difference
 from viewfusion_diffusers.fusion import fuse_noise
 
 
@@ -190,10 +189,12 @@ def main():
     parser.add_argument("--quality", default=None, help="results.json of `viewfusion-eval --sampler_study`.")
     parser.add_argument("--output", default=None, help="Write the rows as JSON here.")
     args = parser.parse_args()
+    samplers = []  # (name, steps)
     for sampler in args.samplers:
         name, _, steps = sampler.partition(":")
         if name not in SCHEDULERS or not steps.isdigit() or int(steps) < 1:
             parser.error(f"bad sampler {sampler!r}; give name:steps with a name from {', '.join(SCHEDULERS)} (e.g. ddpm:50).")
+        samplers.append((name, int(steps)))
     for change in args.variants:
         if change.partition(":")[0] not in VARIANTS:
             parser.error(f"unknown variant {change!r}; choose from {', '.join(VARIANTS)} (e.g. threads:1, drop:0.5, objects:8).")
@@ -205,17 +206,13 @@ def main():
         study = results.get("sampler_study")
         if not study:
             parser.error(f"{args.quality} has no sampler study; make it with `viewfusion-eval ... --sampler_study`.")
-        reference = np.asarray(study[0]["lpips_per_sample"])
         for row in study:
             # Older results lack the row's N: then the evaluation's N, if there was only one.
             study_views = row.get("num_views") or results["config"]["num_views"]
             if len(study_views) != 1:
                 continue
-            paired = ""
-            per_sample = np.asarray(row["lpips_per_sample"])
-            if row is not study[0] and per_sample.shape == reference.shape:
-                mean, half_width, _ = mean_and_ci(per_sample - reference)
-                paired = f" ({mean:+.3f} ± {half_width:.3f})"
+            paired = paired_lpips_difference(row, study[0])
+            paired = f" ({paired[0]:+.3f} ± {paired[1]:.3f})" if paired else ""
             quality[(row["scheduler"], row["steps"], study_views[0])] = f"{row['lpips'][0]:.3f}{paired}"
         if not quality:
             parser.error(f"{args.quality}'s sampler study mixes several N; run it with a single --num_views.")
@@ -238,8 +235,7 @@ def main():
                          "seconds": reference, "speedup": 1.0, "peak_mb": memory, "outside_unet": 1 - unet_share,
                          "lpips": quality.get(("ddpm", train_steps, n), "") if model == "default" else "",
                          "note": f"timed over {args.reference_steps} steps"})
-            settings = [(s.split(":")[0], int(s.split(":")[1]), None) for s in args.samplers]
-            settings.append((settings[0][0], settings[0][1], 2))
+            settings = [(name, steps, None) for name, steps in samplers] + [(*samplers[0], 2)]
             for name, steps, view_batch_size in settings:
                 pipeline.scheduler = scheduler_from_name(name, training_schedule)
                 seconds, memory, unet_share = measure(

@@ -301,19 +301,25 @@ def run_sampler_study(pipeline, dataset, samples, seeds, args, lpips, device, st
     return rows
 
 
+def paired_lpips_difference(row: dict, reference: dict) -> tuple[float, float] | None:
+    """Mean and 95% CI half-width of a sampler study row's per-sample LPIPS minus the reference row's, or None
+    for the reference itself and for rows not scored on the same samples."""
+    per_sample = np.asarray(row.get("lpips_per_sample", []))
+    reference_per_sample = np.asarray(reference.get("lpips_per_sample", []))
+    if row is reference or reference_per_sample.size == 0 or per_sample.shape != reference_per_sample.shape:
+        return None
+    mean, half_width, _ = mean_and_ci(per_sample - reference_per_sample)
+    return mean, half_width
+
+
 def sampler_study_table(rows) -> str:
     """Mean ± 95% CI per sampler, and the paired LPIPS difference to the first row (DDPM over all steps): the
     same samples and seeds go through every sampler, so the paired interval is much narrower."""
     lines = ["| scheduler | steps | s / sample | PSNR ↑ | SSIM ↑ | LPIPS ↓ | LPIPS − DDPM's (paired) |", "|---|---|---|---|---|---|---|"]
-    reference = np.asarray(rows[0].get("lpips_per_sample", []))
     for row in rows:
         cells = [f"{row[m][0]:.4f} ± {row[m][1]:.4f}" for m in ("psnr", "ssim", "lpips")]
-        per_sample = np.asarray(row.get("lpips_per_sample", []))
-        if row is rows[0] or per_sample.shape != reference.shape or reference.size == 0:
-            cells.append("")
-        else:
-            mean, half_width, _ = mean_and_ci(per_sample - reference)
-            cells.append(f"{mean:+.4f} ± {half_width:.4f}")
+        paired = paired_lpips_difference(row, rows[0])
+        cells.append(f"{paired[0]:+.4f} ± {paired[1]:.4f}" if paired else "")
         lines.append(f"| {row['scheduler']} | {row['steps']} | {row['seconds_per_sample']:.2f} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

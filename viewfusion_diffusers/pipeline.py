@@ -103,8 +103,8 @@ class ViewFusionPipeline(DiffusionPipeline):
     Parameters:
         unet ([`ViewFusionUNet2DModel`]): the denoiser, returning noise and weight logits per view.
         scheduler ([`SchedulerMixin`]): any diffusers scheduler; the default is the paper's [`DDPMScheduler`],
-            which samples ancestrally on `num_inference_steps` of its training steps (2,000 in the paper). Swap it with e.g.
-            `DDIMScheduler.from_config(pipe.scheduler.config)` for a deterministic sampler.
+            which samples ancestrally on `num_inference_steps` of its training steps (2,000 in the paper).
+            Swap it with e.g. `DDIMScheduler.from_config(pipe.scheduler.config)` for a deterministic sampler.
 
     Example:
         ```py
