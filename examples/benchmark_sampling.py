@@ -35,7 +35,7 @@ from diffusers import DDPMScheduler
 from viewfusion_diffusers import SCHEDULERS, ViewFusionPipeline, ViewFusionUNet2DModel, default_scheduler, scheduler_from_name
 from viewfusion_diffusers.cli import DEFAULT_PIPELINE
 from viewfusion_diffusers.evaluation import paired_lpips_difference
-from viewfusion_diffusers.fusion import fuse_noise
+from viewfusion_diffusers.fusion import predict_fused_noise
 
 
 class PeakMemory:
@@ -105,9 +105,7 @@ def reference_loop(unet, scheduler_config, views, azimuth, num_steps, generator)
     latents = torch.randn((1, 3, *views.shape[-2:]), generator=generator).to(views.device, views.dtype)
     azimuth = torch.tensor([azimuth], device=views.device)
     for t in scheduler.timesteps[:num_steps]:
-        outputs = [unet(torch.cat([view[None], latents], dim=1), t, azimuth, return_dict=False) for view in views]
-        noise, logits = torch.cat([o[0] for o in outputs]), torch.cat([o[1] for o in outputs])
-        fused, _ = fuse_noise(noise, logits, torch.tensor([len(views)], device=views.device))
+        fused, _ = predict_fused_noise(unet, views, latents, t, azimuth, torch.tensor([len(views)]), max_pairs=1)
         latents = scheduler.step(fused, t, latents, generator=generator).prev_sample
     return latents
 

@@ -59,7 +59,7 @@ def test_two_cpu_processes_train_and_write_a_loadable_pipeline(rendered_dataset,
 
 def test_resume_after_sigkill_matches_an_uninterrupted_run(rendered_dataset, tiny_unet_config_file, tmp_path):
     common = ("--use_ema", "--checkpointing_steps", "2", "--validation_steps", "0", "--report_to", "none",
-              "--lr_scheduler", "constant_with_warmup")
+              "--lr_scheduler", "constant_with_warmup", "--relative_pose", "--pose_dropout", "0.5")
     straight = tmp_path / "straight"
     run(launch(1, rendered_dataset, straight, tiny_unet_config_file, "--max_train_steps", "6", *common))
 
@@ -80,6 +80,8 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(rendered_dataset, tin
 
     straight_weights, resumed_weights = unet_weights(straight), unet_weights(killed)
     assert straight_weights.keys() == resumed_weights.keys()
+    assert any(k.startswith("class_embedding.relative_azimuth.") for k in straight_weights)
+    assert straight_weights["class_embedding.unknown_pose"].abs().max() > 0, "pose dropout never gave an unposed sample"
     for name in straight_weights:
         torch.testing.assert_close(resumed_weights[name], straight_weights[name], rtol=0, atol=0, msg=name)
 

@@ -1,8 +1,11 @@
 import inspect
+import json
+from pathlib import Path
 
 import pytest
 import torch
 from diffusers import UNet2DModel
+from safetensors.torch import load_file, save_file
 
 from viewfusion_diffusers import UNET_PRESETS, ViewFusionUNet2DModel, ViewFusionUNetOutput
 from conftest import make_tiny_unet
@@ -61,3 +64,69 @@ def test_presets_and_their_sizes():
 def test_wrong_channel_counts_are_refused():
     with pytest.raises(ValueError, match="in_channels=6"):
         make_tiny_unet(in_channels=3)
+
+
+REFERENCE = Path(__file__).resolve().parent / "data" / "shipped_unet_reference.safetensors"
+SHIPPED_UNET = Path(__file__).resolve().parent.parent / "pipelines" / "viewfusion-pybullet-64" / "unet"
+
+
+def test_a_folder_written_before_the_pose_embedding_existed_gives_the_same_outputs(tmp_path):
+    # The reference outputs were computed by the U-Net code of that time on the shipped weights, then stored.
+    reference = load_file(REFERENCE)
+    state = load_file(SHIPPED_UNET / "diffusion_pytorch_model.safetensors")
+    old_state = {k.replace("class_embedding.target_azimuth.", "azimuth_embedding."): v for k, v in state.items()}
+    config = {k: v for k, v in json.loads((SHIPPED_UNET / "config.json").read_text()).items() if k != "relative_pose"}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    save_file(old_state, tmp_path / "diffusion_pytorch_model.safetensors")
+    unet = ViewFusionUNet2DModel.from_pretrained(tmp_path).float().eval()
+    assert not unet.config.relative_pose
+    with torch.no_grad():
+        noise, logits = unet(reference["sample"], reference["timestep"], reference["azimuth"], return_dict=False)
+    torch.testing.assert_close(noise, reference["noise"], atol=1e-5, rtol=0)
+    torch.testing.assert_close(logits, reference["weight_logits"], atol=1e-5, rtol=0)
+
+
+def test_enabling_relative_pose_keeps_the_outputs_until_trained():
+    unet = make_tiny_unet()
+    x, t, azimuth = torch.randn(3, 6, 16, 16), torch.tensor([1, 50, 900]), torch.tensor([0.0, 90.0, 200.0])
+    with torch.no_grad():
+        before = unet(x, t, azimuth).noise
+        unet.enable_relative_pose()
+        posed = unet(x, t, azimuth, relative_azimuth=torch.tensor([30.0, float("nan"), -45.0])).noise
+        unposed = unet(x, t, azimuth).noise
+    assert unet.config.relative_pose
+    torch.testing.assert_close(posed, before, atol=0, rtol=0)
+    torch.testing.assert_close(unposed, before, atol=0, rtol=0)
+
+
+def test_relative_azimuth_conditions_each_pair_and_unknown_differs_from_known():
+    unet = make_tiny_unet(relative_pose=True)
+    with torch.no_grad():  # give the zero-initialised pose layers some weight, as training would
+        for parameter in unet.class_embedding.relative_azimuth.linear_2.parameters():
+            parameter.normal_(0, 0.5)
+        unet.class_embedding.unknown_pose.normal_(0, 0.5)
+        x, t, azimuth = torch.randn(3, 6, 16, 16), 10, torch.tensor([90.0, 90.0, 90.0])
+        base = unet(x, t, azimuth, relative_azimuth=torch.tensor([0.0, 45.0, 90.0])).noise
+        moved = unet(x, t, azimuth, relative_azimuth=torch.tensor([0.0, 135.0, 90.0])).noise
+        unknown = unet(x, t, azimuth, relative_azimuth=torch.tensor([0.0, float("nan"), 90.0])).noise
+        wrapped = unet(x, t, azimuth, relative_azimuth=torch.tensor([360.0, 45.0 - 720.0, 90.0 + 1e9 * 360], dtype=torch.float64)).noise
+    torch.testing.assert_close(moved[[0, 2]], base[[0, 2]], atol=0, rtol=0)  # only the changed pair moves
+    assert (moved[1] - base[1]).abs().max() > 1e-3
+    assert (unknown[1] - base[1]).abs().max() > 1e-3
+    torch.testing.assert_close(wrapped, base, atol=1e-5, rtol=0)
+
+
+def test_a_pose_free_unet_refuses_relative_azimuths_but_takes_all_unknown():
+    unet = make_tiny_unet()
+    x = torch.randn(2, 6, 16, 16)
+    with pytest.raises(ValueError, match="relative_pose"):
+        unet(x, 3, 0.0, relative_azimuth=torch.tensor([10.0, 20.0]))
+    with torch.no_grad():
+        torch.testing.assert_close(unet(x, 3, 0.0, relative_azimuth=torch.full((2,), float("nan"))).noise, unet(x, 3, 0.0).noise)
+
+
+def test_huge_azimuths_are_reduced_before_float32():
+    unet = make_tiny_unet()
+    x = torch.randn(1, 6, 16, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(unet(x, 3, 1e9).noise, unet(x, 3, 1e9 % 360).noise, atol=1e-6, rtol=0)

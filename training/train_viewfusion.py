@@ -54,6 +54,12 @@ def parse_args(argv=None):
     parser.add_argument("--prediction_type", type=str, default=None, choices=["epsilon", "v_prediction"],
                         help="What the U-Net predicts: the paper's epsilon (the default for a new model), or v (trains "
                         "faster on small compute). A fine-tuned pipeline keeps its own.")
+    parser.add_argument("--relative_pose", action="store_true",
+                        help="Condition on the input views' azimuths when known (posed and unposed in one model); adds "
+                        "the zero-initialised pose layers to a pretrained pose-free pipeline.")
+    parser.add_argument("--pose_dropout", type=float, default=0.5,
+                        help="With --relative_pose (or a posed pretrained model): probability that a sample's input "
+                        "views are given without their azimuths.")
     parser.add_argument("--max_views", type=int, default=6, help="Input views per sample are drawn from 1..max_views.")
     parser.add_argument("--train_batch_size", type=int, default=8, help="Samples (targets) per device per step.")
     parser.add_argument("--gradient_accumulation_steps", type=int, default=1, help="Micro-batches per optimizer step.")
@@ -86,6 +92,8 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.push_to_hub and not args.hub_model_id:
         parser.error("--push_to_hub needs --hub_model_id.")
+    if not 0 <= args.pose_dropout <= 1:
+        parser.error(f"--pose_dropout is a probability in [0, 1], got {args.pose_dropout}.")
     return args
 
 
@@ -117,13 +125,16 @@ def build_unet_and_noise_scheduler(args) -> tuple[ViewFusionUNet2DModel, DDPMSch
         if unet.config.sample_size != args.resolution:
             raise ValueError(f"{args.pretrained_model_name_or_path} works at {unet.config.sample_size}x{unet.config.sample_size}; "
                              f"pass --resolution {unet.config.sample_size}.")
+        if args.relative_pose:
+            unet.enable_relative_pose()
         return unet, noise_scheduler
     torch.manual_seed(args.seed)
     if args.model_config in UNET_PRESETS:
-        unet = ViewFusionUNet2DModel.from_preset(args.model_config, sample_size=args.resolution)
+        unet = ViewFusionUNet2DModel.from_preset(args.model_config, sample_size=args.resolution, relative_pose=args.relative_pose)
     elif os.path.isfile(args.model_config):
         config = ViewFusionUNet2DModel.load_config(args.model_config)
-        unet = ViewFusionUNet2DModel.from_config({**config, "sample_size": args.resolution})
+        unet = ViewFusionUNet2DModel.from_config({**config, "sample_size": args.resolution,
+                                                  "relative_pose": args.relative_pose or config.get("relative_pose", False)})
     else:
         raise ValueError(f"--model_config {args.model_config!r} is neither a preset ({list(UNET_PRESETS)}) nor a file.")
     return unet, default_scheduler(args.prediction_type or "epsilon")
@@ -281,7 +292,7 @@ def main(args):
         for batch in dataloader:
             with accelerator.accumulate(unet):
                 generators = sample_generators(args.seed, epoch, batch["indices"])
-                loss = fused_loss(unet, noise_scheduler, batch, generators, args.resolution)
+                loss = fused_loss(unet, noise_scheduler, batch, generators, args.resolution, pose_dropout=args.pose_dropout)
                 accelerator.backward(loss)
                 if accelerator.sync_gradients:
                     accelerator.clip_grad_norm_(unet.parameters(), args.max_grad_norm)

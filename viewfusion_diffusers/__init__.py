@@ -1,6 +1,6 @@
 """ViewFusion: composable diffusion for novel view synthesis, as a diffusers pipeline."""
 
-from .fusion import fuse_noise, pad_views
+from .fusion import fuse_noise, pad_views, predict_fused_noise
 from .pipeline import (
     SCHEDULERS,
     ViewFusionPipeline,
@@ -22,5 +22,6 @@ __all__ = [
     "default_scheduler",
     "fuse_noise",
     "pad_views",
+    "predict_fused_noise",
     "scheduler_from_name",
 ]

@@ -104,3 +104,58 @@ def fuse_noise(
         weights = (mask / counts).to(noise.dtype).expand_as(noise)
     fused = (weights * noise).sum(dim=1)
     return fused, weights
+
+
+def predict_fused_noise(
+    unet,
+    views: torch.Tensor,
+    noisy_target: torch.Tensor,
+    timestep: torch.Tensor | int,
+    target_azimuth: torch.Tensor,
+    num_views: torch.Tensor,
+    view_azimuth: torch.Tensor | None = None,
+    weighting: bool = True,
+    max_pairs: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One ViewFusion denoising prediction: every (view, noisy target) pair through the U-Net, then [`fuse_noise`].
+
+    Training, sampling and the benchmarks all call this, so what the model is trained on and what it samples
+    with are the same computation.
+
+    Args:
+        unet: a [`ViewFusionUNet2DModel`] (or a wrapper with the same call signature).
+        views (`torch.Tensor`): `(sum(num_views), 3, H, W)` input views in [-1, 1], sample-major.
+        noisy_target (`torch.Tensor`): `(batch, 3, H, W)` the noisy target of each sample.
+        timestep (`torch.Tensor` or `int`): a scalar, or `(batch,)` one per sample.
+        target_azimuth (`torch.Tensor`): `(batch,)` target azimuths in degrees.
+        num_views (`torch.Tensor`): `(batch,)` number of views of each sample.
+        view_azimuth (`torch.Tensor`, *optional*): `(sum(num_views),)` azimuth of each view in degrees, NaN where
+            it is unknown; `None` when no view's pose is known.
+        weighting (`bool`, defaults to `True`): `False` averages the views (the paper's ablation).
+        max_pairs (`int`, *optional*): at most this many pairs per U-Net call, to cap memory; the result does not
+            depend on it.
+
+    Returns:
+        `(fused, weights)` as returned by [`fuse_noise`].
+
+    Example:
+        ```py
+        >>> fused, weights = predict_fused_noise(unet, views, noisy_target, 999, torch.tensor([90.0]), torch.tensor([3]))
+        ```
+    """
+    num_views = torch.as_tensor(num_views, device=views.device)
+    view_owner = torch.repeat_interleave(torch.arange(noisy_target.shape[0], device=views.device), num_views)
+    timestep = torch.as_tensor(timestep, device=views.device)
+    pair_timesteps = timestep.expand(view_owner.shape[0]) if timestep.ndim == 0 else timestep[view_owner]
+    pair_azimuths = target_azimuth.to(views.device)[view_owner]
+    relative_azimuth = None if view_azimuth is None else pair_azimuths.double() - view_azimuth.to(views.device).double()
+    pairs = torch.cat([views, noisy_target[view_owner]], dim=1)
+    chunk = max_pairs or pairs.shape[0]
+    outputs = [
+        unet(pairs[s : s + chunk], pair_timesteps[s : s + chunk], pair_azimuths[s : s + chunk],
+             relative_azimuth=None if relative_azimuth is None else relative_azimuth[s : s + chunk], return_dict=False)
+        for s in range(0, pairs.shape[0], chunk)
+    ]
+    noise = torch.cat([o[0] for o in outputs])
+    weight_logits = torch.cat([o[1] for o in outputs])
+    return fuse_noise(noise, weight_logits, num_views, weighting=weighting)

@@ -21,7 +21,7 @@ from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 from huggingface_hub import snapshot_download
 
-from .fusion import fuse_noise, pad_mask
+from .fusion import pad_mask, predict_fused_noise
 from .images import preprocess_views
 from .unet import ViewFusionUNet2DModel
 
@@ -158,8 +158,9 @@ class ViewFusionPipeline(DiffusionPipeline):
             )
         return super().from_pretrained(path, **kwargs)
 
-    def prepare_views(self, input_views, target_azimuth) -> tuple[list[torch.Tensor], list[float]]:
-        """Normalise `input_views` (one object or a batch) and `target_azimuth` to one entry per object."""
+    def prepare_views(self, input_views, target_azimuth, input_azimuths=None) -> tuple[list[torch.Tensor], list[float], list]:
+        """Normalise `input_views` (one object or a batch), `target_azimuth` and `input_azimuths` to one entry per
+        object; an object's `input_azimuths` entry is a list of one azimuth per view, or `None` (unposed)."""
         if isinstance(input_views, torch.Tensor) and input_views.ndim == 5:
             input_views = list(input_views)
         if isinstance(input_views, (list, tuple)) and len(input_views) == 0:
@@ -184,13 +185,44 @@ class ViewFusionPipeline(DiffusionPipeline):
             raise ValueError(f"Got {len(views)} objects but {len(azimuths)} target azimuths; give one per object.")
         if not all(np.isfinite(azimuths)):
             raise ValueError(f"`target_azimuth` must be finite degrees, got {azimuths}.")
-        return views, azimuths
+        return views, azimuths, self.prepare_input_azimuths(input_azimuths, views, is_batch)
+
+    def prepare_input_azimuths(self, input_azimuths, views: list[torch.Tensor], is_batch: bool) -> list[list[float] | None]:
+        """Check `input_azimuths` against the views: per object one azimuth per view, or `None`."""
+        if input_azimuths is None:
+            return [None] * len(views)
+        if not self.unet.config.relative_pose:
+            raise ValueError(
+                "This pipeline's U-Net was trained without poses (relative_pose=False): leave `input_azimuths=None`."
+            )
+        if isinstance(input_azimuths, torch.Tensor):
+            input_azimuths = input_azimuths.detach().cpu().tolist()
+        per_object = list(input_azimuths) if is_batch else [input_azimuths]
+        if len(per_object) != len(views):
+            raise ValueError(f"Got {len(views)} objects but {len(per_object)} entries in `input_azimuths`; give one per object.")
+        checked = []
+        for i, (azimuths, object_views) in enumerate(zip(per_object, views)):
+            name = f"input_azimuths[{i}]" if is_batch else "input_azimuths"
+            if azimuths is None:
+                checked.append(None)
+                continue
+            try:
+                azimuths = np.asarray(azimuths, dtype=np.float64).reshape(-1)
+            except (TypeError, ValueError):
+                raise TypeError(f"`{name}` must be a list of degrees, one per input view, got {azimuths!r}.") from None
+            if len(azimuths) != len(object_views):
+                raise ValueError(f"`{name}` has {len(azimuths)} azimuths for {len(object_views)} input views; give one per view.")
+            if not np.isfinite(azimuths).all():
+                raise ValueError(f"`{name}` must be finite degrees, got {azimuths.tolist()}.")
+            checked.append(azimuths.tolist())
+        return checked
 
     @torch.no_grad()
     def __call__(
         self,
         input_views: Any,
         target_azimuth: float | list[float] | torch.Tensor,
+        input_azimuths: list[float] | list[list[float] | None] | None = None,
         num_inference_steps: int = 50,
         generator: torch.Generator | list[torch.Generator] | None = None,
         num_images_per_prompt: int = 1,
@@ -209,7 +241,12 @@ class ViewFusionPipeline(DiffusionPipeline):
             input_views: one object's views (a list of PIL images / arrays / tensors, or an `(N, 3, H, W)` tensor
                 in [0, 1]), or a batch of objects: a list of such lists, each with its own number of views.
             target_azimuth (`float` or `list[float]`): azimuth of the view to generate, in degrees (NMR view `k`
-                is `15 * k`), one for all objects or one per object.
+                is `15 * k`), one for all objects or one per object. Without `input_azimuths` it is absolute, in
+                the frame of the training data (where the light is fixed); with them, it is in their frame.
+            input_azimuths (`list[float]` or `list[list[float] | None]`, *optional*): the azimuth of each input view
+                in degrees, when known (a turntable, a scripted render, earlier generated views): one list per
+                object, or `None` for an object whose views are unposed. Each (view, target) pair is then also
+                conditioned on the angle from the view to the target. Needs a U-Net with `relative_pose=True`.
             num_inference_steps (`int`, defaults to 50): denoising steps.
             generator (`torch.Generator` or `list[torch.Generator]`, *optional*): for reproducible sampling; a list
                 gives one generator per generated image (objects x `num_images_per_prompt`).
@@ -257,9 +294,10 @@ class ViewFusionPipeline(DiffusionPipeline):
         unknown = set(callback_on_step_end_tensor_inputs) - set(self._callback_tensor_inputs)
         if unknown:
             raise ValueError(f"Unknown callback tensor inputs {sorted(unknown)}; allowed: {self._callback_tensor_inputs}.")
-        views, azimuths = self.prepare_views(input_views, target_azimuth)
+        views, azimuths, input_azimuths = self.prepare_views(input_views, target_azimuth, input_azimuths)
         views = [v for v in views for _ in range(num_images_per_prompt)]
         azimuths = [a for a in azimuths for _ in range(num_images_per_prompt)]
+        input_azimuths = [a for a in input_azimuths for _ in range(num_images_per_prompt)]
         batch_size = len(views)
         if isinstance(generator, list) and len(generator) != batch_size:
             raise ValueError(f"Got {len(generator)} generators for {batch_size} images; give one per image.")
@@ -268,8 +306,13 @@ class ViewFusionPipeline(DiffusionPipeline):
         num_views = torch.tensor([v.shape[0] for v in views], device=device)
         views_flat = torch.cat(views).to(device=device, dtype=dtype)
         view_owner = torch.repeat_interleave(torch.arange(batch_size, device=device), num_views)
-        view_azimuths = torch.tensor(azimuths, device=device, dtype=torch.float32)[view_owner]
-        chunk = view_batch_size or views_flat.shape[0]
+        target_azimuths = torch.tensor(azimuths, device=device, dtype=torch.float64)
+        # Each view's own azimuth, NaN for the views of unposed objects.
+        view_azimuths = None
+        if any(a is not None for a in input_azimuths):
+            view_azimuths = torch.tensor([a for object_azimuths, v in zip(input_azimuths, views)
+                                          for a in (object_azimuths or [float("nan")] * v.shape[0])],
+                                         device=device, dtype=torch.float64)
 
         # 1. the noisy target starts as pure noise
         resolution = self.unet.config.sample_size
@@ -278,24 +321,20 @@ class ViewFusionPipeline(DiffusionPipeline):
 
         # The (object, view) pairs in use: all of them, unless `drop_views_below` leaves some out.
         active = torch.arange(views_flat.shape[0], device=device)
-        pair_views, pair_owner, pair_azimuths, pair_counts = views_flat, view_owner, view_azimuths, num_views
+        pair_views, pair_view_azimuths, pair_owner, pair_counts = views_flat, view_azimuths, view_owner, num_views
 
         # Stochastic schedulers draw their noise from `generator`; deterministic ones (UniPC) take none.
         step_kwargs = {"generator": generator} if "generator" in inspect.signature(self.scheduler.step).parameters else {}
         self.scheduler.set_timesteps(num_inference_steps, device=device)
         for i, t in enumerate(self.progress_bar(self.scheduler.timesteps)):
-            # 2. every (object, view) pair through the U-Net, in chunks of at most `view_batch_size`
+            # 2. every (object, view) pair through the U-Net, in chunks of at most `view_batch_size`, then fused
             model_input = self.scheduler.scale_model_input(latents, t)
-            pairs = torch.cat([pair_views, model_input[pair_owner]], dim=1)
-            outputs = [
-                self.unet(pairs[s : s + chunk], t, pair_azimuths[s : s + chunk], return_dict=False)
-                for s in range(0, pairs.shape[0], chunk)
-            ]
-            noise = torch.cat([o[0] for o in outputs])
-            weight_logits = torch.cat([o[1] for o in outputs])
+            fused, weights = predict_fused_noise(
+                self.unet, pair_views, model_input, t, target_azimuths, pair_counts, view_azimuth=pair_view_azimuths,
+                weighting=weighting, max_pairs=view_batch_size,
+            )
 
-            # 3. fuse the views' predictions, then step: x_t -> x_t-1
-            fused, weights = fuse_noise(noise, weight_logits, pair_counts, weighting=weighting)
+            # 3. step: x_t -> x_t-1
             latents = self.scheduler.step(fused, t, latents, **step_kwargs).prev_sample
 
             if drop_views_below is not None and i + 1 < len(self.scheduler.timesteps):
@@ -304,7 +343,8 @@ class ViewFusionPipeline(DiffusionPipeline):
                 share = weights[pad_mask(pair_counts)].float().mean(dim=(1, 2, 3)) * pair_counts[pair_owner]
                 if bool((share < drop_views_below).any()):
                     active = active[share >= drop_views_below]
-                    pair_views, pair_owner, pair_azimuths = views_flat[active], view_owner[active], view_azimuths[active]
+                    pair_views, pair_owner = views_flat[active], view_owner[active]
+                    pair_view_azimuths = None if view_azimuths is None else view_azimuths[active]
                     pair_counts = torch.bincount(pair_owner, minlength=batch_size)
 
             if callback_on_step_end is not None:

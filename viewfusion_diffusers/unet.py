@@ -1,4 +1,4 @@
-"""`ViewFusionUNet2DModel`: diffusers' `UNet2DModel` with a target-azimuth embedding and a split output."""
+"""`ViewFusionUNet2DModel`: diffusers' `UNet2DModel` with a pose embedding and a split output."""
 
 from dataclasses import dataclass
 
@@ -76,6 +76,45 @@ class AzimuthEmbedding(nn.Module):
         return self.linear_2(self.act(self.linear_1(features)))
 
 
+class PoseEmbedding(nn.Module):
+    """The U-Net's conditioning on where the target is seen from, added to the time embedding.
+
+    It takes `(batch, 2)` rows `(target azimuth, relative azimuth)` in degrees. The target azimuth is always
+    embedded. With `relative_pose=True`, the relative azimuth (target minus input view) is embedded too, and a
+    row whose relative azimuth is NaN (the view's pose is unknown) gets a learned "pose unknown" vector in its
+    place. Both start at exactly zero (`linear_2` of the relative embedding and the unknown-pose vector), so a
+    trained pose-free network given this module computes exactly what it computed before, and fine-tuning
+    starts from its outputs.
+
+    Example:
+        ```py
+        >>> embed = PoseEmbedding(num_frequencies=8, embedding_dim=128, relative_pose=True)
+        >>> embed(torch.tensor([[90.0, 45.0], [90.0, float("nan")]])).shape
+        torch.Size([2, 128])
+        ```
+    """
+
+    def __init__(self, num_frequencies: int, embedding_dim: int, relative_pose: bool = False):
+        super().__init__()
+        self.target_azimuth = AzimuthEmbedding(num_frequencies, embedding_dim)
+        self.relative_azimuth = None
+        if relative_pose:
+            self.relative_azimuth = AzimuthEmbedding(num_frequencies, embedding_dim)
+            nn.init.zeros_(self.relative_azimuth.linear_2.weight)
+            nn.init.zeros_(self.relative_azimuth.linear_2.bias)
+            self.unknown_pose = nn.Parameter(torch.zeros(embedding_dim))
+
+    def forward(self, azimuths: torch.Tensor) -> torch.Tensor:
+        embedding = self.target_azimuth(azimuths[:, 0])
+        if self.relative_azimuth is not None:
+            relative = azimuths[:, 1]
+            known = ~torch.isnan(relative)
+            relative_embedding = self.relative_azimuth(torch.where(known, relative, torch.zeros_like(relative)))
+            unknown = self.unknown_pose.to(relative_embedding.dtype).expand_as(relative_embedding)
+            embedding = embedding + torch.where(known[:, None], relative_embedding, unknown)
+        return embedding
+
+
 class ViewFusionUNet2DModel(UNet2DModel):
     r"""
     The ViewFusion denoiser: a [`UNet2DModel`] that takes one input view concatenated with the noisy target
@@ -83,9 +122,12 @@ class ViewFusionUNet2DModel(UNet2DModel):
     noise prediction together with its weight logits.
 
     The azimuth is given in degrees (the paper uses radians; `15 * k` degrees is NMR view `k`). Its
-    embedding is added to the time embedding, so every residual block sees it, as in the paper. All
-    constructor arguments, the parent's included, are part of the config, so `save_pretrained` then
-    `from_pretrained` rebuilds exactly the same network.
+    embedding ([`PoseEmbedding`]) is the parent's class embedding: `UNet2DModel` adds it to the time embedding,
+    so every residual block sees it, as in the paper. With `relative_pose=True` the network is also told how
+    far the input view stands from the target (target minus view azimuth) when that is known, and a learned
+    "pose unknown" embedding when it is not: one network for posed and unposed inputs. All constructor
+    arguments, the parent's included, are part of the config, so `save_pretrained` then `from_pretrained`
+    rebuilds exactly the same network.
 
     Parameters:
         sample_size, center_input_sample, time_embedding_type, time_embedding_dim, freq_shift, flip_sin_to_cos,
@@ -96,7 +138,9 @@ class ViewFusionUNet2DModel(UNet2DModel):
         class_embed_type, num_class_embeds: kept only so the config mirrors [`UNet2DModel`]'s; must be `None`.
         in_channels (`int`, defaults to 6): 3 for the input view plus 3 for the noisy target.
         out_channels (`int`, defaults to 6): 3 noise channels plus 3 weight-logit channels.
-        azimuth_num_frequencies (`int`, defaults to 16): harmonics in the azimuth embedding.
+        azimuth_num_frequencies (`int`, defaults to 16): harmonics in the azimuth embeddings.
+        relative_pose (`bool`, defaults to `False`): also condition on the relative azimuth of the input view
+            (see [`PoseEmbedding`]). Configs written before this option existed load with it off.
 
     Example:
         ```py
@@ -143,6 +187,7 @@ class ViewFusionUNet2DModel(UNet2DModel):
         num_class_embeds: int | None = None,
         num_train_timesteps: int | None = None,
         azimuth_num_frequencies: int = 16,
+        relative_pose: bool = False,
     ):
         if class_embed_type is not None or num_class_embeds is not None:
             raise ValueError("ViewFusionUNet2DModel is conditioned on the azimuth, not on classes: leave class_embed_type=None.")
@@ -187,7 +232,13 @@ class ViewFusionUNet2DModel(UNet2DModel):
             num_train_timesteps=num_train_timesteps,
         )
         time_embed_dim = self.time_embedding.linear_2.out_features
-        self.azimuth_embedding = AzimuthEmbedding(azimuth_num_frequencies, time_embed_dim)
+        self.class_embedding = PoseEmbedding(azimuth_num_frequencies, time_embed_dim, relative_pose=relative_pose)
+
+    def _fix_state_dict_keys_on_load(self, state_dict) -> None:
+        # Checkpoints written before the pose embedding became the class embedding call it `azimuth_embedding`.
+        super()._fix_state_dict_keys_on_load(state_dict)
+        for key in [k for k in state_dict if k.startswith("azimuth_embedding.")]:
+            state_dict["class_embedding.target_azimuth." + key.removeprefix("azimuth_embedding.")] = state_dict.pop(key)
 
     @classmethod
     def from_preset(cls, name: str, **overrides) -> "ViewFusionUNet2DModel":
@@ -203,11 +254,33 @@ class ViewFusionUNet2DModel(UNet2DModel):
             raise ValueError(f"Unknown preset {name!r}; choose one of {sorted(UNET_PRESETS)}.")
         return cls(**{**UNET_PRESETS[name], **overrides})
 
+    def enable_relative_pose(self) -> None:
+        """Add the relative-pose conditioning to a network built without it (e.g. a trained pose-free one).
+
+        The new weights start at zero, so the network's outputs do not change until it is fine-tuned with poses.
+
+        Example:
+            ```py
+            >>> unet = ViewFusionUNet2DModel.from_pretrained("pipelines/viewfusion-pybullet-64", subfolder="unet")
+            >>> unet.enable_relative_pose()
+            >>> unet.config.relative_pose
+            True
+            ```
+        """
+        if self.config.relative_pose:
+            return
+        target_azimuth = self.class_embedding.target_azimuth
+        embedding = PoseEmbedding(self.config.azimuth_num_frequencies, target_azimuth.linear_2.out_features, relative_pose=True)
+        embedding.target_azimuth = target_azimuth
+        self.class_embedding = embedding.to(device=target_azimuth.linear_1.weight.device, dtype=target_azimuth.linear_1.weight.dtype)
+        self.register_to_config(relative_pose=True)
+
     def forward(
         self,
         sample: torch.Tensor,
         timestep: torch.Tensor | float | int,
         azimuth: torch.Tensor | float,
+        relative_azimuth: torch.Tensor | None = None,
         return_dict: bool = True,
     ) -> ViewFusionUNetOutput | tuple:
         r"""
@@ -216,45 +289,31 @@ class ViewFusionUNet2DModel(UNet2DModel):
                 the noisy target (channels 3-5), both in [-1, 1].
             timestep (`torch.Tensor` or `int`): the diffusion timestep, a scalar or one per sample.
             azimuth (`torch.Tensor` or `float`): the target view's azimuth in degrees, a scalar or one per sample.
+            relative_azimuth (`torch.Tensor`, *optional*): `(batch,)` target minus input-view azimuth in degrees,
+                NaN where the view's pose is unknown; `None` when no pose is known. Only for `relative_pose=True`.
             return_dict (`bool`, defaults to `True`): return a [`ViewFusionUNetOutput`] instead of a tuple.
 
         Returns:
             [`ViewFusionUNetOutput`] or `(noise, weight_logits)`.
         """
         batch_size = sample.shape[0]
-        # 1. time and azimuth: both embeddings are summed and reach every residual block
-        timesteps = torch.as_tensor(timestep, device=sample.device)
-        timesteps = timesteps.reshape(-1).expand(batch_size) if timesteps.numel() == 1 else timesteps
-        azimuth = torch.as_tensor(azimuth, device=sample.device, dtype=torch.float32)
+        # Angles are reduced in float64, so 1e9 degrees and its remainder mod 360 embed identically.
+        azimuth = torch.remainder(torch.as_tensor(azimuth, dtype=torch.float64), 360.0).to(sample.device, torch.float32)
         azimuth = azimuth.reshape(-1).expand(batch_size) if azimuth.numel() == 1 else azimuth
-        t_emb = self.time_proj(timesteps).to(dtype=self.dtype)
-        emb = self.time_embedding(t_emb) + self.azimuth_embedding(azimuth)
+        if relative_azimuth is None:
+            relative_azimuth = torch.full((batch_size,), float("nan"), device=sample.device)
+        else:
+            relative_azimuth = torch.as_tensor(relative_azimuth, dtype=torch.float64)
+            if self.class_embedding.relative_azimuth is None and bool(torch.isfinite(relative_azimuth).any()):
+                raise ValueError("This U-Net was built without relative_pose=True: it cannot use the input views' azimuths.")
+            relative_azimuth = torch.remainder(relative_azimuth, 360.0).to(sample.device, torch.float32)
+        pose = torch.stack([azimuth, relative_azimuth], dim=1)
 
-        # 2. pre-process
-        if self.config.center_input_sample:
-            sample = 2 * sample - 1.0
-        sample = self.conv_in(sample)
+        # The pose embedding is the parent's class embedding, added to the time embedding in `UNet2DModel.forward`.
+        (sample,) = super().forward(sample, timestep, class_labels=pose, return_dict=False)
 
-        # 3. down
-        down_block_res_samples = (sample,)
-        for downsample_block in self.down_blocks:
-            sample, res_samples = downsample_block(hidden_states=sample, temb=emb)
-            down_block_res_samples += res_samples
-
-        # 4. mid
-        if self.mid_block is not None:
-            sample = self.mid_block(sample, emb)
-
-        # 5. up
-        for upsample_block in self.up_blocks:
-            res_samples = down_block_res_samples[-len(upsample_block.resnets) :]
-            down_block_res_samples = down_block_res_samples[: -len(upsample_block.resnets)]
-            sample = upsample_block(sample, res_samples, emb)
-
-        # 6. post-process: the first three channels predict noise, the last three weight that prediction
-        sample = self.conv_out(self.conv_act(self.conv_norm_out(sample)))
+        # The first three channels predict noise, the last three weight that prediction.
         noise, weight_logits = sample[:, :3], sample[:, 3:]
-
         if not return_dict:
             return (noise, weight_logits)
         return ViewFusionUNetOutput(noise=noise, weight_logits=weight_logits)

@@ -220,13 +220,14 @@ def collate_views(batch: list[dict]) -> dict:
 
     Returns:
         `dict`: `input_views` `(sum N, 3, H, W)`, `num_views` `(B,)`, `target` `(B, 3, H, W)`,
-        `target_azimuth` `(B,)` degrees, `indices` `(B,)` dataset indices.
+        `target_azimuth` `(B,)` degrees, `input_azimuths` `(sum N,)` degrees, `indices` `(B,)` dataset indices.
     """
     return {
         "input_views": torch.cat([item["input_views"] for item in batch]),
         "num_views": torch.tensor([item["num_views"] for item in batch]),
         "target": torch.stack([item["target"] for item in batch]),
         "target_azimuth": torch.tensor([item["target_azimuth"] for item in batch], dtype=torch.float32),
+        "input_azimuths": torch.cat([item["input_azimuths"] for item in batch]).double(),
         "indices": torch.tensor([item["index"] for item in batch]),
     }
 
