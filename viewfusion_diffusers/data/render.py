@@ -462,8 +462,9 @@ def render_dataset(
     return {"rendered": len(todo) - len(failed), "skipped": skipped, "failed": failed, "seconds_per_object": seconds}
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="viewfusion-render", description="Render meshes in the NMR layout.")
+def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    """The `viewfusion-render` options, on a new parser or on `parser` (`viewfusion render` adds them to its own)."""
+    parser = parser or argparse.ArgumentParser(prog="viewfusion-render", description="Render meshes in the NMR layout.")
     parser.add_argument("--output_dir", required=True, help="Dataset root to write (resumed if it exists).")
     parser.add_argument("--source", default="all", choices=["random_urdfs", "named", "all"],
                         help="Which of pybullet's models (when --meshes is not given).")
@@ -477,7 +478,17 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="Seed of the split and of --random_colors.")
     parser.add_argument("--random_colors", action="store_true", help="A random colour per object.")
     parser.add_argument("--supersample", type=int, default=2, help="Render this many times larger, then reduce.")
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
+    return run(args, parser)
+
+
+def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """Render as `args` (from `build_parser`) says; `parser` reports bad values."""
     if args.resolution < 8 or (args.limit is not None and args.limit < 1):
         parser.error("--resolution must be at least 8 and --limit at least 1")
     if args.color is not None and not all(0 <= c <= 1 for c in args.color):
