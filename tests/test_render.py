@@ -28,7 +28,7 @@ def test_layout_lists_and_metadata(rendered_dataset):
             assert image.size == (32, 32) and image.mode == "RGB"
         cameras = np.load(root / "random_urdfs" / object_id / "cameras.npz")
         kinds = ("world_mat", "camera_mat", "world_mat_inv", "camera_mat_inv")
-    assert {f"{kind}_{k}" for kind in kinds for k in range(24)} == set(cameras.files)
+        assert {f"{kind}_{k}" for kind in kinds for k in range(24)} == set(cameras.files), object_id
 
 
 def test_cameras_project_the_centre_to_the_image_centre_and_the_box_inside():
@@ -37,10 +37,14 @@ def test_cameras_project_the_centre_to_the_image_centre_and_the_box_inside():
     for k in range(24):
         np.testing.assert_allclose(cameras[f"world_mat_inv_{k}"] @ cameras[f"world_mat_{k}"], np.eye(4), atol=1e-9)
         np.testing.assert_allclose(project(cameras, k, np.zeros(3)), [0, 0], atol=1e-9)  # the object was centred
-        # The object's pixels lie inside the projected bounding sphere, which lies inside the image.
-        silhouette = np.argwhere((images[k] < 250).any(axis=-1))
-        assert len(silhouette) > 0
-        assert silhouette.min() >= 0 and silhouette.max() <= 63
+        # The object's pixels lie inside the projected bounding sphere, the circle |(u, v)| <= 1 that the image
+        # just holds: nothing touches the border, and no pixel centre lies more than a pixel (1/32) outside it.
+        mask = (images[k] < 250).any(axis=-1)
+        assert mask.sum() > 20
+        assert not (mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any())
+        rows, cols = np.nonzero(mask)
+        uv = np.stack([cols + 0.5, rows + 0.5], axis=1) / 32 - 1
+        assert np.linalg.norm(uv, axis=1).max() <= 1 + 1 / 32
     corners = np.array([[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)]) * radius / np.sqrt(3)
     for k in (0, 7, 13):
         uv = np.array([project(cameras, k, c) for c in corners])
@@ -48,14 +52,32 @@ def test_cameras_project_the_centre_to_the_image_centre_and_the_box_inside():
 
 
 def test_view_geometry_matches_the_image():
-    """A point right of centre in camera x projects right of centre in the image (u grows with column)."""
-    path = list_sources("random_urdfs")[0][2]
-    images, cameras, _, radius = render_urdf(path, resolution=64)
-    for k in (0, 6, 12):
-        mask = (images[k] < 250).any(axis=-1)
-        rows, cols = np.nonzero(mask)
-        centre_uv = np.array([cols.mean() + 0.5, rows.mean() + 0.5]) / 32 - 1
-        assert np.abs(centre_uv).max() < 0.35  # the silhouette's centroid lies near the projected centre
+    """A marker's pixels sit where the cameras project it: u grows with the column, v with the row.
+
+    A grey block with a red cube at its +y end and a blue one on top: in view 0 (camera on +x) red is right
+    of centre, blue above it; a mirrored or swapped image axis puts them elsewhere.
+    """
+    from viewfusion_diffusers.data.categories import box_mesh
+    from viewfusion_diffusers.data.render import render_parts
+
+    red_at, blue_at = np.array([0.0, 0.9, 0.0]), np.array([0.0, -0.4, 0.6])
+    parts = [(*box_mesh((0, 0, 0), (1.2, 1.6, 0.6)), (0.6, 0.6, 0.6, 1)), (*box_mesh(red_at, (0.3,) * 3), (1, 0, 0, 1)),
+             (*box_mesh(blue_at, (0.3,) * 3), (0, 0, 1, 1))]
+    images, cameras, center, _ = render_parts(parts, resolution=64)
+    for k in (0, 5, 6, 12, 18):
+        image = images[k].astype(int)
+        for channel, point in ((0, red_at), (2, blue_at)):
+            others = [c for c in range(3) if c != channel]
+            mask = (image[..., channel] > 60) & (image[..., others].max(axis=-1) < 30)
+            if (k, channel) == (18, 0):
+                continue  # hidden behind the block, seen from -y
+            assert mask.sum() > 5, (k, channel)
+            rows, cols = np.nonzero(mask)
+            u, v = project(cameras, k, point - center)
+            np.testing.assert_allclose([cols.mean() + 0.5, rows.mean() + 0.5], [(u + 1) * 32, (v + 1) * 32], atol=3.5, err_msg=f"view {k}")
+    red_u = project(cameras, 0, red_at - center)[0]
+    blue_v = project(cameras, 0, blue_at - center)[1]
+    assert red_u > 0.3 and blue_v < -0.2  # view 0: +y to the right, +z up
 
 
 def test_background_is_white_and_opposite_views_differ(rendered_dataset):

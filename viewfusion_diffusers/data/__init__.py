@@ -1,4 +1,5 @@
-"""Multi-view data: rendering meshes (pybullet's or your own) in the NMR layout, reading it, the paper's sampling rules."""
+"""Multi-view data: rendering meshes (pybullet's, procedural NMR categories or your own) in the NMR layout, reading it,
+the paper's sampling rules."""
 
 import importlib
 from typing import TYPE_CHECKING
@@ -7,7 +8,9 @@ from typing import TYPE_CHECKING
 _import_structure = {
     "dataset": ["AZIMUTHS_DEGREES", "EvalSample", "HFMultiViewDataset", "NMRDataset", "ViewFusionTrainDataset",
                 "collate_views", "make_eval_samples", "to_hf_dataset"],
-    "render": ["MeshError", "read_mesh", "render_dataset", "render_mesh", "render_urdf"],
+    "render": ["MeshError", "read_mesh", "render_dataset", "render_mesh", "render_object", "render_urdf"],
+    "categories": ["CATEGORIES", "make_object"],
+    "meshes": ["write_obj_parts"],
 }
 _name_to_module = {name: module for module, names in _import_structure.items() for name in names}
 
@@ -16,7 +19,9 @@ __all__ = sorted(_name_to_module)
 if TYPE_CHECKING:
     from .dataset import (AZIMUTHS_DEGREES, EvalSample, HFMultiViewDataset, NMRDataset, ViewFusionTrainDataset,
                           collate_views, make_eval_samples, to_hf_dataset)
-    from .render import MeshError, read_mesh, render_dataset, render_mesh, render_urdf
+    from .categories import CATEGORIES, make_object
+    from .meshes import write_obj_parts
+    from .render import MeshError, read_mesh, render_dataset, render_mesh, render_object, render_urdf
 
 
 def __getattr__(name):

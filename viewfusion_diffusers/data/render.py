@@ -1,6 +1,8 @@
-"""`viewfusion-render`: render the meshes that ship with pybullet, or your own, into the NMR dataset layout.
+"""`viewfusion-render`: render pybullet's models, procedural objects of NMR's categories, or your own meshes,
+into the NMR dataset layout.
 
     viewfusion-render --output_dir data/pybullet-64 --source all
+    viewfusion-render --output_dir data/pybullet-64 --source categories --export_meshes data/category-meshes
     viewfusion-render --meshes my_meshes/ --output_dir data/my-objects --up y
 
 Output (the layout of NMR, as used by DVR, pixelNeRF and ViewFusion)::
@@ -10,29 +12,26 @@ Output (the layout of NMR, as used by DVR, pixelNeRF and ViewFusion)::
     <root>/<category>/<object>/image/0000.png .. 0023.png
     <root>/<category>/<object>/cameras.npz        world_mat_k, camera_mat_k and their _inv_ variants
 
-Views: azimuth `15 * k` degrees for view `k`, elevation 30 degrees, white background, the object's
-bounding-box centre at the origin. The camera sits at `distance = radius / sin(fov / 2)` from the centre, where
-`radius` is the half-diagonal of the bounding box: the bounding sphere touches the edges of the image, so
-nothing is clipped at any azimuth. The light is fixed in the world (it does not follow the camera), with a
-low ambient and a strong diffuse term, so a view and the one opposite it are shaded differently: the only cue
-from which a pose-free model can tell where azimuth 0 is on objects that have no canonical front.
+Views: view `k` at azimuth `15 k` degrees, elevation 30 degrees, white background, the object framed by its
+bounding sphere (see [`viewfusion_diffusers.data.cameras`] for the camera conventions). The light is fixed in
+the world (it does not follow the camera), with a low ambient and a strong diffuse term, so a view and the one
+opposite it are shaded differently: the only cue from which a pose-free model can tell where azimuth 0 is on
+objects that have no canonical front. The procedural categories do have one: their front faces +x, view 0
+(see [`viewfusion_diffusers.data.categories`]).
 
-Camera conventions (as NMR's ``cameras.npz``):
-
-- ``world_mat_k`` (4x4) maps world to camera coordinates, OpenCV-style: x right, y down, z forward.
-- ``camera_mat_k`` (4x4) maps camera coordinates to normalised image coordinates: ``u = f x / z``,
-  ``v = f y / z`` with ``f = 1 / tan(fov / 2)``; ``(u, v)`` in [-1, 1] span the image, (-1, -1) the top-left
-  corner. The pixel column is ``(u + 1) / 2 * W`` and the row ``(v + 1) / 2 * H``.
+Module layout: `cameras` (camera maths), `meshes` (OBJ / STL files), `sources` (what to render),
+`categories` (the procedural objects); this module renders with pybullet, writes the dataset and is the CLI.
 
 Rendering uses pybullet's CPU renderer (``ER_TINY_RENDERER``), 2x supersampled then reduced, and is
 deterministic: the same inputs give byte-identical PNGs.
 """
 
 import argparse
-import math
 import os
 import shutil
 import tempfile
+import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -40,46 +39,46 @@ import PIL.Image
 import yaml
 from tqdm.auto import tqdm
 
-NUM_VIEWS = 24
-ELEVATION_DEGREES = 30.0
-FOV_DEGREES = 40.0
+from ..constants import NUM_VIEWS
+from ..file_utils import atomic_write
+from .cameras import ELEVATION_DEGREES, FOV_DEGREES, bounding_sphere, camera_distance, camera_matrices, nmr_cameras
+from .categories import CATEGORIES, make_object
+from .meshes import (
+    MESH_SUFFIXES,
+    UP_ROTATIONS,
+    MeshError,
+    parts_by_color,
+    read_mesh,
+    read_mesh_parts,
+    read_mtl_colors,
+    read_obj,
+    read_stl,
+    write_obj,
+    write_obj_parts,
+)
+from .sources import (
+    CATEGORY_NAMES,
+    DEFAULT_MESH_CATEGORY,
+    DEFAULT_OBJECTS_PER_CATEGORY,
+    NAMED_MODELS,
+    SOURCES,
+    list_mesh_sources,
+    list_sources,
+    procedural_source,
+)
+
+__all__ = [  # the rendering API, and the names this module has always offered
+    "CATEGORIES", "CATEGORY_NAMES", "DEFAULT_MESH_CATEGORY", "ELEVATION_DEGREES", "FOV_DEGREES", "MESH_SUFFIXES",
+    "NAMED_MODELS", "NUM_VIEWS", "UP_ROTATIONS", "MeshError", "camera_matrices", "list_mesh_sources", "list_sources",
+    "main", "object_bounds", "object_color", "read_mesh", "read_mtl_colors", "read_obj", "read_stl", "render_body",
+    "render_dataset", "render_mesh", "render_object", "render_parts", "render_urdf", "split_object_ids", "write_obj",
+    "write_object",
+]
+
 # Light from a fixed direction in the world (front-left, above), low ambient, strong diffuse.
 LIGHT_DIRECTION = (1.0, -0.6, 1.2)
 LIGHT_AMBIENT, LIGHT_DIFFUSE, LIGHT_SPECULAR = 0.25, 0.85, 0.05
-
-# Named models from pybullet_data that load and render as single objects.
-NAMED_MODELS = (
-    "duck_vhacd.urdf", "teddy_vhacd.urdf", "table/table.urdf", "lego/lego.urdf", "r2d2.urdf",
-    "soccerball.urdf", "sphere2red.urdf", "cube_small.urdf", "tray/traybox.urdf", "jenga/jenga.urdf",
-    "domino/domino.urdf", "table_square/table_square.urdf", "torus/torus.urdf", "samurai.urdf",
-)
-CATEGORY_NAMES = {"random_urdfs": "pybullet random_urdfs blobs", "named": "pybullet named models"}
-
-
-def camera_matrices(azimuth_degrees: float, elevation_degrees: float, distance: float, fov_degrees: float = FOV_DEGREES):
-    """`(world_mat, camera_mat)` of a camera on a sphere around the origin, looking at it, z up.
-
-    Example:
-        ```py
-        >>> world_mat, camera_mat = camera_matrices(0.0, 30.0, 2.0)
-        >>> point = camera_mat @ world_mat @ np.array([0, 0, 0, 1.0])
-        >>> point[:2] / point[2]  # the origin lands on the image centre
-        array([0., 0.])
-        ```
-    """
-    azimuth, elevation = math.radians(azimuth_degrees), math.radians(elevation_degrees)
-    eye = distance * np.array([math.cos(elevation) * math.cos(azimuth), math.cos(elevation) * math.sin(azimuth), math.sin(elevation)])
-    forward = -eye / np.linalg.norm(eye)
-    right = np.cross(forward, [0.0, 0.0, 1.0])
-    right /= np.linalg.norm(right)
-    down = np.cross(forward, right)
-    rotation = np.stack([right, down, forward])  # rows: camera axes in world coordinates
-    world_mat = np.eye(4)
-    world_mat[:3, :3] = rotation
-    world_mat[:3, 3] = -rotation @ eye
-    focal = 1.0 / math.tan(math.radians(fov_degrees) / 2)
-    camera_mat = np.diag([focal, focal, 1.0, 1.0])
-    return world_mat, camera_mat, eye
+DEFAULT_MESH_COLOR = (0.7, 0.7, 0.7, 1.0)
 
 
 def object_bounds(client, body: int) -> tuple[np.ndarray, np.ndarray]:
@@ -92,8 +91,8 @@ def object_bounds(client, body: int) -> tuple[np.ndarray, np.ndarray]:
     return lower, upper
 
 
-def render_body(client, body: int, resolution: int = 64, supersample: int = 2, bounds=None):
-    """Render the 24 views of a loaded pybullet body.
+def render_body(client, body, resolution: int = 64, supersample: int = 2, bounds=None):
+    """Render the 24 views of a loaded pybullet body (or of several bodies, given as a list, framed together).
 
     `bounds` (`(lower, upper)` in world units) frames the object; by default pybullet's AABBs of the body's links,
     which a body made of visual shapes only (a mesh file) does not have.
@@ -111,23 +110,27 @@ def render_body(client, body: int, resolution: int = 64, supersample: int = 2, b
     """
     import pybullet as p
 
-    lower, upper = object_bounds(client, body) if bounds is None else map(np.asarray, bounds)
-    center = (lower + upper) / 2
-    radius = float(np.linalg.norm(upper - lower) / 2)
-    if not np.isfinite(radius) or radius <= 0:
-        raise ValueError(f"body {body} has an empty or invalid bounding box {lower} .. {upper}")
+    bodies = [body] if isinstance(body, int) else list(body)
+    if bounds is None:
+        boxes = [object_bounds(client, b) for b in bodies]
+        bounds = (np.min([b[0] for b in boxes], axis=0), np.max([b[1] for b in boxes], axis=0))
+    try:
+        center, radius = bounding_sphere(*bounds)
+    except ValueError as error:
+        raise ValueError(f"body {body}: {error}") from None
     # Move the object so its bounding-box centre is at the origin.
-    position, orientation = p.getBasePositionAndOrientation(body, physicsClientId=client)
-    p.resetBasePositionAndOrientation(body, np.asarray(position) - center, orientation, physicsClientId=client)
+    for b in bodies:
+        position, orientation = p.getBasePositionAndOrientation(b, physicsClientId=client)
+        p.resetBasePositionAndOrientation(b, np.asarray(position) - center, orientation, physicsClientId=client)
 
-    distance = radius / math.sin(math.radians(FOV_DEGREES) / 2)
+    distance = camera_distance(radius)
     size = resolution * supersample
     projection = p.computeProjectionMatrixFOV(FOV_DEGREES, 1.0, distance - radius * 1.01, distance + radius * 1.01)
-    images, cameras = [], {}
+    cameras = nmr_cameras(distance)
+    images = []
     for k in range(NUM_VIEWS):
-        world_mat, camera_mat, eye = camera_matrices(15.0 * k, ELEVATION_DEGREES, distance)
         # pybullet wants an OpenGL view matrix (camera looks down -z, y up), column-major.
-        view = np.diag([1.0, -1.0, -1.0, 1.0]) @ world_mat
+        view = np.diag([1.0, -1.0, -1.0, 1.0]) @ cameras[f"world_mat_{k}"]
         _, _, rgba, _, segmentation = p.getCameraImage(
             size, size, viewMatrix=view.T.reshape(-1).tolist(), projectionMatrix=projection,
             renderer=p.ER_TINY_RENDERER, lightDirection=LIGHT_DIRECTION, lightAmbientCoeff=LIGHT_AMBIENT,
@@ -137,15 +140,17 @@ def render_body(client, body: int, resolution: int = 64, supersample: int = 2, b
         rgb[np.asarray(segmentation).reshape(size, size) < 0] = 255
         image = PIL.Image.fromarray(rgb).resize((resolution, resolution), PIL.Image.BOX) if supersample > 1 else PIL.Image.fromarray(rgb)
         images.append(np.asarray(image))
-        cameras[f"world_mat_{k}"] = world_mat
-        cameras[f"camera_mat_{k}"] = camera_mat
-        cameras[f"world_mat_inv_{k}"] = np.linalg.inv(world_mat)
-        cameras[f"camera_mat_inv_{k}"] = np.linalg.inv(camera_mat)
     return np.stack(images), cameras, center, radius
 
 
 def render_urdf(urdf_path: str, resolution: int = 64, color=None, supersample: int = 2):
-    """Render the 24 views of one URDF file in a fresh pybullet session (`color`: RGBA to override the URDF's)."""
+    """Render the 24 views of one URDF file in a fresh pybullet session (`color`: RGBA to override the URDF's).
+
+    Example:
+        ```py
+        >>> images, cameras, center, radius = render_urdf(list_sources("named")[0][2], resolution=32)
+        ```
+    """
     import pybullet as p
 
     client = p.connect(p.DIRECT)
@@ -159,182 +164,90 @@ def render_urdf(urdf_path: str, resolution: int = 64, color=None, supersample: i
         p.disconnect(client)
 
 
-MESH_SUFFIXES = (".obj", ".stl")
-DEFAULT_MESH_COLOR = (0.7, 0.7, 0.7, 1.0)
-DEFAULT_MESH_CATEGORY = "meshes"
+def render_parts(parts, resolution: int = 64, supersample: int = 2, name: str = "mesh"):
+    """Render the 24 views of a multi-coloured mesh, given as parts `(vertices, triangles, rgba)`, Z-up.
 
-
-class MeshError(ValueError):
-    """A mesh file that cannot be rendered: unreadable, empty or degenerate."""
-
-
-def read_obj(path: Path) -> tuple[np.ndarray, np.ndarray, tuple | None]:
-    """Vertices, triangles (polygons fanned) and the diffuse colour of the material most faces use (or None)."""
-    vertices, faces, face_materials, material = [], [], [], None
-    library = {}
-    for line in path.read_text(errors="replace").splitlines():
-        parts = line.split()
-        if not parts:
-            continue
-        if parts[0] == "v":
-            vertices.append([float(x) for x in parts[1:4]])
-        elif parts[0] == "f":
-            # "i", "i/t", "i//n" or "i/t/n"; negative indices count from the end.
-            ids = [int(x.split("/")[0]) for x in parts[1:]]
-            ids = [i - 1 if i > 0 else len(vertices) + i for i in ids]
-            faces += [[ids[0], ids[k], ids[k + 1]] for k in range(1, len(ids) - 1)]
-            face_materials += [material] * (len(ids) - 2)
-        elif parts[0] == "usemtl" and len(parts) > 1:
-            material = parts[1]
-        elif parts[0] == "mtllib" and len(parts) > 1 and (path.parent / parts[1]).is_file():
-            library.update(read_mtl_colors(path.parent / parts[1]))
-    used = [m for m in face_materials if m in library]
-    color = library[max(set(used), key=used.count)] if used else None
-    return np.asarray(vertices, dtype=np.float64).reshape(-1, 3), np.asarray(faces, dtype=np.int64).reshape(-1, 3), color
-
-
-def read_mtl_colors(path: Path) -> dict[str, tuple]:
-    """`material name -> (r, g, b, 1)` from the `Kd` lines of an MTL file."""
-    colors, name = {}, None
-    for line in path.read_text(errors="replace").splitlines():
-        parts = line.split()
-        if len(parts) >= 2 and parts[0] == "newmtl":
-            name = parts[1]
-        elif len(parts) >= 4 and parts[0] == "Kd" and name is not None:
-            colors[name] = (*(float(x) for x in parts[1:4]), 1.0)
-    return colors
-
-
-def read_stl(path: Path) -> tuple[np.ndarray, np.ndarray, None]:
-    """Vertices and triangles of a binary or ASCII STL file (STL has no colour)."""
-    data = path.read_bytes()
-    if len(data) >= 84:
-        count = int(np.frombuffer(data, dtype="<u4", count=1, offset=80)[0])
-        if len(data) == 84 + 50 * count:  # binary: 50 bytes per triangle
-            records = np.frombuffer(data, dtype=np.dtype([("normal", "<f4", 3), ("v", "<f4", (3, 3)), ("attr", "<u2")]),
-                                    count=count, offset=84)
-            vertices = records["v"].reshape(-1, 3).astype(np.float64)
-            return vertices, np.arange(len(vertices)).reshape(-1, 3), None
-    text = data.decode("ascii", errors="replace")
-    vertices = [[float(x) for x in line.split()[1:4]] for line in text.splitlines() if line.strip().startswith("vertex")]
-    vertices = np.asarray(vertices, dtype=np.float64).reshape(-1, 3)
-    return vertices, np.arange(len(vertices) - len(vertices) % 3).reshape(-1, 3), None
-
-
-def read_mesh(path) -> tuple[np.ndarray, np.ndarray, tuple | None]:
-    """`(vertices, triangles, color)` of an OBJ or STL file, checked: raises `MeshError` naming the problem.
+    Parts of one colour are joined (as [`read_mesh_parts`] reads an OBJ back), each colour becomes one pybullet
+    body, and the bounding box of all of them frames the views. `name` names the object in errors.
 
     Example:
         ```py
-        >>> vertices, triangles, color = read_mesh("chair.obj")
+        >>> from viewfusion_diffusers.data.categories import make_object
+        >>> images, cameras, center, radius = render_parts(make_object("chair", 3), resolution=32)
         ```
     """
-    path = Path(path)
-    if path.suffix.lower() not in MESH_SUFFIXES:
-        raise MeshError(f"{path}: unsupported mesh format {path.suffix!r}; use one of {', '.join(MESH_SUFFIXES)}")
-    try:
-        vertices, faces, color = (read_obj if path.suffix.lower() == ".obj" else read_stl)(path)
-    except (OSError, ValueError, IndexError) as error:
-        raise MeshError(f"{path}: cannot read the mesh ({error})") from error
-    if len(vertices) == 0 or len(faces) == 0:
-        raise MeshError(f"{path}: the mesh is empty")
-    if not np.isfinite(vertices).all():
-        raise MeshError(f"{path}: the mesh has NaN or infinite vertex coordinates")
-    if faces.min() < 0 or faces.max() >= len(vertices):
-        raise MeshError(f"{path}: a face refers to a vertex that does not exist")
-    used = vertices[np.unique(faces)]
-    extent = used.max(axis=0) - used.min(axis=0)
-    if extent.max() <= 0 or extent.min() <= 1e-6 * extent.max():
-        raise MeshError(f"{path}: the mesh is degenerate (zero volume: its extent is {extent.round(6).tolist()})")
-    return vertices, faces, color
+    import pybullet as p
 
-
-def write_obj(path: Path, vertices: np.ndarray, faces: np.ndarray) -> None:
-    with open(path, "w") as f:
-        f.writelines(f"v {x:.9g} {y:.9g} {z:.9g}\n" for x, y, z in vertices)
-        f.writelines(f"f {a + 1} {b + 1} {c + 1}\n" for a, b, c in faces)
-
-
-# Many mesh files are Y-up; the renderer's world is Z-up. A quarter turn about x maps +y to +z.
-UP_ROTATIONS = {"z": np.eye(3), "y": np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])}
+    vertices, faces, colors, offset = [], [], [], 0
+    for part_vertices, part_faces, rgba, *_ in parts:
+        vertices.append(np.asarray(part_vertices, dtype=np.float64))
+        faces.append(np.asarray(part_faces, dtype=np.int64) + offset)
+        colors += [None if rgba is None else tuple(rgba)] * len(part_faces)
+        offset += len(part_vertices)
+    if not vertices:
+        raise MeshError(f"{name}: no parts to render")
+    groups = parts_by_color(np.concatenate(vertices), np.concatenate(faces), colors)
+    with tempfile.TemporaryDirectory(prefix="viewfusion-mesh-") as folder:
+        client = p.connect(p.DIRECT)
+        try:
+            bodies = []
+            for k, (group_vertices, group_faces, color) in enumerate(groups):
+                obj_path = Path(folder) / f"part_{k}.obj"
+                write_obj(obj_path, group_vertices, group_faces)
+                shape = p.createVisualShape(p.GEOM_MESH, fileName=str(obj_path), rgbaColor=list(color or DEFAULT_MESH_COLOR),
+                                            physicsClientId=client)
+                if shape < 0:
+                    raise MeshError(f"{name}: pybullet could not load the mesh")
+                bodies.append(p.createMultiBody(baseMass=0, baseVisualShapeIndex=shape, physicsClientId=client))
+            used = np.concatenate([v for v, _, _ in groups])
+            return render_body(client, bodies, resolution, supersample, bounds=(used.min(axis=0), used.max(axis=0)))
+        finally:
+            p.disconnect(client)
 
 
 def render_mesh(mesh_path, resolution: int = 64, color=None, supersample: int = 2, up: str = "z"):
     """Render the 24 views of an OBJ or STL file in a fresh pybullet session.
 
-    The colour is `color` (RGBA) if given, else the OBJ's material colour, else light grey. The mesh is rewritten
-    as a plain triangle OBJ for pybullet (which shades STL files without normals black), turned Z-up.
+    Each material of an OBJ keeps its colour (faces without one take the colour most faces use); `color`
+    (RGBA) paints the whole mesh instead; a mesh with no colour is light grey. The mesh is rewritten as plain
+    triangle OBJs for pybullet (which shades STL files without normals black), turned Z-up.
 
     Example:
         ```py
         >>> images, cameras, center, radius = render_mesh("meshes/mugs/mug_01.obj", up="y")
         ```
     """
-    import pybullet as p
-
     if up not in UP_ROTATIONS:
         raise ValueError(f"up must be one of {sorted(UP_ROTATIONS)}, got {up!r}")
-    vertices, faces, own_color = read_mesh(mesh_path)
-    vertices = vertices @ UP_ROTATIONS[up].T
-    color = color or own_color or DEFAULT_MESH_COLOR
-    with tempfile.TemporaryDirectory(prefix="viewfusion-mesh-") as folder:
-        obj_path = Path(folder) / "mesh.obj"
-        write_obj(obj_path, vertices, faces)
-        client = p.connect(p.DIRECT)
-        try:
-            shape = p.createVisualShape(p.GEOM_MESH, fileName=str(obj_path), rgbaColor=list(color), physicsClientId=client)
-            if shape < 0:
-                raise MeshError(f"{mesh_path}: pybullet could not load the mesh")
-            body = p.createMultiBody(baseMass=0, baseVisualShapeIndex=shape, physicsClientId=client)
-            used = vertices[np.unique(faces)]
-            return render_body(client, body, resolution, supersample, bounds=(used.min(axis=0), used.max(axis=0)))
-        finally:
-            p.disconnect(client)
+    parts = [(vertices @ UP_ROTATIONS[up].T, faces, color or own_color) for vertices, faces, own_color in read_mesh_parts(mesh_path)]
+    return render_parts(parts, resolution, supersample, name=str(mesh_path))
 
 
-def list_mesh_sources(meshes_dir) -> list[tuple[str, str, str]]:
-    """`(category, object_id, path)` for the OBJ / STL files under `meshes_dir`.
+def render_object(category: str, seed: int, resolution: int = 64, supersample: int = 2, color=None):
+    """Render the 24 views of the procedural object `make_object(category, seed)` (`color`: one RGBA for all).
 
-    Each sub-folder is a category named by the folder; files directly in `meshes_dir` go to the category
-    `meshes`. Files deeper down (e.g. ShapeNet's `<category>/<object>/models/model_normalized.obj`) belong to
-    the category of their top folder and are named by their path below it.
+    Example:
+        ```py
+        >>> images, cameras, center, radius = render_object("car", 7, resolution=32)
+        >>> images.shape  # view 0 looks at the car's front
+        (24, 32, 32, 3)
+        ```
     """
-    root = Path(meshes_dir)
-    if not root.is_dir():
-        raise ValueError(f"--meshes {root} is not a folder; give the folder that holds your mesh files.")
-    objects = []
-    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in MESH_SUFFIXES):
-        relative = path.relative_to(root)
-        category = relative.parts[0] if len(relative.parts) > 1 else DEFAULT_MESH_CATEGORY
-        below = relative.relative_to(category) if len(relative.parts) > 1 else relative
-        object_id = "_".join(below.with_suffix("").parts)
-        objects.append((category, object_id, str(path)))
-    ids = [(c, o) for c, o, _ in objects]
-    # "box.obj" and "box.stl" side by side: keep both, told apart by their format.
-    objects = [(c, o if ids.count((c, o)) == 1 else f"{o}_{Path(p).suffix[1:].lower()}", p) for c, o, p in objects]
-    if not objects:
-        raise ValueError(f"No {' or '.join(MESH_SUFFIXES)} files under {root}.")
-    return objects
-
-
-def list_sources(source: str) -> list[tuple[str, str, str]]:
-    """`(category, object_id, urdf_path)` for the pybullet_data models named by `source`."""
-    import pybullet_data
-
-    root = Path(pybullet_data.getDataPath())
-    objects = []
-    if source in ("random_urdfs", "all"):
-        objects += [("random_urdfs", d.name, str(d / f"{d.name}.urdf")) for d in sorted((root / "random_urdfs").iterdir())
-                    if (d / f"{d.name}.urdf").is_file()]
-    if source in ("named", "all"):
-        objects += [("named", Path(name).stem, str(root / name)) for name in NAMED_MODELS if (root / name).is_file()]
-    if not objects:
-        raise ValueError(f"Unknown or empty source {source!r}; choose random_urdfs, named or all.")
-    return objects
+    parts = make_object(category, seed)
+    if color is not None:
+        parts = [(v, f, tuple(color)) for v, f, *_ in parts]
+    return render_parts(parts, resolution, supersample, name=f"{category} {seed}")
 
 
 def split_object_ids(object_ids: list[str], seed: int) -> dict[str, list[str]]:
-    """A seeded 80 / 10 / 10 train / val / test split (at least one object in each when there are three or more)."""
+    """A seeded 80 / 10 / 10 train / val / test split (at least one object in each when there are three or more).
+
+    Example:
+        ```py
+        >>> {split: len(ids) for split, ids in split_object_ids([f"{k:03d}" for k in range(10)], seed=0).items()}
+        {'test': 1, 'val': 1, 'train': 8}
+        ```
+    """
     ids = sorted(object_ids)
     order = np.random.default_rng(seed).permutation(len(ids))
     num_val = num_test = max(1, round(0.1 * len(ids))) if len(ids) >= 3 else 0
@@ -346,12 +259,6 @@ def split_object_ids(object_ids: list[str], seed: int) -> dict[str, list[str]]:
     }
 
 
-def write_text_atomically(path: Path, text: str) -> None:
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=".tmp-", delete=False) as f:
-        f.write(text)
-    os.replace(f.name, path)
-
-
 def write_object(object_dir: Path, images: np.ndarray, cameras: dict) -> None:
     """Write one object into a temporary folder, then rename it into place: all of it appears, or nothing."""
     staging = Path(tempfile.mkdtemp(prefix=f".tmp-{object_dir.name}-", dir=object_dir.parent))
@@ -360,16 +267,46 @@ def write_object(object_dir: Path, images: np.ndarray, cameras: dict) -> None:
         for k, image in enumerate(images):
             PIL.Image.fromarray(image).save(staging / "image" / f"{k:04d}.png", format="PNG", optimize=False)
         np.savez(staging / "cameras.npz", **cameras)
+        os.chmod(staging, 0o777 & ~_umask())  # mkdtemp makes it 0700; a dataset folder is for everyone to read
         os.rename(staging, object_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
 
 
+def _umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
 def object_color(seed: int, category: str, object_id: str) -> tuple:
     """A random RGBA colour that depends only on the seed and the object's name."""
     rng = np.random.default_rng([seed, sum(map(ord, category)), sum(map(ord, object_id)), len(object_id)])
     return (*rng.uniform(0.1, 0.9, size=3), 1.0)
+
+
+def export_procedural_meshes(objects, export_dir) -> int:
+    """Write each procedural object of `objects` (`(category, object_id, path)`) as `<category>/<object_id>.obj`
+    (+ `.mtl` with its part colours) under `export_dir`; files already there are kept. Returns how many it wrote.
+
+    `viewfusion-render --meshes export_dir` renders them into the same images as `--source categories`.
+
+    Example:
+        ```py
+        >>> export_procedural_meshes(list_sources("categories", objects_per_category=2), "category-meshes")
+        26
+        ```
+    """
+    written = 0
+    for category, object_id, path in objects:
+        procedural = procedural_source(path)
+        target = Path(export_dir) / category / f"{object_id}.obj"
+        if procedural is None or target.is_file():
+            continue
+        write_obj_parts(target, make_object(*procedural))
+        written += 1
+    return written
 
 
 def render_dataset(
@@ -384,18 +321,21 @@ def render_dataset(
     meshes: str | os.PathLike | None = None,
     up: str = "z",
     color: tuple | None = None,
+    objects_per_category: int = DEFAULT_OBJECTS_PER_CATEGORY,
+    export_meshes: str | os.PathLike | None = None,
 ) -> dict:
-    """Render pybullet_data models, or a folder of your own meshes, into the NMR layout under `output_dir`; resumable.
+    """Render pybullet_data models, procedural objects or a folder of your own meshes into the NMR layout; resumable.
 
     Objects already rendered are skipped, and leftovers of an interrupted run (`.tmp-*` folders) are removed,
     so re-running the same command finishes the job. A mesh that cannot be rendered (unreadable, empty, NaN
     vertices, zero volume) is skipped with a warning naming the file; the split lists hold only the objects
-    that were rendered.
+    that were rendered. Categories already in `output_dir` that this call does not render are left as they
+    are, and stay in `metadata.yaml`.
 
     Args:
         output_dir: the dataset root.
-        source (`str`): `"random_urdfs"` (1,000 objects), `"named"` (a few named models) or `"all"`; ignored
-            when `meshes` is given.
+        source (`str`): `"random_urdfs"` (1,000 objects), `"named"` (a few named models), `"categories"`
+            (procedural objects of 13 NMR categories, front towards +x) or `"all"`; ignored when `meshes` is given.
         limit (`int`, *optional*): render only the first `limit` objects of each category.
         resolution (`int`, defaults to 64): image size.
         seed (`int`, defaults to 0): the split and the random colours.
@@ -404,46 +344,58 @@ def render_dataset(
         meshes (*optional*): a folder of OBJ / STL files (see [`list_mesh_sources`] for how it maps to categories).
         up (`str`, defaults to `"z"`): the up axis of the mesh files, `"z"` or `"y"`.
         color (*optional*): one RGBA colour for every mesh (overrides the files' own colours).
+        objects_per_category (`int`, defaults to 300): how many procedural objects per category (seeds 0, 1, ...).
+        export_meshes (*optional*): also write each procedural object as OBJ + MTL under this folder
+            (`<category>/<object_id>.obj`), for `--meshes` or any mesh viewer.
 
     Returns:
-        `dict` with `rendered`, `skipped` (already there), `failed` (a list of `(file, reason)`) and
-        `seconds_per_object`.
+        `dict` with `rendered`, `skipped` (already there), `failed` (a list of `(file, reason)`),
+        `seconds_per_object` and `exported` (mesh files written).
 
     Example:
         ```py
         >>> render_dataset("data/pybullet-64", source="random_urdfs", limit=20)
+        >>> render_dataset("data/pybullet-64", source="categories", objects_per_category=300)
         >>> render_dataset("data/my-objects", meshes="my_meshes/", up="y")
         ```
     """
-    import time
-    import warnings
-
     import pybullet as p
 
     root = Path(output_dir)
-    objects = list_mesh_sources(meshes) if meshes is not None else list_sources(source)
+    objects = list_mesh_sources(meshes) if meshes is not None else list_sources(source, objects_per_category)
     by_category: dict[str, list[tuple[str, str]]] = {}
     for category, object_id, path in objects:
         by_category.setdefault(category, []).append((object_id, path))
     if limit is not None:
         by_category = {c: items[:limit] for c, items in by_category.items()}
+    selected = [(c, o, path) for c, items in by_category.items() for o, path in items]
+    exported = 0
+    if export_meshes is not None:
+        if not any(procedural_source(path) for _, _, path in selected):
+            raise ValueError("--export_meshes writes the procedural objects; use it with --source categories or all.")
+        exported = export_procedural_meshes(selected, export_meshes)
 
     root.mkdir(parents=True, exist_ok=True)
-    metadata = {c: {"id": c, "name": CATEGORY_NAMES.get(c, c)} for c in sorted(by_category)}
-    write_text_atomically(root / "metadata.yaml", yaml.safe_dump(metadata, sort_keys=True))
+    metadata_path = root / "metadata.yaml"
+    metadata = (yaml.safe_load(metadata_path.read_text()) or {}) if metadata_path.is_file() else {}
+    metadata.update({c: {"id": c, "name": CATEGORY_NAMES.get(c, c)} for c in by_category})
+    with atomic_write(metadata_path, "w") as f:
+        yaml.safe_dump(dict(sorted(metadata.items())), f, sort_keys=True)
     for category in by_category:
         (root / category).mkdir(exist_ok=True)
         for stale in (root / category).glob(".tmp-*"):
             shutil.rmtree(stale, ignore_errors=True)
 
-    todo = [(c, o, p) for c, items in by_category.items() for o, p in items if not (root / c / o).is_dir()]
-    skipped = sum(len(items) for items in by_category.values()) - len(todo)
+    todo = [(c, o, path) for c, o, path in selected if not (root / c / o).is_dir()]
+    skipped = len(selected) - len(todo)
     failed = []
     start = time.perf_counter()
     for category, object_id, path in tqdm(todo, desc="Rendering", unit="object", disable=not show_progress):
         object_color_ = color if color is not None else object_color(seed, category, object_id) if random_colors else None
         try:
-            if path.endswith(".urdf"):
+            if procedural_source(path) is not None:
+                images, cameras, _, _ = render_object(*procedural_source(path), resolution, supersample, color=object_color_)
+            elif path.endswith(".urdf"):
                 images, cameras, _, _ = render_urdf(path, resolution, color=object_color_, supersample=supersample)
             else:
                 images, cameras, _, _ = render_mesh(path, resolution, color=object_color_, supersample=supersample, up=up)
@@ -458,16 +410,24 @@ def render_dataset(
     for category, items in by_category.items():
         rendered = [object_id for object_id, _ in items if (root / category / object_id).is_dir()]
         for split, ids in split_object_ids(rendered, seed).items():
-            write_text_atomically(root / category / f"{split}.lst", "".join(f"{i}\n" for i in ids))
-    return {"rendered": len(todo) - len(failed), "skipped": skipped, "failed": failed, "seconds_per_object": seconds}
+            with atomic_write(root / category / f"{split}.lst", "w") as f:
+                f.write("".join(f"{i}\n" for i in ids))
+    return {"rendered": len(todo) - len(failed), "skipped": skipped, "failed": failed, "seconds_per_object": seconds,
+            "exported": exported}
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     """The `viewfusion-render` options, on a new parser or on `parser` (`viewfusion render` adds them to its own)."""
     parser = parser or argparse.ArgumentParser(prog="viewfusion-render", description="Render meshes in the NMR layout.")
     parser.add_argument("--output_dir", required=True, help="Dataset root to write (resumed if it exists).")
-    parser.add_argument("--source", default="all", choices=["random_urdfs", "named", "all"],
-                        help="Which of pybullet's models (when --meshes is not given).")
+    parser.add_argument("--source", default="all", choices=list(SOURCES),
+                        help="What to render when --meshes is not given: pybullet's models (random_urdfs, named), "
+                             "procedural objects of 13 NMR categories (categories), or all of them.")
+    parser.add_argument("--objects_per_category", type=int, default=DEFAULT_OBJECTS_PER_CATEGORY,
+                        help=f"Procedural objects per category (default {DEFAULT_OBJECTS_PER_CATEGORY}).")
+    parser.add_argument("--export_meshes", default=None, metavar="DIR",
+                        help="Also write each procedural object as DIR/<category>/<object_id>.obj (+ .mtl), "
+                             "which --meshes DIR renders alike.")
     parser.add_argument("--meshes", default=None,
                         help="A folder of your own OBJ / STL files; each sub-folder is a category.")
     parser.add_argument("--up", default="z", choices=["z", "y"], help="The meshes' up axis (many files are Y-up).")
@@ -482,6 +442,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
 
 
 def main(argv=None) -> int:
+    """The `viewfusion-render` command (see the module docstring)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     return run(args, parser)
@@ -489,18 +450,21 @@ def main(argv=None) -> int:
 
 def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """Render as `args` (from `build_parser`) says; `parser` reports bad values."""
-    if args.resolution < 8 or (args.limit is not None and args.limit < 1):
-        parser.error("--resolution must be at least 8 and --limit at least 1")
+    if args.resolution < 8 or (args.limit is not None and args.limit < 1) or args.objects_per_category < 1:
+        parser.error("--resolution must be at least 8, and --limit and --objects_per_category at least 1")
     if args.color is not None and not all(0 <= c <= 1 for c in args.color):
         parser.error("--color takes three numbers between 0 and 1")
     try:
         summary = render_dataset(args.output_dir, args.source, args.limit, args.resolution, args.seed, args.random_colors,
                                  args.supersample, meshes=args.meshes, up=args.up,
-                                 color=None if args.color is None else (*args.color, 1.0))
+                                 color=None if args.color is None else (*args.color, 1.0),
+                                 objects_per_category=args.objects_per_category, export_meshes=args.export_meshes)
     except ValueError as error:
         parser.error(str(error))
     print(f"Rendered {summary['rendered']} objects ({summary['seconds_per_object']:.3f} s each), "
           f"{summary['skipped']} already there, into {args.output_dir}")
+    if args.export_meshes is not None:
+        print(f"Wrote {summary['exported']} procedural meshes into {args.export_meshes}")
     if summary["failed"]:
         print(f"Skipped {len(summary['failed'])} meshes that could not be rendered:")
         for path, reason in summary["failed"]:
