@@ -2,8 +2,9 @@
 
     python examples/make_readme_figures.py --output_dir examples/images
 
-- `quickstart.png`: what the README's main command makes, next to the true view: the three input views |
-  the generated view at 270 degrees | the true view at 270 degrees | the weight map of each input view.
+- `quickstart.png`: what the README's main command makes, next to the true view, under a row naming the
+  columns: the three input views | the generated view at 270 degrees | the true view at 270 degrees | the
+  weight map of each input view.
 - `orbit.gif`: the paper's autoregressive orbit from the view at azimuth 0.
 """
 
@@ -15,7 +16,8 @@ import PIL.Image
 import torch
 
 from viewfusion_diffusers import ViewFusionPipeline, scheduler_from_name
-from viewfusion_diffusers.cli import DEFAULT_PIPELINE
+from viewfusion_diffusers.constants import DEFAULT_PIPELINE
+from viewfusion_diffusers.evaluation.report import labelled_grid, save_image
 from viewfusion_diffusers.images import comparison_row
 from viewfusion_diffusers.orbit import sample_orbit, save_gif
 
@@ -42,7 +44,9 @@ def main():
     out = pipeline(views, 270.0, num_inference_steps=args.steps, generator=torch.Generator().manual_seed(0), output_type="np")
     row = comparison_row([np.asarray(v) for v in views], out.images[0], np.asarray(truth), out.view_weights[0], num_slots=3)
     image = PIL.Image.fromarray(row)
-    image.resize((image.width * args.scale, image.height * args.scale), PIL.Image.NEAREST).save(output_dir / "quickstart.png")
+    image = image.resize((image.width * args.scale, image.height * args.scale), PIL.Image.NEAREST)
+    # The column names are drawn at their own size, above the enlarged pictures.
+    save_image(labelled_grid([np.asarray(image)], num_slots=3), output_dir / "quickstart.png")
 
     frames = sample_orbit(pipeline, views[:1], num_inference_steps=args.steps, max_views=6, seed=0)
     save_gif(frames, output_dir / "orbit.gif", frame_ms=150, size=64 * args.scale)

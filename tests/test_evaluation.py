@@ -1,4 +1,4 @@
-"""`viewfusion-eval` end to end on rendered objects with a tiny random pipeline."""
+"""`viewfusion-eval` end to end on rendered objects with tiny random pipelines, and its parts on constructed cases."""
 
 import json
 import math
@@ -6,20 +6,36 @@ import os
 import subprocess
 import sys
 
+import numpy as np
+import PIL.Image
 import pytest
 import torch
 
 from viewfusion_diffusers.data import EvalSample, NMRDataset
-from viewfusion_diffusers.evaluation import evaluate_batch, main, nearest_input_view, parse_args, results_table
+from viewfusion_diffusers.evaluation import (
+    EvalBatch,
+    EvalMethod,
+    evaluate_batch,
+    labelled_grid,
+    main,
+    nearest_input_view,
+    paired_differences,
+    parse_args,
+    results_table,
+)
+from viewfusion_diffusers.evaluation.report import HEADER_HEIGHT, paired_table
+from viewfusion_diffusers.evaluation.statistics import check_comparable
+from viewfusion_diffusers.images import comparison_row
 
-pytestmark = pytest.mark.usefixtures("lpips_weights_available")
+lpips_needed = pytest.mark.usefixtures("lpips_weights_available")
 
 
 def eval_args(pipeline_dir, data_dir, output_dir, *extra):
     return ["--pipeline", str(pipeline_dir), "--data_dir", str(data_dir), "--split", "train", "--num_views", "1", "3",
-            "--num_objects", "3", "--num_inference_steps", "2", "--batch_size", "2", "--output_dir", str(output_dir), *extra]
+            "--num_objects", "3", "--num_inference_steps", "2", "--batch_size", "2", "--output_dir", str(output_dir), *map(str, extra)]
 
 
+@lpips_needed
 def test_end_to_end_writes_results_and_is_deterministic(tiny_pipeline_32_dir, rendered_dataset, tmp_path):
     assert main(eval_args(tiny_pipeline_32_dir, rendered_dataset, tmp_path / "a")) == 0
     assert main(eval_args(tiny_pipeline_32_dir, rendered_dataset, tmp_path / "b")) == 0
@@ -31,10 +47,32 @@ def test_end_to_end_writes_results_and_is_deterministic(tiny_pipeline_32_dir, re
     assert len(first["records"]) == 4 * 3 * 2
     table = (tmp_path / "a" / "results.md").read_text()
     assert "| viewfusion | 3 | 3 |" in table and "LPIPS" in table and "Per category" in table
-    assert (tmp_path / "a" / "grid_1_views.png").exists() and (tmp_path / "a" / "grid_3_views.png").exists()
+    # The paired table: each method against the nearest view, the learned weights against equal ones, per N.
+    assert "| viewfusion − nearest_view | 1 | 3 |" in table and "| viewfusion − equal_weights | 3 | 3 |" in table
+    with PIL.Image.open(tmp_path / "a" / "grid_3_views.png") as grid:
+        # A header row over 3 samples; 3 input slots | output | truth | 3 weight maps of 32 pixels.
+        assert grid.size == (32 * 8, HEADER_HEIGHT + 3 * 32)
+        header = np.asarray(grid.convert("RGB"))[:HEADER_HEIGHT]
+    assert (header < 128).any(), "the header row has no text"
+    assert (tmp_path / "a" / "grid_1_views.png").exists() and not (tmp_path / "a" / "grid_1_views_posed.png").exists()
     assert not [p for p in os.listdir(tmp_path / "a") if p.startswith(".tmp-")]
 
 
+@lpips_needed
+def test_compare_to_pairs_this_run_with_another_on_the_same_samples(tiny_pipeline_32_dir, rendered_dataset, tmp_path, capsys):
+    assert main(eval_args(tiny_pipeline_32_dir, rendered_dataset, tmp_path / "old", "--num_views", 1)) == 0
+    old = tmp_path / "old" / "results.json"
+    assert main(eval_args(tiny_pipeline_32_dir, rendered_dataset, tmp_path / "new", "--num_views", 1, "--compare_to", old)) == 0
+    markdown = (tmp_path / "new" / "results.md").read_text()
+    # The same weights and noise: every per-sample difference is zero.
+    assert "(paired, same samples and noise)" in markdown and "| viewfusion | 1 | 3 | +0.0000 ± 0.0000 | no clear difference |" in markdown
+    capsys.readouterr()
+    assert main(eval_args(tiny_pipeline_32_dir, rendered_dataset, tmp_path / "other", "--compare_to", old, "--seed", "1")) == 2
+    assert "seed" in capsys.readouterr().err
+    assert not (tmp_path / "other" / "results.json").exists()
+
+
+@lpips_needed
 def test_two_processes_give_the_same_numbers_as_one(tiny_pipeline_32_dir, rendered_dataset, tmp_path):
     assert main(eval_args(tiny_pipeline_32_dir, rendered_dataset, tmp_path / "one")) == 0
     command = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2", "--cpu", "--num_machines", "1",
@@ -53,6 +91,12 @@ def test_two_processes_give_the_same_numbers_as_one(tiny_pipeline_32_dir, render
             assert math.isclose(a[metric], b[metric], rel_tol=1e-4, abs_tol=1e-5), (metric, a, b)
 
 
+def one_sample(dataset, target_index, input_indices):
+    return EvalSample(object_index=0, category=dataset.objects[0][0], object_id=dataset.objects[0][1],
+                      target_index=target_index, input_indices=tuple(input_indices), num_views=len(input_indices))
+
+
+@lpips_needed
 def test_baselines_on_constructed_cases(tiny_pipeline_32_dir, rendered_dataset):
     from viewfusion_diffusers import ViewFusionPipeline
     from viewfusion_diffusers.metrics import LPIPS
@@ -62,20 +106,61 @@ def test_baselines_on_constructed_cases(tiny_pipeline_32_dir, rendered_dataset):
     dataset = NMRDataset(rendered_dataset, split="train")
     pipeline = ViewFusionPipeline.from_pretrained(tiny_pipeline_32_dir)
     pipeline.set_progress_bar_config(disable=True)
-    sample = EvalSample(object_index=0, category=dataset.objects[0][0], object_id=dataset.objects[0][1],
-                        target_index=5, input_indices=(5, 17), num_views=2)
-    args = parse_args(["--pipeline", "x", "--data_dir", "x", "--output_dir", "x", "--num_inference_steps", "2", "--num_views", "2"])
-    records, _ = evaluate_batch(pipeline, dataset, [sample], [0], args, LPIPS.from_pretrained(), torch.device("cpu"))
+    batch = EvalBatch.load(dataset, [one_sample(dataset, 5, (5, 17))])
+    assert batch.input_azimuths == [[75.0, 255.0]] and batch.target_azimuths == [75.0]
+    records, grids = evaluate_batch(pipeline, batch, [0], LPIPS.from_pretrained(), num_inference_steps=2)
     nearest = next(r for r in records if r["method"] == "nearest_view")
     assert nearest["psnr"] == math.inf and nearest["lpips"] == pytest.approx(0, abs=1e-7) and nearest["ssim"] == pytest.approx(1)
     mean = next(r for r in records if r["method"] == "mean_view")
     assert math.isfinite(mean["psnr"])
     assert "inf (identical)" in results_table([nearest])
-    # The nearest input is the target view itself, so the closest ground-truth view is at the requested azimuth.
+    # The nearest input is the target view itself, so the closest true view is at the requested azimuth.
     assert nearest["closest_view_error"] == 0 and "100% ± 0" in results_table([nearest])
     assert all(r["closest_view_error"] in range(0, 181, 15) for r in records)
+    assert list(grids) == ["viewfusion"] and grids["viewfusion"][0][0] == 2
 
 
+class FavouringUNet(torch.nn.Module):
+    """The tiny U-Net, but with weight logits we set: 2 for pairs whose view is `favoured`, 0 for the others.
+
+    With three views, the favoured one gets e^2 / (e^2 + 2) = 79% of the weight: a share of 2.36 equal shares,
+    the other two 0.32 each, far on either side of the 0.5 threshold below.
+    """
+
+    def __init__(self, unet, favoured: torch.Tensor):
+        super().__init__()
+        self.unet, self.favoured = unet, favoured
+        self.config, self.dtype, self.device = unet.config, unet.dtype, unet.device
+
+    def forward(self, sample, timestep, azimuth, relative_azimuth=None, return_dict=False):
+        noise, _ = self.unet(sample, timestep, azimuth, relative_azimuth=relative_azimuth, return_dict=False)
+        is_favoured = torch.isclose(sample[:, :3], self.favoured.to(sample)).flatten(1).all(dim=1)
+        logits = torch.where(is_favoured, 2.0, 0.0)[:, None, None, None].expand_as(noise).to(noise.dtype)
+        return noise, logits
+
+
+@lpips_needed
+def test_dropped_views_method_passes_its_threshold_to_the_pipeline(tiny_pipeline_32_dir, rendered_dataset):
+    from viewfusion_diffusers import ViewFusionPipeline
+    from viewfusion_diffusers.metrics import LPIPS
+
+    dataset = NMRDataset(rendered_dataset, split="train")
+    pipeline = ViewFusionPipeline.from_pretrained(tiny_pipeline_32_dir)
+    pipeline.set_progress_bar_config(disable=True)
+    batch = EvalBatch.load(dataset, [one_sample(dataset, 5, (1, 9, 17))])
+    pipeline.unet = FavouringUNet(pipeline.unet, favoured=batch.input_views[0][0] * 2 - 1)
+    lpips, outcome = LPIPS.from_pretrained(), {}
+    for threshold in (1e-12, 0.5):
+        methods = (EvalMethod("viewfusion"), EvalMethod("dropped_views", drop_views_below=threshold))
+        records, _ = evaluate_batch(pipeline, batch, [0], lpips, methods, num_inference_steps=3)
+        outcome[threshold] = {r["method"]: r["lpips"] for r in records}
+        assert "| dropped_views | 3 | 1 |" in results_table(records)
+    # No share is below 1e-12: the plain computation. Below 0.5 of an equal share, the two 0.32 views go.
+    assert outcome[1e-12]["dropped_views"] == outcome[1e-12]["viewfusion"]
+    assert abs(outcome[0.5]["dropped_views"] - outcome[0.5]["viewfusion"]) > 1e-4
+
+
+@lpips_needed
 def test_bad_inputs_give_clear_errors(tiny_pipeline_32_dir, rendered_dataset, tmp_path, capsys):
     assert main(eval_args(rendered_dataset, rendered_dataset, tmp_path)) == 2
     assert "no model_index.json" in capsys.readouterr().err
@@ -83,8 +168,55 @@ def test_bad_inputs_give_clear_errors(tiny_pipeline_32_dir, rendered_dataset, tm
     assert "holdout" in capsys.readouterr().err
     assert main(eval_args(tiny_pipeline_32_dir, rendered_dataset, tmp_path, "--num_views", "30")) == 2
     assert "30" in capsys.readouterr().err
+    assert main(eval_args(tiny_pipeline_32_dir, rendered_dataset, tmp_path, "--posed")) == 2
+    assert "--posed needs a pipeline whose U-Net takes poses (relative_pose=True" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(eval_args(tiny_pipeline_32_dir, rendered_dataset, tmp_path, "--compare_to", tmp_path / "missing.json"))
+    assert "--compare_to" in capsys.readouterr().err
 
 
+def test_output_dir_and_pipeline_have_defaults():
+    from viewfusion_diffusers.constants import DEFAULT_PIPELINE
+
+    args = parse_args(["--data_dir", "data/pybullet-64", "--split", "val"])
+    assert args.pipeline == DEFAULT_PIPELINE
+    assert args.output_dir == os.path.join("eval", "viewfusion-pybullet-64-val")
+    assert parse_args(["--data_dir", "d", "--pipeline", "runs/x/pipeline/", "--output_dir", "o"]).output_dir == "o"
+    assert parse_args(["--data_dir", "d", "--pipeline", "runs/x/pipeline/"]).output_dir == os.path.join("eval", "pipeline-test")
+
+
+def record(method, num_views, object_id, lpips):
+    return {"method": method, "num_views": num_views, "category": "c", "object_id": object_id, "target_index": 0,
+            "input_indices": list(range(1, num_views + 1)), "lpips": lpips}
+
+
+def test_paired_differences_are_per_sample_and_refuse_unpaired_samples():
+    records = [record("viewfusion", 1, "a", 0.3), record("viewfusion", 1, "b", 0.5),
+               record("nearest_view", 1, "b", 0.4), record("nearest_view", 1, "a", 0.1)]
+    assert paired_differences(records, "viewfusion", "nearest_view")[1].tolist() == pytest.approx([0.2, 0.1])
+    assert "| viewfusion − nearest_view | 1 | 2 | +0.1500 ± 0.0980 | higher |" in paired_table(records)
+    with pytest.raises(ValueError, match="different samples with 1 views"):
+        paired_differences(records + [record("viewfusion", 1, "c", 0.2)], "viewfusion", "nearest_view")
+    config = {"data_dir": "d", "split": "test", "categories": None, "seed": 0, "num_objects": 5}
+    check_comparable(config, dict(config))
+    with pytest.raises(ValueError, match="num_objects"):
+        check_comparable(config, {**config, "num_objects": 6})
+
+
+def test_labelled_grid_names_the_columns_and_checks_the_slots():
+    view = np.zeros((32, 32, 3), np.uint8)
+    row = comparison_row([view, view], view, view, np.ones((2, 3, 32, 32)), num_slots=2)
+    grid = labelled_grid([row, row], num_slots=2)
+    assert grid.shape == (HEADER_HEIGHT + 64, 32 * 6, 3)
+    # Every column has its label: some dark pixels in each 32-pixel cell of the header.
+    assert all((grid[:HEADER_HEIGHT, 32 * i : 32 * (i + 1)] < 128).any() for i in range(6))
+    without_truth = comparison_row([view], view, None, np.ones((1, 3, 32, 32)), num_slots=1)
+    assert labelled_grid([without_truth], num_slots=1, with_truth=False).shape == (HEADER_HEIGHT + 32, 32 * 3, 3)
+    with pytest.raises(ValueError, match="num_slots"):
+        labelled_grid([row], num_slots=3)
+
+
+@lpips_needed
 def test_sampler_study_compares_full_ddpm_with_fast_samplers(rendered_dataset, tmp_path):
     # A pipeline trained on a 50-step schedule keeps the full-DDPM reference cheap enough for a test.
     from viewfusion_diffusers import ViewFusionPipeline, ViewFusionUNet2DModel, default_scheduler
@@ -109,25 +241,3 @@ def test_sampler_study_compares_full_ddpm_with_fast_samplers(rendered_dataset, t
     ddpm, ddim_2 = results["sampler_study"][0], results["sampler_study"][1]
     paired = sum(a - b for a, b in zip(ddim_2["lpips_per_sample"], ddpm["lpips_per_sample"])) / 2
     assert f"| ddim | 2 | {ddim_2['seconds_per_sample']:.2f} |" in markdown and f"{paired:+.4f} ±" in markdown
-
-
-def test_dropped_views_method_passes_its_threshold_to_the_pipeline(tiny_pipeline_32_dir, rendered_dataset):
-    from viewfusion_diffusers import ViewFusionPipeline
-    from viewfusion_diffusers.metrics import LPIPS
-
-    dataset = NMRDataset(rendered_dataset, split="train")
-    pipeline = ViewFusionPipeline.from_pretrained(tiny_pipeline_32_dir)
-    pipeline.set_progress_bar_config(disable=True)
-    sample = EvalSample(object_index=0, category=dataset.objects[0][0], object_id=dataset.objects[0][1],
-                        target_index=5, input_indices=(1, 9, 17), num_views=3)
-    lpips, methods = LPIPS.from_pretrained(), ("viewfusion", "dropped_views")
-    lpips_of = {}
-    for threshold in ("1e-12", "0.999"):
-        args = parse_args(["--pipeline", "x", "--data_dir", "x", "--output_dir", "x", "--num_inference_steps", "3",
-                           "--num_views", "3", "--drop_views_below", threshold])
-        records, _ = evaluate_batch(pipeline, dataset, [sample], [0], args, lpips, torch.device("cpu"), weighted_methods=methods)
-        lpips_of[threshold] = {r["method"]: r["lpips"] for r in records}
-        assert "| dropped_views | 3 | 1 |" in results_table(records)
-    # Nothing falls below 1e-12 of an equal share: the plain computation. Below 0.999, all but the best views go.
-    assert lpips_of["1e-12"]["dropped_views"] == lpips_of["1e-12"]["viewfusion"]
-    assert lpips_of["0.999"]["dropped_views"] != lpips_of["0.999"]["viewfusion"]

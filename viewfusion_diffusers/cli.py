@@ -1,33 +1,45 @@
-"""The `viewfusion` command: `generate`, `orbit`, `render` and `eval`.
+"""The `viewfusion` command: `render`, `eval`, `generate` and `orbit`.
 
     viewfusion generate --views a.png b.png --azimuth 90 --output novel.png
+    viewfusion generate --views a.png b.png --view-azimuths 0 90 --azimuth 180 --output novel.png
     viewfusion orbit --views a.png --output orbit.gif
+    viewfusion render --output_dir data/pybullet-64
+    viewfusion eval --data_dir data/pybullet-64 --posed
+
+The command line is parsed before anything heavy is imported: torch, diffusers and pybullet are loaded only by
+the subcommand that runs, so `--help` and mistakes in the command line answer at once.
 """
 
 import argparse
+import math
 import os
 import sys
+import time
 from pathlib import Path
 
-import numpy as np
-import PIL.Image
-import torch
-from tqdm.auto import tqdm
+from .constants import AZIMUTH_STEP_DEGREES, DEFAULT_PIPELINE, NUM_VIEWS, SCHEDULER_NAMES
+from .data import render as render_cli
+from .evaluation import cli as eval_cli
 
-from .images import comparison_row
-from .orbit import sample_orbit, save_gif
-from .pipeline import SCHEDULERS, ViewFusionPipeline, scheduler_from_name
+__all__ = ["DEFAULT_PIPELINE", "build_parser", "main"]
 
-# The pipeline shipped in this repository's `pipelines/` folder; a Hub repo id when it is not on disk.
-_SHIPPED_PIPELINE = Path(__file__).resolve().parent.parent / "pipelines" / "viewfusion-pybullet-64"
-DEFAULT_PIPELINE = str(_SHIPPED_PIPELINE) if _SHIPPED_PIPELINE.is_dir() else "viewfusion-diffusers/viewfusion-pybullet-64"
+AZIMUTH_HELP = (
+    "Azimuths are in degrees. Without --view-azimuths, the target azimuth is "
+    "absolute, in the frame of the training data (view k of an NMR-layout object is at 15 k degrees; the light is "
+    "fixed in that frame), and the views' own azimuths are left to the model. With --view-azimuths (one per view, "
+    "needs a pipeline trained with poses), the target azimuth is in the frame of the given azimuths: --view-azimuths "
+    "0 --azimuth 90 asks for the view 90 degrees round from the first view."
+)
 
 
 class CommandError(Exception):
     """A mistake in the command line, reported as one line and exit status 2."""
 
 
-def load_view_files(paths: list[str]) -> list[PIL.Image.Image]:
+def load_view_files(paths: list[str]):
+    """The view files as PIL images, or a `CommandError` naming the file that is missing or not an image."""
+    import PIL.Image
+
     views = []
     for path in paths:
         if not os.path.isfile(path):
@@ -41,114 +53,196 @@ def load_view_files(paths: list[str]) -> list[PIL.Image.Image]:
     return views
 
 
-def load_pipeline(args) -> ViewFusionPipeline:
+def image_format(path: str, option: str) -> str:
+    """The PIL format an output file name asks for (`.png` -> PNG, `.jpg` -> JPEG, ...), or a `CommandError`
+    listing the extensions PIL can write.
+
+    Example:
+        ```py
+        >>> image_format("novel.jpg", "--output")
+        'JPEG'
+        ```
+    """
+    import PIL.Image
+
+    writable = {ext: fmt for ext, fmt in PIL.Image.registered_extensions().items() if fmt in PIL.Image.SAVE}
+    extension = Path(path).suffix.lower()
+    if extension not in writable:
+        raise CommandError(f"{option} {path!r}: unknown image extension {extension or '(none)'!r}; "
+                           f"use one of {' '.join(sorted(writable))}")
+    return writable[extension]
+
+
+def save_image(image, path: str, option: str = "--output") -> None:
+    """Save atomically, in the format the file name names."""
+    import numpy as np
+    import PIL.Image
+
+    from .file_utils import atomic_write
+
+    image = image if isinstance(image, PIL.Image.Image) else PIL.Image.fromarray(np.asarray(image))
+    with atomic_write(path, "wb") as f:
+        image.save(f, format=image_format(path, option))
+
+
+def load_pipeline(args):
+    """The pipeline of `--pipeline` with the `--scheduler` sampler, on `--device`."""
+    import torch
+
+    from .pipeline import ViewFusionPipeline, scheduler_from_name
+
     pipeline = ViewFusionPipeline.from_pretrained(args.pipeline)
+    if args.view_azimuths is not None and not pipeline.unet.config.relative_pose:
+        raise CommandError(f"--view-azimuths needs a pipeline trained with poses (relative_pose=True); {args.pipeline} "
+                           "was trained without them: leave --view-azimuths out")
     pipeline.scheduler = scheduler_from_name(args.scheduler, pipeline.scheduler.config)
-    return pipeline.to(args.device)
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    return pipeline.to(device)
 
 
-def save_image(image: PIL.Image.Image | np.ndarray, path: str) -> None:
-    """Save through a temporary file in the same folder, so an interrupted run leaves no broken image."""
-    image = image if isinstance(image, PIL.Image.Image) else PIL.Image.fromarray(image)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".tmp-{path.name}")
-    image.save(temporary, format=PIL.Image.registered_extensions().get(path.suffix.lower(), "PNG"))
-    os.replace(temporary, path)
+def check_sampling_args(args, parser: argparse.ArgumentParser) -> None:
+    """Mistakes that argparse cannot see, reported before anything is loaded."""
+    for name in ("steps", "num_samples", "max_views"):
+        if getattr(args, name, 1) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    for name in ("azimuth", "start_azimuth", "step_degrees"):
+        value = getattr(args, name, 0.0)
+        if not math.isfinite(value):
+            parser.error(f"--{name.replace('_', '-')} must be a finite number of degrees, got {value}")
+    if getattr(args, "step_degrees", 1.0) <= 0:
+        parser.error("--step-degrees must be positive")
+    if args.view_azimuths is not None:
+        if len(args.view_azimuths) != len(args.views):
+            parser.error(f"--view-azimuths got {len(args.view_azimuths)} azimuths for {len(args.views)} --views; "
+                         "give one per view, in the same order")
+        if not all(math.isfinite(a) for a in args.view_azimuths):
+            parser.error(f"--view-azimuths must be finite numbers of degrees, got {args.view_azimuths}")
 
 
 def generate(args) -> None:
+    """`viewfusion generate`: the view from one azimuth, and optionally the inputs with their weight maps."""
+    image_format(args.output, "--output")
+    if args.weights_output:
+        image_format(args.weights_output, "--weights-output")
     views = load_view_files(args.views)
+    import numpy as np
+    import torch
+
     pipeline = load_pipeline(args)
-    resolution = pipeline.unet.config.sample_size
     out = pipeline(
-        views, args.azimuth, num_inference_steps=args.steps, num_images_per_prompt=args.num_samples,
-        generator=[torch.Generator().manual_seed(args.seed + i) for i in range(args.num_samples)], output_type="np",
+        views, args.azimuth, input_azimuths=args.view_azimuths, num_inference_steps=args.steps,
+        num_images_per_prompt=args.num_samples, output_type="np",
+        generator=[torch.Generator().manual_seed(args.seed + i) for i in range(args.num_samples)],
     )
     output = Path(args.output)
     for i, image in enumerate(out.images):
         path = output if args.num_samples == 1 else output.with_name(f"{output.stem}_{i}{output.suffix}")
-        save_image((image * 255).round().astype(np.uint8), path)
+        save_image((image * 255).round().astype(np.uint8), str(path))
         print(f"Wrote {path}")
     if args.weights_output:
-        inputs = [np.asarray(v.convert("RGB").resize((resolution, resolution))) for v in views]
+        from .evaluation.report import labelled_grid
+        from .images import comparison_row
+
+        # The views as the model saw them: composited on white and resized by the pipeline's own preprocessing.
+        model_views = (pipeline.prepare_views(views, args.azimuth)[0][0] + 1) / 2
+        inputs = list(model_views.permute(0, 2, 3, 1).cpu().numpy())
         row = comparison_row(inputs, out.images[0], None, out.view_weights[0], num_slots=len(views))
-        save_image(row, args.weights_output)
+        save_image(labelled_grid([row], num_slots=len(views), with_truth=False), args.weights_output, "--weights-output")
         print(f"Wrote {args.weights_output} (input views | novel view | weight of each input view)")
 
 
 def orbit(args) -> None:
-    """The paper's autoregressive orbit: each generated view joins the inputs of the next azimuth."""
-    if not args.output.lower().endswith(".gif"):
+    """`viewfusion orbit`: the paper's autoregressive orbit, each generated view joining the next one's inputs."""
+    if Path(args.output).suffix.lower() != ".gif":
         raise CommandError(f"--output {args.output!r}: orbits are written as animated GIF; use a .gif name")
     views = load_view_files(args.views)
+    from tqdm.auto import tqdm
+
+    from .orbit import sample_orbit, save_gif
+
     pipeline = load_pipeline(args)
     pipeline.set_progress_bar_config(disable=True)
     num_frames = round(360 / args.step_degrees)
-    with tqdm(total=num_frames, desc="Orbit") as bar:
+    start = time.perf_counter()
+    # tqdm's estimate of the remaining time is right after the first frame: every frame costs the same.
+    with tqdm(total=num_frames, desc="Orbit", unit="frame") as bar:
         generated = sample_orbit(pipeline, views, num_frames, args.start_azimuth, args.steps, args.max_views, args.seed,
-                                 on_frame=lambda k: bar.update(1))
+                                 on_frame=lambda k: bar.update(1), input_azimuths=args.view_azimuths)
     save_gif(generated, args.output, args.frame_ms, size=args.frame_size)
-    print(f"Wrote {args.output} ({len(generated)} frames)")
+    print(f"Wrote {args.output} ({len(generated)} frames in {time.perf_counter() - start:.1f} s)")
 
 
 def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--views", nargs="+", required=True, help="Input view image files (any number, no poses).")
+    parser.add_argument("--views", nargs="+", required=True, help="Input view image files (any number).")
+    parser.add_argument("--view-azimuths", type=float, nargs="+", default=None, metavar="DEGREES",
+                        help="The azimuth of each input view, one per --views in the same order (posed mode; needs a "
+                             "pipeline trained with poses). Without it the views' poses are left to the model.")
     parser.add_argument("--pipeline", default=DEFAULT_PIPELINE, help="Pipeline folder or Hub repo id (default: the shipped one).")
-    parser.add_argument("--scheduler", default="ddpm", choices=sorted(SCHEDULERS),
+    parser.add_argument("--scheduler", default="ddpm", choices=SCHEDULER_NAMES,
                         help="Sampler (default: ddpm, ancestral sampling on `--steps` of the training steps).")
     parser.add_argument("--steps", type=int, default=50, help="Denoising steps (default: 50).")
     parser.add_argument("--seed", type=int, default=0, help="Sampling seed.")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="torch device.")
+    parser.add_argument("--device", default=None, help="torch device (default: cuda when there is one, else cpu).")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="viewfusion", description="Novel view synthesis with ViewFusion.")
-    commands = parser.add_subparsers(dest="command", required=True)
+    """The `viewfusion` parser: one subparser per subcommand, each with its own options.
 
-    gen = commands.add_parser("generate", help="Generate the view from one azimuth.")
+    Example:
+        ```py
+        >>> args = build_parser().parse_args(["generate", "--views", "a.png", "--azimuth", "90", "--output", "b.png"])
+        >>> args.command
+        'generate'
+        ```
+    """
+    parser = argparse.ArgumentParser(prog="viewfusion", description="Novel view synthesis with ViewFusion.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{render,eval,generate,orbit}")
+
+    render = commands.add_parser("render", help="Render meshes into the NMR layout (as viewfusion-render).",
+                                 description="Render meshes in the NMR layout.")
+    render_cli.build_parser(render)
+    render.set_defaults(run=lambda args: render_cli.run(args, render))
+
+    evaluate = commands.add_parser("eval", help="Evaluate a pipeline (as viewfusion-eval).", description=eval_cli.DESCRIPTION)
+    eval_cli.build_parser(evaluate)
+    evaluate.set_defaults(run=lambda args: eval_cli.check_args(args, evaluate) or eval_cli.run(args))
+
+    gen = commands.add_parser("generate", help="Generate the view from one azimuth.", epilog=AZIMUTH_HELP,
+                              description="Generate the view of an object from one azimuth, given views of it.")
     add_sampling_arguments(gen)
-    gen.add_argument("--azimuth", type=float, required=True, help="Target azimuth in degrees (NMR view k: 15 * k).")
-    gen.add_argument("--output", required=True, help="Output image (with --num-samples > 1: NAME_i.png).")
+    gen.add_argument("--azimuth", type=float, required=True,
+                     help="Target azimuth in degrees: absolute in the training data's frame, or with --view-azimuths "
+                          "in their frame (see below).")
+    gen.add_argument("--output", required=True, help="Output image, format from its extension (with --num-samples > 1: NAME_i.EXT).")
     gen.add_argument("--num-samples", type=int, default=1, help="Samples to draw.")
     gen.add_argument("--weights-output", default=None, help="Also save the input views with their weight heatmaps.")
+    gen.set_defaults(run=generate, check=lambda args: check_sampling_args(args, gen))
 
-    orb = commands.add_parser("orbit", help="Generate a 360-degree orbit as an animated GIF.")
+    orb = commands.add_parser("orbit", help="Generate a 360-degree orbit as an animated GIF.", epilog=AZIMUTH_HELP,
+                              description="Generate an orbit around an object, each new view joining the inputs.")
     add_sampling_arguments(orb)
     orb.add_argument("--output", required=True, help="Output .gif")
     orb.add_argument("--max-views", type=int, default=6, help="Views the U-Net sees per step: the given ones, then the newest generated.")
-    orb.add_argument("--start-azimuth", type=float, default=0.0, help="Azimuth of the first frame (degrees).")
-    orb.add_argument("--step-degrees", type=float, default=15.0, help="Azimuth step between frames (24 frames at 15).")
+    orb.add_argument("--start-azimuth", type=float, default=0.0, help="Azimuth of the first frame (degrees, as --azimuth of generate).")
+    orb.add_argument("--step-degrees", type=float, default=AZIMUTH_STEP_DEGREES,
+                     help=f"Azimuth step between frames ({NUM_VIEWS} frames at {AZIMUTH_STEP_DEGREES:g}).")
     orb.add_argument("--frame-size", type=int, default=128, help="Frame size in the GIF (pixels).")
     orb.add_argument("--frame-ms", type=int, default=120, help="Milliseconds per frame.")
-
-    commands.add_parser("render", help="Render meshes into the NMR layout (see `viewfusion render --help`).", add_help=False)
-    commands.add_parser("eval", help="Evaluate a pipeline (see `viewfusion eval --help`).", add_help=False)
+    orb.set_defaults(run=orbit, check=lambda args: check_sampling_args(args, orb))
     return parser
 
 
 def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    # `render` and `eval` keep their own parsers and entry points; hand them the rest of the line.
-    if argv and argv[0] == "render":
-        from .data.render import main as render_main
-
-        return render_main(argv[1:]) or 0
-    if argv and argv[0] == "eval":
-        from .evaluation import main as eval_main
-
-        return eval_main(argv[1:])
+    """`viewfusion`'s entry point: parse, then run the chosen subcommand; 2 for a mistake in the command line."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    for name in ("steps", "num_samples", "max_views"):
-        if getattr(args, name, 1) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    if hasattr(args, "check"):
+        args.check(args)
     try:
-        generate(args) if args.command == "generate" else orbit(args)
+        return args.run(args) or 0
     except (CommandError, ValueError, TypeError) as error:
         print(f"viewfusion {args.command}: error: {error}", file=sys.stderr)
         return 2
-    return 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,18 @@
+"""How the training and evaluation scripts join the processes of an `accelerate launch`."""
+
+import os
+
+
+def cpu_distributed() -> bool:
+    """True when launched as several processes on a machine without a GPU (e.g. with
+    `training/accelerate_cpu_2proc.yaml`): accelerate must then be told `cpu=True` to join them with gloo.
+
+    Example:
+        ```py
+        >>> from accelerate import PartialState
+        >>> state = PartialState(cpu=cpu_distributed())
+        ```
+    """
+    import torch
+
+    return not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1

@@ -1,0 +1,62 @@
+"""`viewfusion-eval`: PSNR / SSIM / LPIPS-VGG and pose accuracy per number of input views, with baselines and
+the ablation.
+
+    viewfusion-eval --pipeline pipelines/viewfusion-pybullet-64 --data_dir data/pybullet-64
+
+The evaluation set (objects, target view, input views for each N) depends only on the dataset, the split and
+the seed, so tables from different pipelines line up. Every method is scored on the same samples and noise:
+
+- `viewfusion`: the pipeline with its learned fusion weights (the paper's method);
+- `equal_weights`: the same pipeline and noise with `weighting=False` (the paper's ablation);
+- `viewfusion_posed`, `equal_weights_posed` (with `--posed`): the same, told the input views' true azimuths;
+- `nearest_view`: the input view whose true azimuth is closest to the target's (an oracle: it uses poses);
+- `mean_view`: the pixel average of the input views.
+
+Under `accelerate launch` the samples are split between processes and the results gathered, so N GPUs
+evaluate N times faster; every sample is seeded by its own index, so the numbers do not depend on how the work
+is split.
+
+The modules, by concern: `samples` (loading a batch, the baselines), `scoring` (metrics, pose accuracy),
+`statistics` (confidence intervals, paired differences), `report` (tables, grids, files), `sampler_study`,
+`runner` (the methods over the dataset), `cli` (the command line). Only `cli` is loaded with this package, so
+parsing needs no torch; the rest is loaded on first use.
+"""
+
+import importlib
+from typing import TYPE_CHECKING
+
+from .cli import build_parser, main, parse_args  # noqa: F401 (`viewfusion-eval` is `viewfusion_diffusers.evaluation:main`)
+
+_import_structure = {
+    "methods": ["METHODS", "EvalMethod", "SamplerStudySettings", "pipeline_methods"],
+    "report": ["labelled_grid", "paired_table", "results_table", "sampler_study_table", "write_results"],
+    "runner": ["evaluate_batch", "pipeline_fingerprint", "run_evaluation"],
+    "sampler_study": ["run_sampler_study"],
+    "samples": ["EvalBatch", "baseline_predictions", "circular_view_distance", "nearest_input_view"],
+    "scoring": ["closest_view_errors", "score", "score_predictions"],
+    "statistics": ["mean_and_ci", "paired_differences", "paired_lpips_difference"],
+}
+_name_to_module = {name: module for module, names in _import_structure.items() for name in names}
+
+__all__ = sorted(["build_parser", "main", "parse_args", *_name_to_module])
+
+if TYPE_CHECKING:
+    from .methods import METHODS, EvalMethod, SamplerStudySettings, pipeline_methods
+    from .report import labelled_grid, paired_table, results_table, sampler_study_table, write_results
+    from .runner import evaluate_batch, pipeline_fingerprint, run_evaluation
+    from .sampler_study import run_sampler_study
+    from .samples import EvalBatch, baseline_predictions, circular_view_distance, nearest_input_view
+    from .scoring import closest_view_errors, score, score_predictions
+    from .statistics import mean_and_ci, paired_differences, paired_lpips_difference
+
+
+def __getattr__(name):
+    if name in _name_to_module:
+        value = getattr(importlib.import_module(f".{_name_to_module[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,77 @@
+"""The methods an evaluation scores, all on the same samples and sampling noise."""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class EvalMethod:
+    """One way of running the pipeline on the evaluation samples.
+
+    Args:
+        name (`str`): the method's name in the tables and records.
+        weighting (`bool`): the learned fusion weights (`True`) or equal weights (the paper's ablation).
+        drop_views_below (`float`, *optional*): passed to the pipeline; `None` keeps every view.
+        posed (`bool`): give the pipeline the input views' true azimuths (`input_azimuths`).
+
+    Example:
+        ```py
+        >>> EvalMethod("equal_weights_posed", weighting=False, posed=True)
+        ```
+    """
+
+    name: str
+    weighting: bool = True
+    drop_views_below: float | None = None
+    posed: bool = False
+
+
+# Table order. `viewfusion` is the paper's method; `_posed` the same pipeline told the input views' azimuths.
+METHODS = (
+    "viewfusion", "viewfusion_posed", "dropped_views", "dropped_views_posed", "equal_weights", "equal_weights_posed",
+    "nearest_view", "mean_view",
+)
+BASELINES = ("nearest_view", "mean_view")
+
+
+def pipeline_methods(posed: bool = False, drop_views_below: float | None = None) -> tuple[EvalMethod, ...]:
+    """The pipeline methods of an evaluation: the learned weights and the equal-weights ablation, with
+    `dropped_views` when `drop_views_below` is set, each also in posed mode when `posed`.
+
+    Example:
+        ```py
+        >>> [m.name for m in pipeline_methods(posed=True)]
+        ['viewfusion', 'viewfusion_posed', 'equal_weights', 'equal_weights_posed']
+        ```
+    """
+    unposed = [EvalMethod("viewfusion")]
+    if drop_views_below is not None:
+        unposed.append(EvalMethod("dropped_views", drop_views_below=drop_views_below))
+    unposed.append(EvalMethod("equal_weights", weighting=False))
+    methods = []
+    for method in unposed:
+        methods.append(method)
+        if posed:
+            methods.append(EvalMethod(f"{method.name}_posed", method.weighting, method.drop_views_below, posed=True))
+    return tuple(methods)
+
+
+def method_order(name: str) -> int:
+    return METHODS.index(name) if name in METHODS else len(METHODS)
+
+
+SAMPLER_STUDY_STEPS = (10, 20, 50, 100, 250)
+
+
+@dataclass
+class SamplerStudySettings:
+    """Which samplers the study runs, at which step counts, on how many of the evaluation samples.
+
+    Example:
+        ```py
+        >>> SamplerStudySettings(schedulers=("ddim", "unipc"), steps=(10, 20), num_samples=16)
+        ```
+    """
+
+    schedulers: tuple[str, ...] = ("ddpm", "ddim")
+    steps: tuple[int, ...] = SAMPLER_STUDY_STEPS
+    num_samples: int = 8

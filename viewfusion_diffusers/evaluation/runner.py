@@ -1,0 +1,195 @@
+"""Running the methods on the evaluation samples, across the processes of an `accelerate launch`."""
+
+import hashlib
+import json
+import os
+import time
+
+import torch
+import torch.nn.functional as F
+from accelerate import PartialState
+from tqdm.auto import tqdm
+
+from ..data import NMRDataset, make_eval_samples
+from ..distributed import cpu_distributed
+from ..metrics import LPIPS
+from ..pipeline import ViewFusionPipeline, scheduler_from_name
+from .methods import EvalMethod, SamplerStudySettings, method_order, pipeline_methods
+from .report import grid_rows, write_results
+from .samples import EvalBatch, baseline_predictions
+from .sampler_study import run_sampler_study
+from .scoring import score_predictions
+from .statistics import check_comparable, paired_differences
+
+# The methods whose outputs the image grids show: the paper's method, unposed and posed.
+GRID_METHODS = ("viewfusion", "viewfusion_posed")
+
+
+def pipeline_fingerprint(pipeline: ViewFusionPipeline) -> str:
+    """sha256 of the U-Net's weights and config: which network made a table, whatever folder it came from.
+
+    Example:
+        ```py
+        >>> pipeline_fingerprint(ViewFusionPipeline.from_pretrained("pipelines/viewfusion-pybullet-64"))[:12]
+        ```
+    """
+    digest = hashlib.sha256(json.dumps(dict(pipeline.unet.config), sort_keys=True, default=str).encode())
+    for name, tensor in sorted(pipeline.unet.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().float().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def is_posed_pipeline(pipeline: ViewFusionPipeline) -> bool:
+    """Whether the pipeline's U-Net takes the input views' azimuths (trained with `relative_pose=True`)."""
+    return bool(getattr(pipeline.unet.config, "relative_pose", False))
+
+
+def sample_pipeline(pipeline, batch: EvalBatch, seeds, method: EvalMethod, num_inference_steps: int):
+    """The pipeline's outputs `(B, 3, H, W)` at the batch's resolution and their view weights, for one method.
+
+    Every sample's noise comes from its own seed, so all methods see the same noise and a sample's result does
+    not depend on its batch.
+    """
+    generators = [torch.Generator().manual_seed(seed) for seed in seeds]
+    out = pipeline(
+        batch.input_views, batch.target_azimuths, input_azimuths=batch.input_azimuths if method.posed else None,
+        num_inference_steps=num_inference_steps, generator=generators, weighting=method.weighting,
+        drop_views_below=method.drop_views_below, output_type="pt",
+    )
+    images = out.images.to(batch.targets.device)
+    if images.shape[-1] != batch.resolution:
+        images = F.interpolate(images, size=batch.resolution, mode="bicubic", antialias=True).clamp(0, 1)
+    return images, out.view_weights
+
+
+def evaluate_batch(pipeline, batch: EvalBatch, seeds, lpips: LPIPS, methods=pipeline_methods(), num_inference_steps: int = 50,
+                   num_grid_slots: int | None = None):
+    """Score the pipeline `methods` and the baselines on a batch; returns per-sample records and, per method of
+    `GRID_METHODS` that ran, `(num_views, comparison row)` for the image grids.
+
+    Example:
+        ```py
+        >>> batch = EvalBatch.load(dataset, samples[:8])
+        >>> records, grids = evaluate_batch(pipe, batch, seeds=range(8), lpips=LPIPS.from_pretrained(),
+        ...                                 methods=pipeline_methods(posed=True), num_inference_steps=50)
+        ```
+    """
+    num_grid_slots = num_grid_slots or max(s.num_views for s in batch.samples)
+    predictions, weights, seconds = {}, {}, {}
+    for method in methods:
+        start = time.perf_counter()
+        predictions[method.name], weights[method.name] = sample_pipeline(pipeline, batch, seeds, method, num_inference_steps)
+        seconds[method.name] = (time.perf_counter() - start) / len(batch.samples)
+    predictions.update(baseline_predictions(batch))
+    records = score_predictions(batch, predictions, lpips, seconds)
+    grids = {name: grid_rows(batch, predictions[name], weights[name], num_grid_slots)
+             for name in GRID_METHODS if name in weights}
+    return records, grids
+
+
+def gather(items: list, state: PartialState) -> list:
+    """Every process's list, concatenated, on every process (the list itself with one process)."""
+    if state.num_processes == 1:
+        return items
+    from accelerate.utils import gather_object
+
+    return gather_object(items)
+
+
+def run_evaluation(
+    pipeline: str,
+    data_dir: str,
+    output_dir: str,
+    *,
+    split: str = "test",
+    categories: list[str] | None = None,
+    num_views=(1, 2, 3, 4, 5, 6),
+    num_objects: int | None = None,
+    scheduler: str = "ddpm",
+    num_inference_steps: int = 50,
+    seed: int = 0,
+    batch_size: int = 8,
+    device: str | None = None,
+    lpips_weights: str | None = None,
+    posed: bool = False,
+    drop_views_below: float | None = None,
+    num_grid_rows: int = 8,
+    sampler_study: SamplerStudySettings | None = None,
+    compare_to: str | None = None,
+) -> dict:
+    """Evaluate a pipeline (folder or Hub id) on a dataset in the NMR layout; on the main process writes
+    results.json, results.md and the grids to `output_dir` and returns the results (`{}` on the others).
+
+    With `posed`, every pipeline method also runs in posed mode (the input views' true azimuths given) on the
+    same samples and noise. `compare_to` is another run's results.json, on the same samples, that this run's
+    `viewfusion` (and `viewfusion_posed`) are compared with sample by sample.
+
+    Example:
+        ```py
+        >>> results = run_evaluation("pipelines/viewfusion-pybullet-64", "data/pybullet-64", "eval/test",
+        ...                          num_views=(1, 3), num_objects=50, posed=False)
+        ```
+    """
+    state = PartialState(cpu=cpu_distributed())
+    device = torch.device(device) if device else state.device
+    config = {
+        "pipeline": str(pipeline), "data_dir": os.path.abspath(data_dir), "split": split, "categories": categories,
+        "num_views": list(num_views), "num_objects": num_objects, "scheduler": scheduler,
+        "num_inference_steps": num_inference_steps, "seed": seed, "batch_size": batch_size, "posed": posed,
+        "drop_views_below": drop_views_below, "lpips_weights": lpips_weights,
+        "sampler_study": None if sampler_study is None else vars(sampler_study),
+    }
+    other_run = None
+    if compare_to is not None:
+        with open(compare_to) as f:
+            other_run = json.load(f)
+        check_comparable(config, other_run["config"], other_name=compare_to)
+
+    dataset = NMRDataset(data_dir, split=split, categories=categories)
+    samples = make_eval_samples(dataset, num_views=tuple(num_views), num_objects=num_objects, seed=seed)
+    loaded = ViewFusionPipeline.from_pretrained(pipeline).to(device)
+    if posed and not is_posed_pipeline(loaded):
+        raise ValueError(
+            f"--posed needs a pipeline whose U-Net takes poses (relative_pose=True in its config); {pipeline} has none. "
+            "Leave out --posed, or evaluate a pipeline trained with --relative_pose."
+        )
+    loaded.scheduler = scheduler_from_name(scheduler, loaded.scheduler.config)
+    loaded.set_progress_bar_config(disable=True)
+    lpips = LPIPS.from_pretrained(lpips_weights).to(device).eval()
+    seeds = [seed * 1_000_003 + i for i in range(len(samples))]
+    methods = pipeline_methods(posed=posed, drop_views_below=drop_views_below)
+
+    records, grids = [], {}
+    with state.split_between_processes(list(range(len(samples)))) as shard:
+        bar = tqdm(range(0, len(shard), batch_size), desc="Evaluating", disable=not state.is_local_main_process)
+        for start in bar:
+            indices = shard[start : start + batch_size]
+            batch = EvalBatch.load(dataset, [samples[i] for i in indices], device)
+            batch_records, batch_grids = evaluate_batch(loaded, batch, [seeds[i] for i in indices], lpips, methods,
+                                                        num_inference_steps, num_grid_slots=max(num_views))
+            records += batch_records
+            for name, rows in batch_grids.items():
+                grids.setdefault(name, []).extend(rows)
+    records = gather(records, state)
+    grids = {name: gather(rows, state) for name, rows in grids.items()}
+
+    study = None
+    if sampler_study is not None:
+        study = run_sampler_study(loaded, dataset, samples, seeds, lpips, device, state, sampler_study, batch_size)
+    if not state.is_main_process:
+        return {}
+    records.sort(key=lambda r: (method_order(r["method"]), r["num_views"], r["category"], r["object_id"]))
+    results = {
+        "config": config,
+        "pipeline": {"id": str(pipeline), "sha256": pipeline_fingerprint(loaded)},
+        "num_samples": len(samples),
+        "records": records,
+        "sampler_study": study,
+    }
+    if other_run is not None:
+        # Refuse runs on different samples before anything is written.
+        for method in ("viewfusion", "viewfusion_posed"):
+            paired_differences(records, method, method, reference_records=other_run["records"])
+    write_results(results, grids, output_dir, num_slots=max(num_views), max_rows=num_grid_rows, compare_to=other_run)
+    return results
