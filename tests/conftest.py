@@ -77,8 +77,10 @@ def tiny_pipeline_32_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def lpips_weights_available():
-    """LPIPS needs weights fetched once with `viewfusion-lpips-weights` (CI does it before the tests)."""
-    from viewfusion_diffusers.metrics.lpips import default_weights_path
+    """The cached LPIPS weights, fetched on first use (once per machine); a failed fetch fails the tests that need them."""
+    from viewfusion_diffusers.metrics.lpips import LPIPSWeightsError, ensure_lpips_weights
 
-    if not default_weights_path().is_file():
-        pytest.skip(f"LPIPS weights missing at {default_weights_path()}: run `viewfusion-lpips-weights`")
+    try:
+        return ensure_lpips_weights()
+    except LPIPSWeightsError as error:
+        pytest.fail(str(error))

