@@ -9,6 +9,7 @@ __version__ = "0.1.0"
 # `viewfusion --help` and the other command lines answer without loading torch.
 _import_structure = {
     "fusion": ["fuse_noise", "pad_views", "predict_fused_noise"],
+    "image_processor": ["ViewProcessor"],
     "pipeline": ["SCHEDULERS", "ViewFusionPipeline", "ViewFusionPipelineOutput", "default_scheduler", "scheduler_from_name"],
     "unet": ["UNET_PRESETS", "ViewFusionUNet2DModel", "ViewFusionUNetOutput"],
 }
@@ -18,6 +19,7 @@ __all__ = sorted(_name_to_module)
 
 if TYPE_CHECKING:
     from .fusion import fuse_noise, pad_views, predict_fused_noise
+    from .image_processor import ViewProcessor
     from .pipeline import SCHEDULERS, ViewFusionPipeline, ViewFusionPipelineOutput, default_scheduler, scheduler_from_name
     from .unet import UNET_PRESETS, ViewFusionUNet2DModel, ViewFusionUNetOutput
 

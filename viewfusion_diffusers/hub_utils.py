@@ -17,11 +17,14 @@ A [ViewFusion](https://arxiv.org/abs/2402.02906) pipeline for novel view synthes
 format. Load it with [viewfusion-diffusers](https://github.com/viewfusion-diffusers/viewfusion-diffusers):
 
 ```python
+import PIL.Image
 import torch
 from viewfusion_diffusers import ViewFusionPipeline
 
 pipe = ViewFusionPipeline.from_pretrained("{{ repo_id }}")
-out = pipe(input_views=[view_a, view_b], target_azimuth=90.0, generator=torch.Generator().manual_seed(0))
+# Your views of one object on a white background, any number of them (transparency becomes white).
+views = [PIL.Image.open(path) for path in ("view_front.png", "view_side.png")]
+out = pipe(views, target_azimuth=90.0, generator=torch.Generator().manual_seed(0))
 out.images[0].save("novel.png")
 ```
 
@@ -49,8 +52,10 @@ def make_model_card(title: str, body: str, repo_id: str = "path/to/this/folder",
     return ModelCard.from_template(card_data, template_str=MODEL_CARD_TEMPLATE, title=title, body=body, repo_id=repo_id)
 
 
-def save_pipeline_atomically(pipeline, folder: str | os.PathLike, model_card: ModelCard | None = None) -> None:
-    """`pipeline.save_pretrained(folder)` (and the model card as `README.md`), all or nothing.
+def save_pipeline_atomically(pipeline, folder: str | os.PathLike, model_card: ModelCard | None = None, **save_kwargs) -> None:
+    """`pipeline.save_pretrained(folder, **save_kwargs)` (and the model card as `README.md`), all or nothing.
+
+    `save_kwargs` go to `save_pretrained` (e.g. `variant="fp16"`); each component's folder is replaced whole.
 
     Everything is written to a temporary folder beside `folder` first and moved into place at the end, so an
     interrupted save never leaves a mix of old and new files. Other files already in `folder` (checkpoints,
@@ -65,7 +70,7 @@ def save_pipeline_atomically(pipeline, folder: str | os.PathLike, model_card: Mo
     os.makedirs(folder, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=".saving-", dir=folder)
     try:
-        pipeline.save_pretrained(staging)
+        pipeline.save_pretrained(staging, **save_kwargs)
         if model_card is not None:
             model_card.save(os.path.join(staging, "README.md"))
         # Replace entries one by one; each rename is atomic, and the old copy is only removed afterwards.

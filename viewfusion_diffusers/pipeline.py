@@ -1,7 +1,8 @@
-"""`ViewFusionPipeline`: sample a novel view of an object from any number of unposed input views."""
+"""`ViewFusionPipeline`: sample a novel view of an object from any number of input views, posed or not."""
 
 import inspect
 import json
+import numbers
 import os
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -16,14 +17,19 @@ from diffusers import (
     DPMSolverMultistepScheduler,
     UniPCMultistepScheduler,
 )
+from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
-from diffusers.utils import BaseOutput
+from diffusers.utils import BaseOutput, replace_example_docstring
 from diffusers.utils.torch_utils import randn_tensor
 from huggingface_hub import snapshot_download
+from huggingface_hub.utils import HFValidationError, validate_repo_id
 
 from .fusion import pad_mask, predict_fused_noise
-from .images import preprocess_views
+from .image_processor import OUTPUT_TYPES, ViewProcessor
 from .unet import ViewFusionUNet2DModel
+
+# `from_pretrained` arguments that only matter for fetching a repo from the Hub.
+DOWNLOAD_KWARGS = ("cache_dir", "force_download", "proxies", "local_files_only", "token", "revision")
 
 SCHEDULERS = {
     "ddpm": DDPMScheduler,
@@ -81,7 +87,8 @@ class ViewFusionPipelineOutput(BaseOutput):
 
     Args:
         images (`list[PIL.Image.Image]`, `np.ndarray` or `torch.Tensor`):
-            The novel views, one per object and sample (`num_images_per_prompt`), in [0, 1] for "np" / "pt".
+            The novel views, one per object and sample (`num_images_per_prompt`), in [0, 1] for "np" / "pt",
+            in model space (about [-1, 1]) for "latent".
         view_weights (`list[np.ndarray]` or `list[torch.Tensor]`):
             For each image, the fusion weights of its input views at the last denoising step, `(N, 3, H, W)`,
             summing to one over the views at every pixel and channel.
@@ -91,76 +98,191 @@ class ViewFusionPipelineOutput(BaseOutput):
     view_weights: list[np.ndarray] | list[torch.Tensor]
 
 
+EXAMPLE_DOC_STRING = """
+    Examples:
+        ```py
+        >>> import PIL.Image
+        >>> import torch
+        >>> from viewfusion_diffusers import ViewFusionPipeline
+
+        >>> # From the repository's root: the shipped pipeline and two views of a test object.
+        >>> pipe = ViewFusionPipeline.from_pretrained("pipelines/viewfusion-pybullet-64")
+        >>> views = [PIL.Image.open(f"examples/views/object025_az{azimuth:03d}.png") for azimuth in (0, 90)]
+        >>> out = pipe(views, target_azimuth=180.0, num_inference_steps=50, generator=torch.Generator().manual_seed(0))
+        >>> out.images[0].save("novel.png")
+        ```
+"""
+
+# What loading a pipeline reads from a Hub repo: the index, the configs and one set of weights (see
+# `download_allow_patterns`); model cards and pictures stay on the Hub.
+WEIGHTS_NAME = "diffusion_pytorch_model"
+
+
+def download_allow_patterns(variant: str | None = None, use_safetensors: bool | None = None) -> list[str]:
+    """The `allow_patterns` of `snapshot_download` that fetch what loading a pipeline needs, and nothing else.
+
+    That is `model_index.json`, every component's config, and the weights of `variant` (e.g. `"fp16"`; `None`:
+    the default weights), plain or sharded, as safetensors (or `.bin` with `use_safetensors=False`).
+
+    Example:
+        ```py
+        >>> download_allow_patterns("fp16")[3]
+        '*/diffusion_pytorch_model.fp16.safetensors'
+        ```
+    """
+    extension = "bin" if use_safetensors is False else "safetensors"
+    infix = f".{variant}" if variant else ""
+    return [
+        "model_index.json",
+        "*/config.json",
+        "*/scheduler_config.json",
+        f"*/{WEIGHTS_NAME}{infix}.{extension}",
+        f"*/{WEIGHTS_NAME}{infix}-*-of-*.{extension}",
+        f"*/{WEIGHTS_NAME}.{extension}.index{infix}.json",
+    ]
+
+
+def as_height_width(sample_size: int | tuple[int, int] | list[int]) -> tuple[int, int]:
+    """A U-Net's `sample_size`, an `int` (square) or `(height, width)`, as `(height, width)`.
+
+    Example:
+        ```py
+        >>> as_height_width(64), as_height_width([32, 48])
+        ((64, 64), (32, 48))
+        ```
+    """
+    if isinstance(sample_size, int):
+        return sample_size, sample_size
+    height, width = sample_size
+    return int(height), int(width)
+
+
+def _is_positive_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 1
+
+
 class ViewFusionPipeline(DiffusionPipeline):
     r"""
     Pipeline for novel view synthesis with ViewFusion (composable diffusion over unposed input views).
 
+    This model inherits from [`DiffusionPipeline`]. Check the superclass documentation for the generic methods
+    implemented for all pipelines (downloading, saving, running on a particular device, etc.).
+
     At every denoising step each input view, concatenated with the current noisy target, goes through the
     shared U-Net (all views of all objects in one batch); the per-view noise predictions are fused with a
     per-pixel softmax over the views' weight logits ([`fuse_noise`]); the scheduler takes one step with the
-    fused prediction.
+    fused prediction. Views go in and images come out through [`ViewProcessor`] (`pipe.view_processor`).
 
     Parameters:
-        unet ([`ViewFusionUNet2DModel`]): the denoiser, returning noise and weight logits per view.
+        unet ([`ViewFusionUNet2DModel`]): the denoiser, returning noise and weight logits per view. Its
+            `sample_size` (an `int`, or `(height, width)`) is the size of the generated views.
         scheduler ([`SchedulerMixin`]): any diffusers scheduler; the default is the paper's [`DDPMScheduler`],
             which samples ancestrally on `num_inference_steps` of its training steps (2,000 in the paper).
             Swap it with e.g. `DDIMScheduler.from_config(pipe.scheduler.config)` for a deterministic sampler.
 
     Example:
         ```py
-        >>> import torch
-        >>> from viewfusion_diffusers import ViewFusionPipeline
-
         >>> pipe = ViewFusionPipeline.from_pretrained("pipelines/viewfusion-pybullet-64")
-        >>> out = pipe(input_views=[img_a, img_b], target_azimuth=90.0, generator=torch.Generator().manual_seed(0))
-        >>> out.images[0].save("novel.png")
+        >>> image = pipe([view_a, view_b], target_azimuth=90.0).images[0]  # see `__call__` for a full example
         ```
     """
 
     model_cpu_offload_seq = "unet"
+    # Only the noisy target is state the loop carries from step to step, so it is what a callback may read and
+    # replace. The fused noise and the view weights are recomputed from it at every step: a callback that
+    # changed them would change nothing.
     _callback_tensor_inputs = ["latents"]
 
     def __init__(self, unet: ViewFusionUNet2DModel, scheduler: SchedulerMixin):
         super().__init__()
         self.register_modules(unet=unet, scheduler=scheduler)
+        self.view_processor = ViewProcessor()
+
+    @property
+    def sample_size(self) -> tuple[int, int]:
+        """The `(height, width)` of the generated views (the U-Net's `sample_size`)."""
+        return as_height_width(self.unet.config.sample_size)
+
+    @property
+    def num_timesteps(self) -> int:
+        """The number of denoising steps of the last call (the scheduler's timesteps)."""
+        return self._num_timesteps
+
+    @property
+    def interrupt(self) -> bool:
+        """Set `pipe._interrupt = True` (e.g. from a callback) to skip the remaining steps of the current call."""
+        return self._interrupt
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs):
         r"""Load a pipeline from a local folder or a Hub repo id.
 
-        A repo id is first downloaded with `huggingface_hub.snapshot_download` (honouring `revision`,
-        `cache_dir`, `token`, `local_files_only` and `HF_HUB_OFFLINE`), then loaded as a local folder: plain
-        diffusers cannot resolve a model class that lives outside diffusers when it loads from the Hub.
+        A repo id is first fetched with `huggingface_hub.snapshot_download` (honouring `revision`, `cache_dir`,
+        `token`, `force_download`, `proxies`, `local_files_only` and `HF_HUB_OFFLINE`), fetching only the
+        index, the configs and the weights of the requested `variant`; then it is loaded as a local folder, since
+        plain diffusers cannot resolve a pipeline class that lives outside diffusers. For the same reason,
+        `DiffusionPipeline.from_pretrained` cannot load a ViewFusion folder: use this method. A folder saved by
+        a subclass of this pipeline, or by a pipeline this class derives from, loads; one saved by any other
+        pipeline is refused.
 
         Example:
             ```py
-            >>> pipe = ViewFusionPipeline.from_pretrained("your-name/viewfusion-pybullet-64")
+            >>> pipe = ViewFusionPipeline.from_pretrained("your-name/viewfusion-pybullet-64", variant="fp16")
             ```
         """
-        path = str(pretrained_model_name_or_path)
-        if not os.path.isdir(path):
-            path = snapshot_download(
-                path,
-                revision=kwargs.pop("revision", None),
-                cache_dir=kwargs.get("cache_dir"),
-                token=kwargs.get("token"),
-                local_files_only=kwargs.get("local_files_only", False),
-            )
-        index_path = os.path.join(path, "model_index.json")
+        path = os.fspath(pretrained_model_name_or_path)
+        download_kwargs = {key: kwargs.pop(key) for key in DOWNLOAD_KWARGS if key in kwargs}
+        if os.path.isdir(path):
+            folder = path
+        elif os.path.exists(path):
+            raise ValueError(f"{path} is a file; pass the pipeline folder (the one holding model_index.json).")
+        else:
+            folder = cls._download(path, variant=kwargs.get("variant"), use_safetensors=kwargs.get("use_safetensors"),
+                                   **download_kwargs)
+        index_path = os.path.join(folder, "model_index.json")
         if not os.path.isfile(index_path):
-            raise ValueError(f"{pretrained_model_name_or_path} is not a pipeline folder: it has no model_index.json.")
+            raise ValueError(f"{path} is not a pipeline folder: it has no model_index.json.")
         with open(index_path) as f:
             class_name = json.load(f).get("_class_name")
-        if class_name != cls.__name__:
+        if class_name not in cls._loadable_class_names():
             raise ValueError(
-                f"{pretrained_model_name_or_path} holds a {class_name!r} pipeline, not a {cls.__name__}; "
+                f"{path} holds a {class_name!r} pipeline, not a {cls.__name__}; "
                 "point to a folder written by ViewFusionPipeline.save_pretrained."
             )
-        return super().from_pretrained(path, **kwargs)
+        return super().from_pretrained(folder, **kwargs)
 
-    def prepare_views(self, input_views, target_azimuth, input_azimuths=None) -> tuple[list[torch.Tensor], list[float], list]:
-        """Normalise `input_views` (one object or a batch), `target_azimuth` and `input_azimuths` to one entry per
-        object; an object's `input_azimuths` entry is a list of one azimuth per view, or `None` (unposed)."""
+    @classmethod
+    def _loadable_class_names(cls) -> set[str]:
+        # Folders saved by this class or a ViewFusion base of it, or by any subclass defined in this program.
+        names = {base.__name__ for base in cls.__mro__ if issubclass(base, ViewFusionPipeline)}
+        subclasses = list(cls.__subclasses__())
+        while subclasses:
+            subclass = subclasses.pop()
+            names.add(subclass.__name__)
+            subclasses += subclass.__subclasses__()
+        return names
+
+    @staticmethod
+    def _download(path: str, variant: str | None, use_safetensors: bool | None, **download_kwargs) -> str:
+        """`snapshot_download` of a repo id, with errors that say the path was not found locally either."""
+        try:
+            validate_repo_id(path)
+        except HFValidationError:
+            raise FileNotFoundError(
+                f"No such folder {path!r} ({os.path.abspath(path)}), and it is not a Hub repo id ('name/repo'): "
+                "check the path."
+            ) from None
+        try:
+            return snapshot_download(path, allow_patterns=download_allow_patterns(variant, use_safetensors),
+                                     **download_kwargs)
+        except (OSError, ValueError) as error:
+            raise FileNotFoundError(
+                f"No such folder {path!r} ({os.path.abspath(path)}), and the Hub repo {path!r} could not be fetched "
+                f"({type(error).__name__}: {error}). Check the path, or the repo id and your connection."
+            ) from error
+
+    def _split_objects(self, input_views) -> tuple[list, bool]:
+        """`input_views` as a list of objects (each one object's views) and whether it was a batch."""
         if isinstance(input_views, torch.Tensor) and input_views.ndim == 5:
             input_views = list(input_views)
         if isinstance(input_views, (list, tuple)) and len(input_views) == 0:
@@ -168,40 +290,140 @@ class ViewFusionPipeline(DiffusionPipeline):
         is_batch = isinstance(input_views, (list, tuple)) and (
             isinstance(input_views[0], (list, tuple)) or (torch.is_tensor(input_views[0]) and input_views[0].ndim == 4)
         )
-        objects = list(input_views) if is_batch else [input_views]
-        resolution = self.unet.config.sample_size
-        views = [preprocess_views(v, resolution, name=f"input_views[{i}]" if is_batch else "input_views")
-                 for i, v in enumerate(objects)]
+        return (list(input_views) if is_batch else [input_views]), is_batch
 
+    @staticmethod
+    def _num_views(views) -> int:
+        if isinstance(views, torch.Tensor) and views.ndim == 4:
+            return views.shape[0]
+        return len(views) if isinstance(views, (list, tuple)) else 1
+
+    @staticmethod
+    def _target_azimuths(target_azimuth, num_objects: int) -> list[float]:
+        """One target azimuth per object, in float64 degrees (never rounded to float32: the U-Net reduces mod 360
+        in float64, so 1e9 degrees and its remainder give the same view)."""
         if isinstance(target_azimuth, torch.Tensor):
-            target_azimuth = target_azimuth.detach().cpu().tolist()
+            target_azimuth = target_azimuth.detach().cpu().double().tolist()
         try:
             azimuths = np.asarray(target_azimuth, dtype=np.float64).reshape(-1).tolist()
         except (TypeError, ValueError):
             raise TypeError(f"`target_azimuth` must be a number of degrees or a list of them, got {target_azimuth!r}.") from None
         if len(azimuths) == 1:
-            azimuths = azimuths * len(views)
-        if len(azimuths) != len(views):
-            raise ValueError(f"Got {len(views)} objects but {len(azimuths)} target azimuths; give one per object.")
+            azimuths = azimuths * num_objects
+        if len(azimuths) != num_objects:
+            raise ValueError(f"Got {num_objects} objects but {len(azimuths)} target azimuths; give one per object.")
         if not all(np.isfinite(azimuths)):
             raise ValueError(f"`target_azimuth` must be finite degrees, got {azimuths}.")
-        return views, azimuths, self.prepare_input_azimuths(input_azimuths, views, is_batch)
+        return azimuths
 
-    def prepare_input_azimuths(self, input_azimuths, views: list[torch.Tensor], is_batch: bool) -> list[list[float] | None]:
-        """Check `input_azimuths` against the views: per object one azimuth per view, or `None`."""
+    def check_inputs(
+        self,
+        input_views,
+        target_azimuth,
+        input_azimuths,
+        num_inference_steps,
+        num_images_per_prompt,
+        generator,
+        latents,
+        view_batch_size,
+        drop_views_below,
+        output_type,
+        callback_on_step_end_tensor_inputs,
+    ) -> None:
+        """Check every argument of `__call__` before any work; each error names the argument and the fix.
+
+        The views' contents (type, shape, range) are checked by `self.view_processor` as they are converted.
+
+        Example:
+            ```py
+            >>> pipe.check_inputs([view], 90.0, None, 0, 1, None, None, None, None, "pil", ["latents"])
+            ValueError: `num_inference_steps` must be a positive integer (the number of denoising steps), got 0.
+            ```
+        """
+        if not _is_positive_int(num_inference_steps):
+            raise ValueError(
+                f"`num_inference_steps` must be a positive integer (the number of denoising steps), got {num_inference_steps!r}."
+            )
+        if not _is_positive_int(num_images_per_prompt):
+            raise ValueError(
+                f"`num_images_per_prompt` must be a positive integer (samples per object), got {num_images_per_prompt!r}."
+            )
+        if output_type not in OUTPUT_TYPES:
+            raise ValueError(f"`output_type` must be one of {', '.join(map(repr, OUTPUT_TYPES))}, got {output_type!r}.")
+        if view_batch_size is not None and not _is_positive_int(view_batch_size):
+            raise ValueError(f"`view_batch_size` must be a positive integer or None, got {view_batch_size!r}.")
+        if drop_views_below is not None and not 0 < drop_views_below < 1:
+            raise ValueError(f"`drop_views_below` is a fraction of an equal share and must lie in (0, 1), got {drop_views_below}.")
+        if not (hasattr(self.scheduler, "step") and hasattr(self.scheduler, "set_timesteps")):
+            raise TypeError(f"The scheduler must be a diffusers scheduler, got {type(self.scheduler).__name__}.")
+        unknown = [k for k in callback_on_step_end_tensor_inputs or [] if k not in self._callback_tensor_inputs]
+        if unknown:
+            raise ValueError(
+                f"`callback_on_step_end_tensor_inputs` has {unknown}, which this pipeline does not pass; "
+                f"choose from {self._callback_tensor_inputs}."
+            )
+
+        objects, is_batch = self._split_objects(input_views)
+        self._target_azimuths(target_azimuth, len(objects))
+        self.prepare_input_azimuths(input_azimuths, [self._num_views(v) for v in objects], is_batch)
+        batch_size = len(objects) * num_images_per_prompt
+        if isinstance(generator, list) and len(generator) != batch_size:
+            raise ValueError(
+                f"Got {len(generator)} generators for {batch_size} images (objects x num_images_per_prompt); "
+                "give one per image, or a single generator."
+            )
+        if latents is not None:
+            expected = (batch_size, 3, *self.sample_size)
+            if not isinstance(latents, torch.Tensor) or tuple(latents.shape) != expected:
+                shape = tuple(latents.shape) if isinstance(latents, torch.Tensor) else type(latents).__name__
+                raise ValueError(
+                    f"`latents` is {shape}; expected a tensor of shape {expected}: one (3, height, width) starting "
+                    "noise per generated image (objects x num_images_per_prompt), at the U-Net's sample_size."
+                )
+
+    def prepare_views(self, input_views, target_azimuth, input_azimuths=None) -> tuple[list[torch.Tensor], list[float], list]:
+        """Normalise `input_views` (one object or a batch), `target_azimuth` and `input_azimuths` to one entry per
+        object: `(N, 3, H, W)` views in [-1, 1], float64 degrees, and per object a list of one azimuth per view or
+        `None` (unposed).
+
+        Example:
+            ```py
+            >>> views, azimuths, input_azimuths = pipe.prepare_views([view_a, view_b], 90.0)
+            >>> views[0].shape, azimuths, input_azimuths
+            (torch.Size([2, 3, 64, 64]), [90.0], [None])
+            ```
+        """
+        objects, is_batch = self._split_objects(input_views)
+        height, width = self.sample_size
+        views = [self.view_processor.preprocess(v, height, width, name=f"input_views[{i}]" if is_batch else "input_views")
+                 for i, v in enumerate(objects)]
+        azimuths = self._target_azimuths(target_azimuth, len(views))
+        return views, azimuths, self.prepare_input_azimuths(input_azimuths, [v.shape[0] for v in views], is_batch)
+
+    def prepare_input_azimuths(self, input_azimuths, num_views: list[int], is_batch: bool) -> list[list[float] | None]:
+        """Check `input_azimuths` against the objects' numbers of views: per object one azimuth per view, or `None`.
+
+        Example:
+            ```py
+            >>> pipe.prepare_input_azimuths([0.0, 90.0], num_views=[2], is_batch=False)
+            [[0.0, 90.0]]
+            ```
+        """
         if input_azimuths is None:
-            return [None] * len(views)
+            return [None] * len(num_views)
         if not self.unet.config.relative_pose:
             raise ValueError(
                 "This pipeline's U-Net was trained without poses (relative_pose=False): leave `input_azimuths=None`."
             )
         if isinstance(input_azimuths, torch.Tensor):
-            input_azimuths = input_azimuths.detach().cpu().tolist()
+            input_azimuths = input_azimuths.detach().cpu().double().tolist()
         per_object = list(input_azimuths) if is_batch else [input_azimuths]
-        if len(per_object) != len(views):
-            raise ValueError(f"Got {len(views)} objects but {len(per_object)} entries in `input_azimuths`; give one per object.")
+        if len(per_object) != len(num_views):
+            raise ValueError(
+                f"Got {len(num_views)} objects but {len(per_object)} entries in `input_azimuths`; give one per object."
+            )
         checked = []
-        for i, (azimuths, object_views) in enumerate(zip(per_object, views)):
+        for i, (azimuths, count) in enumerate(zip(per_object, num_views)):
             name = f"input_azimuths[{i}]" if is_batch else "input_azimuths"
             if azimuths is None:
                 checked.append(None)
@@ -210,14 +432,31 @@ class ViewFusionPipeline(DiffusionPipeline):
                 azimuths = np.asarray(azimuths, dtype=np.float64).reshape(-1)
             except (TypeError, ValueError):
                 raise TypeError(f"`{name}` must be a list of degrees, one per input view, got {azimuths!r}.") from None
-            if len(azimuths) != len(object_views):
-                raise ValueError(f"`{name}` has {len(azimuths)} azimuths for {len(object_views)} input views; give one per view.")
+            if len(azimuths) != count:
+                raise ValueError(f"`{name}` has {len(azimuths)} azimuths for {count} input views; give one per view.")
             if not np.isfinite(azimuths).all():
                 raise ValueError(f"`{name}` must be finite degrees, got {azimuths.tolist()}.")
             checked.append(azimuths.tolist())
         return checked
 
+    def prepare_latents(self, batch_size, dtype, device, generator, latents=None) -> torch.Tensor:
+        """The starting noisy targets: `latents` if given (moved to `device` / `dtype`), else fresh noise from
+        `generator`; scaled by the scheduler's `init_noise_sigma`, as in diffusers' pipelines.
+
+        Example:
+            ```py
+            >>> pipe.prepare_latents(2, torch.float32, "cpu", torch.Generator().manual_seed(0)).shape
+            torch.Size([2, 3, 64, 64])
+            ```
+        """
+        if latents is None:
+            latents = randn_tensor((batch_size, 3, *self.sample_size), generator=generator, device=device, dtype=dtype)
+        else:
+            latents = latents.to(device=device, dtype=dtype)
+        return latents * self.scheduler.init_noise_sigma
+
     @torch.no_grad()
+    @replace_example_docstring(EXAMPLE_DOC_STRING)
     def __call__(
         self,
         input_views: Any,
@@ -225,13 +464,14 @@ class ViewFusionPipeline(DiffusionPipeline):
         input_azimuths: list[float] | list[list[float] | None] | None = None,
         num_inference_steps: int = 50,
         generator: torch.Generator | list[torch.Generator] | None = None,
+        latents: torch.Tensor | None = None,
         num_images_per_prompt: int = 1,
         weighting: bool = True,
         view_batch_size: int | None = None,
         drop_views_below: float | None = None,
         output_type: str = "pil",
         return_dict: bool = True,
-        callback_on_step_end: Callable[[Any, int, int, dict], dict] | None = None,
+        callback_on_step_end: Callable[[Any, int, int, dict], dict] | PipelineCallback | MultiPipelineCallbacks | None = None,
         callback_on_step_end_tensor_inputs: list[str] = ["latents"],
     ) -> ViewFusionPipelineOutput | tuple:
         r"""
@@ -239,7 +479,8 @@ class ViewFusionPipeline(DiffusionPipeline):
 
         Args:
             input_views: one object's views (a list of PIL images / arrays / tensors, or an `(N, 3, H, W)` tensor
-                in [0, 1]), or a batch of objects: a list of such lists, each with its own number of views.
+                in [0, 1]), or a batch of objects: a list of such lists, each with its own number of views. Views
+                of another size are resized to the U-Net's `sample_size`; their aspect ratio must be its own.
             target_azimuth (`float` or `list[float]`): azimuth of the view to generate, in degrees (NMR view `k`
                 is `15 * k`), one for all objects or one per object. Without `input_azimuths` it is absolute, in
                 the frame of the training data (where the light is fixed); with them, it is in their frame.
@@ -250,6 +491,9 @@ class ViewFusionPipeline(DiffusionPipeline):
             num_inference_steps (`int`, defaults to 50): denoising steps.
             generator (`torch.Generator` or `list[torch.Generator]`, *optional*): for reproducible sampling; a list
                 gives one generator per generated image (objects x `num_images_per_prompt`).
+            latents (`torch.Tensor`, *optional*): your own starting noise, `(objects x num_images_per_prompt, 3,
+                height, width)` at the U-Net's `sample_size`, standard normal; it is scaled by the scheduler's
+                `init_noise_sigma`. Stochastic schedulers still draw their per-step noise from `generator`.
             num_images_per_prompt (`int`, defaults to 1): samples per object.
             weighting (`bool`, defaults to `True`): fuse with the learned weights; `False` averages the views'
                 predictions (the paper's ablation).
@@ -259,53 +503,42 @@ class ViewFusionPipeline(DiffusionPipeline):
                 whose mean fusion weight has fallen below this fraction of an equal share (`1 / n` for `n` views
                 still in use) is left out of the remaining steps, so later steps cost less; each object keeps at
                 least its best view. Its weight map in the output is zero. Must lie in (0, 1).
-            output_type (`str`, defaults to `"pil"`): `"pil"`, `"np"` (`(B, H, W, 3)` in [0, 1]) or `"pt"`
-                (`(B, 3, H, W)` in [0, 1]).
+            output_type (`str`, defaults to `"pil"`): `"pil"`, `"np"` (`(B, H, W, 3)` in [0, 1]), `"pt"`
+                (`(B, 3, H, W)` in [0, 1]) or `"latent"` (the final `(B, 3, H, W)` tensor in model space, about
+                [-1, 1], unprocessed, on the pipeline's device; the view weights stay tensors too).
             return_dict (`bool`, defaults to `True`): return a [`ViewFusionPipelineOutput`] instead of a tuple.
-            callback_on_step_end (`Callable`, *optional*): called as `callback(pipe, i, t, callback_kwargs)` after
-                each step with the tensors named in `callback_on_step_end_tensor_inputs`; it may return a dict
-                that replaces them.
+            callback_on_step_end (`Callable`, `PipelineCallback` or `MultiPipelineCallbacks`, *optional*): called
+                as `callback(pipe, i, t, callback_kwargs)` after each step with the tensors named in
+                `callback_on_step_end_tensor_inputs`; the dict it returns replaces them. It may set
+                `pipe._interrupt = True` to skip the remaining steps.
+            callback_on_step_end_tensor_inputs (`list[str]`, defaults to `["latents"]`): the tensors passed to
+                the callback, from `pipe._callback_tensor_inputs`; a `PipelineCallback` brings its own
+                `tensor_inputs`, which are used instead.
 
-        Example:
-            ```py
-            >>> import torch
-            >>> from viewfusion_diffusers import ViewFusionPipeline
-
-            >>> pipe = ViewFusionPipeline.from_pretrained("pipelines/viewfusion-pybullet-64")
-            >>> out = pipe([view_0, view_90], target_azimuth=180.0, num_inference_steps=50,
-            ...            generator=torch.Generator().manual_seed(0))
-            >>> out.images[0].save("novel.png")
-            ```
+        Examples:
 
         Returns:
             [`ViewFusionPipelineOutput`] or `(images, view_weights)`.
         """
-        # 0. check and prepare the inputs
-        if output_type not in ("pil", "np", "pt"):
-            raise ValueError(f"`output_type` must be 'pil', 'np' or 'pt', got {output_type!r}.")
-        if num_inference_steps < 1 or num_images_per_prompt < 1:
-            raise ValueError("`num_inference_steps` and `num_images_per_prompt` must be at least 1.")
-        if view_batch_size is not None and view_batch_size < 1:
-            raise ValueError(f"`view_batch_size` must be at least 1, got {view_batch_size}.")
-        if drop_views_below is not None and not 0 < drop_views_below < 1:
-            raise ValueError(f"`drop_views_below` is a fraction of an equal share and must lie in (0, 1), got {drop_views_below}.")
-        if not (hasattr(self.scheduler, "step") and hasattr(self.scheduler, "set_timesteps")):
-            raise TypeError(f"The scheduler must be a diffusers scheduler, got {type(self.scheduler).__name__}.")
-        unknown = set(callback_on_step_end_tensor_inputs) - set(self._callback_tensor_inputs)
-        if unknown:
-            raise ValueError(f"Unknown callback tensor inputs {sorted(unknown)}; allowed: {self._callback_tensor_inputs}.")
+        # 0. check the inputs, then convert them
+        if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):
+            callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
+        self.check_inputs(
+            input_views, target_azimuth, input_azimuths, num_inference_steps, num_images_per_prompt, generator,
+            latents, view_batch_size, drop_views_below, output_type, callback_on_step_end_tensor_inputs,
+        )
+        self._interrupt = False
         views, azimuths, input_azimuths = self.prepare_views(input_views, target_azimuth, input_azimuths)
         views = [v for v in views for _ in range(num_images_per_prompt)]
         azimuths = [a for a in azimuths for _ in range(num_images_per_prompt)]
         input_azimuths = [a for a in input_azimuths for _ in range(num_images_per_prompt)]
         batch_size = len(views)
-        if isinstance(generator, list) and len(generator) != batch_size:
-            raise ValueError(f"Got {len(generator)} generators for {batch_size} images; give one per image.")
 
         device, dtype = self._execution_device, self.unet.dtype
         num_views = torch.tensor([v.shape[0] for v in views], device=device)
         views_flat = torch.cat(views).to(device=device, dtype=dtype)
         view_owner = torch.repeat_interleave(torch.arange(batch_size, device=device), num_views)
+        # Degrees stay float64 up to the U-Net, which reduces them mod 360 before anything rounds them.
         target_azimuths = torch.tensor(azimuths, device=device, dtype=torch.float64)
         # Each view's own azimuth, NaN for the views of unposed objects.
         view_azimuths = None
@@ -315,29 +548,38 @@ class ViewFusionPipeline(DiffusionPipeline):
                                          device=device, dtype=torch.float64)
 
         # 1. the noisy target starts as pure noise
-        resolution = self.unet.config.sample_size
-        latents = randn_tensor((batch_size, 3, resolution, resolution), generator=generator, device=device, dtype=dtype)
-        latents = latents * self.scheduler.init_noise_sigma
+        latents = self.prepare_latents(batch_size, dtype, device, generator, latents)
 
         # The (object, view) pairs in use: all of them, unless `drop_views_below` leaves some out.
         active = torch.arange(views_flat.shape[0], device=device)
         pair_views, pair_view_azimuths, pair_owner, pair_counts = views_flat, view_azimuths, view_owner, num_views
+        # Before any step the views have not been weighed: each has an equal share. `weighed_*` are the pairs the
+        # latest weights belong to (dropping views changes the pairs after the weights were computed).
+        weights = pad_mask(num_views)[..., None, None, None] / num_views[:, None, None, None, None]
+        weights = weights.to(dtype).expand(-1, -1, *latents.shape[1:])
+        weighed_active, weighed_counts = active, pair_counts
 
         # Stochastic schedulers draw their noise from `generator`; deterministic ones (UniPC) take none.
         step_kwargs = {"generator": generator} if "generator" in inspect.signature(self.scheduler.step).parameters else {}
         self.scheduler.set_timesteps(num_inference_steps, device=device)
-        for i, t in enumerate(self.progress_bar(self.scheduler.timesteps)):
+        timesteps = self.scheduler.timesteps
+        self._num_timesteps = len(timesteps)
+        for i, t in enumerate(self.progress_bar(timesteps)):
+            if self.interrupt:
+                continue
+
             # 2. every (object, view) pair through the U-Net, in chunks of at most `view_batch_size`, then fused
             model_input = self.scheduler.scale_model_input(latents, t)
             fused, weights = predict_fused_noise(
                 self.unet, pair_views, model_input, t, target_azimuths, pair_counts, view_azimuth=pair_view_azimuths,
                 weighting=weighting, max_pairs=view_batch_size,
             )
+            weighed_active, weighed_counts = active, pair_counts
 
             # 3. step: x_t -> x_t-1
-            latents = self.scheduler.step(fused, t, latents, **step_kwargs).prev_sample
+            latents = self.scheduler.step(fused, t, latents, **step_kwargs, return_dict=False)[0]
 
-            if drop_views_below is not None and i + 1 < len(self.scheduler.timesteps):
+            if drop_views_below is not None and i + 1 < len(timesteps):
                 # A view's share is its mean weight times the number of views in use (1 = an equal share).
                 # The best view of an object has a share of at least 1, so it is never dropped.
                 share = weights[pad_mask(pair_counts)].float().mean(dim=(1, 2, 3)) * pair_counts[pair_owner]
@@ -351,20 +593,15 @@ class ViewFusionPipeline(DiffusionPipeline):
                 step_tensors = {"latents": latents}
                 callback_kwargs = {k: step_tensors[k] for k in callback_on_step_end_tensor_inputs}
                 callback_outputs = callback_on_step_end(self, i, t, callback_kwargs) or {}
-                latents = callback_outputs.get("latents", latents)
+                latents = callback_outputs.pop("latents", latents)
 
         # 4. post-process
-        images = (latents.float() / 2 + 0.5).clamp(0, 1)
         all_weights = weights.new_zeros((views_flat.shape[0], *weights.shape[2:]))
-        all_weights[active] = weights[pad_mask(pair_counts)]
+        all_weights[weighed_active] = weights[pad_mask(weighed_counts)]
         view_weights = [w.float() for w in all_weights.split(num_views.tolist())]
-        if output_type == "pt":
-            images, view_weights = images.cpu(), [w.cpu() for w in view_weights]
-        else:
-            images = images.cpu().permute(0, 2, 3, 1).numpy()
-            view_weights = [w.cpu().numpy() for w in view_weights]
-            if output_type == "pil":
-                images = self.numpy_to_pil(images)
+        images = self.view_processor.postprocess(latents, output_type=output_type)
+        if output_type != "latent":
+            view_weights = [w.cpu() if output_type == "pt" else w.cpu().numpy() for w in view_weights]
 
         self.maybe_free_model_hooks()
         if not return_dict:

@@ -3,16 +3,22 @@
 The renders show one object on white, centred, its larger side spanning about 63% of the frame. A photo
 gets the same treatment: transparency is composited on white; a photo with a background has it removed by
 a `transformers` image-segmentation model (the segment that covers most of the image centre is the object);
-then the object is cropped, centred, padded with white and resized.
+then the object is cropped, centred, padded with white and resized (bicubic, antialiased, as everywhere).
 """
 
 import numpy as np
 import PIL.Image
+import torch
+
+from .image_processor import ViewProcessor
 
 # Natively supported by transformers (SegFormer), small enough for a CPU.
 DEFAULT_SEGMENTATION_MODEL = "nvidia/segformer-b0-finetuned-ade-512-512"
 # Mean span of the object's larger side in the rendered training views (see the README's data section).
 TRAINING_FILL = 0.63
+
+# An RGB image with any transparency composited on white: the package's one rule, the view processor's.
+composite_on_white = ViewProcessor.composite_on_white
 
 
 def has_plain_background(image: PIL.Image.Image, threshold: int = 235, share: float = 0.95) -> bool:
@@ -55,22 +61,28 @@ def center_and_scale(image: PIL.Image.Image, resolution: int, fill: float = TRAI
     rgb = np.asarray(image.convert("RGB"))
     foreground = (rgb < 245).any(axis=-1)
     if not foreground.any():
-        return image.convert("RGB").resize((resolution, resolution), PIL.Image.BICUBIC)
+        return resize_square(image.convert("RGB"), resolution)
     rows, cols = np.nonzero(foreground)
     crop = rgb[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
     side = int(np.ceil(max(crop.shape[:2]) / fill))
     canvas = np.full((side, side, 3), 255, dtype=np.uint8)
     top, left = (side - crop.shape[0]) // 2, (side - crop.shape[1]) // 2
     canvas[top : top + crop.shape[0], left : left + crop.shape[1]] = crop
-    return PIL.Image.fromarray(canvas).resize((resolution, resolution), PIL.Image.LANCZOS)
+    return resize_square(PIL.Image.fromarray(canvas), resolution)
 
 
-def composite_on_white(image: PIL.Image.Image) -> PIL.Image.Image:
-    """An RGB image, with any transparency composited on white."""
-    if image.mode in ("RGBA", "LA", "P"):
-        rgba = image.convert("RGBA")
-        image = PIL.Image.alpha_composite(PIL.Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
-    return image.convert("RGB")
+def resize_square(image: PIL.Image.Image, resolution: int) -> PIL.Image.Image:
+    """An RGB image resized to `resolution` x `resolution` with the package's one resize ([`ViewProcessor.resize`]).
+
+    Example:
+        ```py
+        >>> resize_square(PIL.Image.new("RGB", (100, 100), "white"), 64).size
+        (64, 64)
+        ```
+    """
+    tensor = ViewProcessor.to_float_tensor(image.convert("RGB"), "image")
+    resized = ViewProcessor.resize(tensor[None], resolution, resolution)[0]
+    return PIL.Image.fromarray((resized.permute(1, 2, 0) * 255).round().to(torch.uint8).numpy())
 
 
 def prepare_photo(image: PIL.Image.Image, resolution: int, segmenter=None) -> PIL.Image.Image:

@@ -18,22 +18,28 @@ import PIL.Image
 import torch
 import yaml
 
+from ..image_processor import ViewProcessor
+
 NUM_VIEWS = 24
 AZIMUTHS_DEGREES = tuple(15.0 * k for k in range(NUM_VIEWS))
 
 
 def read_view(path: Path) -> np.ndarray:
-    """One view as `(H, W, 3)` uint8 RGB; transparency is composited on white."""
+    """One view as `(H, W, 3)` uint8 RGB; transparency is composited on white exactly as for sampling
+    ([`ViewProcessor.composite_on_white`]).
+
+    Example:
+        ```py
+        >>> read_view(Path("data/pybullet-64/named/duck_vhacd/image/0000.png")).shape
+        (64, 64, 3)
+        ```
+    """
     if not path.is_file():
         raise ValueError(f"Missing view {path}.")
     try:
         with PIL.Image.open(path) as image:
             image.load()
-            if image.mode in ("RGBA", "LA", "P"):
-                image = image.convert("RGBA")
-                background = PIL.Image.new("RGBA", image.size, (255, 255, 255, 255))
-                image = PIL.Image.alpha_composite(background, image)
-            return np.asarray(image.convert("RGB"))
+            return np.asarray(ViewProcessor.composite_on_white(image))
     except (PIL.UnidentifiedImageError, OSError, SyntaxError) as error:
         raise ValueError(f"Cannot read view {path}: {error}") from error
 
