@@ -101,7 +101,15 @@ def load_pipeline(args):
 
 
 def check_sampling_args(args, parser: argparse.ArgumentParser) -> None:
-    """Mistakes that argparse cannot see, reported before anything is loaded."""
+    """Mistakes that argparse cannot see, reported through `parser.error` before anything is loaded.
+
+    Example:
+        ```py
+        >>> check_sampling_args(argparse.Namespace(views=["a.png"], view_azimuths=[0.0, 90.0]), parser)
+        usage: ...
+        viewfusion generate: error: --view-azimuths got 2 azimuths for 1 --views; give one per view, in the same order
+        ```
+    """
     for name in ("steps", "num_samples", "max_views"):
         if getattr(args, name, 1) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")

@@ -77,6 +77,14 @@ def parse_args(argv=None, parser: argparse.ArgumentParser | None = None) -> argp
 
 
 def check_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """Report values argparse cannot check through `parser.error`, and fill in the default `--output_dir`.
+
+    Example:
+        ```py
+        >>> parser = build_parser()
+        >>> check_args(parser.parse_args(["--data_dir", "data/pybullet-64"]), parser)
+        ```
+    """
     for name in ("num_inference_steps", "batch_size", "sampler_study_samples"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be at least 1")
@@ -93,7 +101,14 @@ def check_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Non
 
 
 def run(args: argparse.Namespace) -> int:
-    """Evaluate as the parsed `args` say and print the tables; 2 on a bad pipeline, dataset or setting."""
+    """Evaluate as the parsed `args` say and print the tables; 2 on a bad pipeline, dataset or setting.
+
+    Example:
+        ```py
+        >>> run(parse_args(["--data_dir", "data/pybullet-64", "--num_objects", "20"]))
+        0
+        ```
+    """
     from .methods import SamplerStudySettings
     from .report import results_table, sampler_study_table
     from .runner import run_evaluation

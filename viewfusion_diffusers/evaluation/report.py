@@ -177,7 +177,14 @@ def labelled_grid(rows: list[np.ndarray], num_slots: int, with_truth: bool = Tru
 
 
 def grid_rows(batch, images, view_weights, num_slots: int) -> list[tuple[int, np.ndarray]]:
-    """`(num_views, comparison row)` for each sample of an `EvalBatch`: inputs | output | truth | weights."""
+    """`(num_views, comparison row)` for each sample of an `EvalBatch`: inputs | output | truth | weights.
+
+    Example:
+        ```py
+        >>> images, weights = sample_pipeline(pipe, batch, seeds, EvalMethod("viewfusion"), 50)
+        >>> rows = grid_rows(batch, images, weights, num_slots=6)
+        ```
+    """
     as_hwc = lambda image: image.permute(1, 2, 0).cpu().numpy()
     return [
         (sample.num_views, comparison_row([as_hwc(v) for v in batch.input_views[i]], as_hwc(images[i]),
@@ -187,7 +194,13 @@ def grid_rows(batch, images, view_weights, num_slots: int) -> list[tuple[int, np
 
 
 def save_image(image: np.ndarray | PIL.Image.Image, path) -> None:
-    """Write an image atomically, in the format its file name names (PNG for `.png`)."""
+    """Write an image atomically, in the format its file name names (PNG for `.png`).
+
+    Example:
+        ```py
+        >>> save_image(labelled_grid(rows, num_slots=3), "eval/run/grid_3_views.png")
+        ```
+    """
     image = image if isinstance(image, PIL.Image.Image) else PIL.Image.fromarray(image)
     image_format = PIL.Image.registered_extensions()[os.path.splitext(str(path))[1].lower()]
     with atomic_write(path, "wb") as f:
@@ -196,7 +209,13 @@ def save_image(image: np.ndarray | PIL.Image.Image, path) -> None:
 
 def results_markdown(results: dict, compare_to: dict | None = None) -> str:
     """The text of results.md: the tables per method and N, the paired comparisons, per category, and the
-    sampler study and the comparison to another run when there are ones."""
+    sampler study and the comparison to another run when there are ones.
+
+    Example:
+        ```py
+        >>> print(results_markdown(json.load(open("eval/viewfusion-pybullet-64-test/results.json"))))
+        ```
+    """
     records, config = results["records"], results["config"]
     mode = "posed and unposed (the same samples and noise)" if config.get("posed") else "unposed"
     markdown = [

@@ -41,7 +41,14 @@ def pipeline_fingerprint(pipeline: ViewFusionPipeline) -> str:
 
 
 def is_posed_pipeline(pipeline: ViewFusionPipeline) -> bool:
-    """Whether the pipeline's U-Net takes the input views' azimuths (trained with `relative_pose=True`)."""
+    """Whether the pipeline's U-Net takes the input views' azimuths (trained with `relative_pose=True`).
+
+    Example:
+        ```py
+        >>> is_posed_pipeline(ViewFusionPipeline.from_pretrained("pipelines/viewfusion-pybullet-64"))
+        False
+        ```
+    """
     return bool(getattr(pipeline.unet.config, "relative_pose", False))
 
 
@@ -50,6 +57,11 @@ def sample_pipeline(pipeline, batch: EvalBatch, seeds, method: EvalMethod, num_i
 
     Every sample's noise comes from its own seed, so all methods see the same noise and a sample's result does
     not depend on its batch.
+
+    Example:
+        ```py
+        >>> images, weights = sample_pipeline(pipe, batch, [0, 1], EvalMethod("viewfusion_posed", posed=True), 50)
+        ```
     """
     generators = [torch.Generator().manual_seed(seed) for seed in seeds]
     out = pipeline(
@@ -89,7 +101,13 @@ def evaluate_batch(pipeline, batch: EvalBatch, seeds, lpips: LPIPS, methods=pipe
 
 
 def gather(items: list, state: PartialState) -> list:
-    """Every process's list, concatenated, on every process (the list itself with one process)."""
+    """Every process's list, concatenated, on every process (the list itself with one process).
+
+    Example:
+        ```py
+        >>> records = gather(records, PartialState())
+        ```
+    """
     if state.num_processes == 1:
         return items
     from accelerate.utils import gather_object
