@@ -130,3 +130,16 @@ def test_huge_azimuths_are_reduced_before_float32():
     x = torch.randn(1, 6, 16, 16)
     with torch.no_grad():
         torch.testing.assert_close(unet(x, 3, 1e9).noise, unet(x, 3, 1e9 % 360).noise, atol=1e-6, rtol=0)
+
+
+def test_enabling_relative_pose_on_a_loaded_old_config_survives_from_config(tmp_path):
+    unet = make_tiny_unet()
+    unet.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    del config["relative_pose"]  # as written before the option existed
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    loaded = ViewFusionUNet2DModel.from_pretrained(tmp_path)
+    loaded.enable_relative_pose()
+    copy = ViewFusionUNet2DModel.from_config(loaded.config)
+    assert copy.config.relative_pose
+    assert [n for n, _ in copy.named_parameters()] == [n for n, _ in loaded.named_parameters()]

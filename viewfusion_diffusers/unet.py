@@ -273,7 +273,10 @@ class ViewFusionUNet2DModel(UNet2DModel):
         embedding = PoseEmbedding(self.config.azimuth_num_frequencies, target_azimuth.linear_2.out_features, relative_pose=True)
         embedding.target_azimuth = target_azimuth
         self.class_embedding = embedding.to(device=target_azimuth.linear_1.weight.device, dtype=target_azimuth.linear_1.weight.dtype)
-        self.register_to_config(relative_pose=True)
+        # A config loaded from a folder that predates the option lists `relative_pose` among the defaults it
+        # filled in, which `from_config` would drop: take it off that list so copies of this config keep it.
+        used_defaults = [k for k in self.config.get("_use_default_values", []) if k != "relative_pose"]
+        self.register_to_config(relative_pose=True, _use_default_values=used_defaults)
 
     def forward(
         self,
