@@ -278,9 +278,14 @@ def test_in_a_real_browser_a_visitor_sees_inputs_output_and_weights_whole(app_ur
         assert not page.locator("#orbit").is_visible() and page.locator("#views img").count() == 0
         assert len(assert_every_image_is_seen_whole(page)) == 2  # the two example objects
 
+        page.locator("#views input[type=file]").set_input_files([str(f) for f in EXAMPLES])  # a full row of thumbnails
+        page.locator("#views img").nth(len(EXAMPLES) - 1).wait_for()
+        page.wait_for_timeout(500)
+        assert [image["block"] for image in assert_every_image_is_seen_whole(page)].count("views") == len(EXAMPLES) == 4
+
         page.locator("#examples img").first.click()  # three views of the first object, aimed at its fourth
-        page.locator("#views img").nth(2).wait_for()
-        assert page.locator("#azimuth input[type=number]").input_value() == "270"
+        playwright.expect(page.locator("#views img")).to_have_count(3)
+        playwright.expect(page.locator("#azimuth input[type=number]")).to_have_value("270")
         page.locator("#generate").click()
         page.locator("#weights img").wait_for(timeout=120_000)
         page.locator("#novel img").first.wait_for()

@@ -45,6 +45,8 @@ EXAMPLE_VIEWS_PER_OBJECT = 3  # the example's target is the object's next view, 
 # The weight panel: each view and its heatmap drawn this many pixels a side, at most this many per row.
 TILE_SIDE = 96
 TILES_PER_ROW = 6
+# The upload gallery's buttons sit at its top right: keep the thumbnails out of their way.
+CSS = ".gradio-container {max-width: 1180px} #views .grid-container {padding-right: 52px}"
 LEGEND_TITLE_HEIGHT = 24
 
 
@@ -298,6 +300,7 @@ def build_demo(demo_state: Demo) -> gr.Blocks:
         )
         with gr.Row(equal_height=False):
             with gr.Column(scale=5):
+                # Four thumbnails a row; a fifth view and more scroll inside the box, so the page keeps its layout.
                 gr.Markdown("**Your views**: drop or click to upload images of the object (PNG, JPEG, WebP).")
                 files = gr.Gallery(show_label=False, interactive=True, type="filepath", file_types=["image"], columns=4,
                                    fit_columns=False, height=150, object_fit="contain", allow_preview=False, buttons=[],
@@ -354,7 +357,7 @@ def main():
     # A bounded queue; two requests at a time suit a 2-core CPU Space (each uses the cores in turn).
     blocks.queue(max_size=16, default_concurrency_limit=2)
     # None leaves the address to Gradio, which reads GRADIO_SERVER_NAME / GRADIO_SERVER_PORT.
-    blocks.launch(server_name=args.host, server_port=args.port, theme=gr.themes.Soft(), css=".gradio-container {max-width: 1180px}")
+    blocks.launch(server_name=args.host, server_port=args.port, theme=gr.themes.Soft(), css=CSS)
 
 
 if __name__ == "__main__":
