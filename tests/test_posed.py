@@ -54,3 +54,26 @@ def test_bad_input_azimuths_are_refused(views16, input_azimuths, error, match):
 def test_a_pose_free_pipeline_refuses_input_azimuths(views16):
     with pytest.raises(ValueError, match="trained without poses"):
         sample(make_tiny_pipeline(), views16[:2], 90.0, [0.0, 90.0], seeds=[0])
+
+
+def test_a_view_of_unknown_azimuth_among_posed_ones(views16):
+    pipe = posed_pipeline()
+    partly = sample(pipe, views16[:2], 90.0, [None, 45.0], seeds=[0]).images
+    assert (partly - sample(pipe, views16[:2], 90.0, None, seeds=[0]).images).abs().max() > 1e-4
+    assert (partly - sample(pipe, views16[:2], 90.0, [0.0, 45.0], seeds=[0]).images).abs().max() > 1e-4
+
+
+def test_the_orbit_gives_a_posed_pipeline_its_generated_frames_azimuths(views16, monkeypatch):
+    from viewfusion_diffusers.orbit import sample_orbit
+
+    pipe = posed_pipeline()
+    seen = []
+    call = type(pipe).__call__
+
+    def recording_call(self, *args, **kwargs):
+        seen.append(kwargs.get("input_azimuths"))
+        return call(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(pipe), "__call__", recording_call)
+    sample_orbit(pipe, [views16[0]], num_frames=3, num_inference_steps=2, max_views=3)
+    assert seen == [[None], [None, 0.0], [None, 0.0, 120.0]]

@@ -37,12 +37,10 @@ def sample_orbit(
     The given views always stay among the inputs; the newest generated views fill the rest of the `max_views`
     budget, so each step costs at most `max(max_views, len(input_views))` U-Net passes however long the orbit.
 
-    With a pipeline whose U-Net takes poses (`relative_pose=True`), the views' azimuths are given to it whenever
-    all of them are known: each generated frame's is its own target azimuth, and the input views' are
-    `input_azimuths` (then the frame azimuths are in the frame of `input_azimuths`). The pipeline takes an
-    object's views either all posed or all unposed, so while input views of unknown azimuth are in the context
-    the orbit is sampled unposed. A pose-free pipeline ignores azimuths of views; `input_azimuths` must then be
-    `None`.
+    With a pipeline whose U-Net takes poses (`relative_pose=True`), every azimuth it knows is given to it: each
+    generated frame's is its own target azimuth, and the input views' are `input_azimuths` (the frame azimuths
+    are then in their frame) or unknown when `input_azimuths` is `None`. A pose-free pipeline takes no azimuths
+    of views; `input_azimuths` must then be `None`.
 
     Example:
         ```py
@@ -66,8 +64,9 @@ def sample_orbit(
         budget = max(0, max_views - len(input_views))
         context = list(input_views) + (generated[-budget:] if budget else [])
         context_azimuths = None
-        if posed and input_azimuths is not None:
-            context_azimuths = list(input_azimuths or []) + (generated_azimuths[-budget:] if budget else [])
+        if posed:
+            given = input_azimuths if input_azimuths is not None else [None] * len(input_views)
+            context_azimuths = list(given) + (generated_azimuths[-budget:] if budget else [])
         out = pipeline(context, azimuth, input_azimuths=context_azimuths, num_inference_steps=num_inference_steps,
                        generator=torch.Generator().manual_seed(seed + k), output_type="pil")
         generated.append(out.images[0])

@@ -428,15 +428,19 @@ class ViewFusionPipeline(DiffusionPipeline):
             if azimuths is None:
                 checked.append(None)
                 continue
+            if isinstance(azimuths, (int, float)) or (isinstance(azimuths, np.ndarray) and azimuths.ndim == 0):
+                azimuths = [azimuths]
             try:
-                azimuths = np.asarray(azimuths, dtype=np.float64).reshape(-1)
+                # `None` marks a single view of unknown azimuth (e.g. the given view among an orbit's generated ones).
+                known = [a is not None for a in azimuths]
+                values = np.asarray([np.nan if a is None else a for a in azimuths], dtype=np.float64).reshape(-1)
             except (TypeError, ValueError):
                 raise TypeError(f"`{name}` must be a list of degrees, one per input view, got {azimuths!r}.") from None
-            if len(azimuths) != count:
-                raise ValueError(f"`{name}` has {len(azimuths)} azimuths for {count} input views; give one per view.")
-            if not np.isfinite(azimuths).all():
-                raise ValueError(f"`{name}` must be finite degrees, got {azimuths.tolist()}.")
-            checked.append(azimuths.tolist())
+            if len(values) != count:
+                raise ValueError(f"`{name}` has {len(values)} azimuths for {count} input views; give one per view.")
+            if not np.isfinite(values[known]).all():
+                raise ValueError(f"`{name}` must be finite degrees (or None for a view of unknown azimuth), got {azimuths}.")
+            checked.append(values.tolist())
         return checked
 
     def prepare_latents(self, batch_size, dtype, device, generator, latents=None) -> torch.Tensor:
@@ -486,8 +490,9 @@ class ViewFusionPipeline(DiffusionPipeline):
                 the frame of the training data (where the light is fixed); with them, it is in their frame.
             input_azimuths (`list[float]` or `list[list[float] | None]`, *optional*): the azimuth of each input view
                 in degrees, when known (a turntable, a scripted render, earlier generated views): one list per
-                object, or `None` for an object whose views are unposed. Each (view, target) pair is then also
-                conditioned on the angle from the view to the target. Needs a U-Net with `relative_pose=True`.
+                object, or `None` for an object whose views are unposed (`None` inside a list marks one view of
+                unknown azimuth). Each (view, target) pair is then also conditioned on the angle from the view to
+                the target. Needs a U-Net with `relative_pose=True`.
             num_inference_steps (`int`, defaults to 50): denoising steps.
             generator (`torch.Generator` or `list[torch.Generator]`, *optional*): for reproducible sampling; a list
                 gives one generator per generated image (objects x `num_images_per_prompt`).
