@@ -176,8 +176,9 @@ def test_a_posed_pipeline_uses_the_azimuths_of_the_views(posed_app_url):
                            ("0, nan, 180", "Azimuth 2 of your views must be a finite number")]:
         with pytest.raises(Exception, match=message):
             call(posed_app_url, EXAMPLES[:3], view_azimuths=typed)
-    with pytest.raises(Exception, match="full orbit places the views itself"):
-        call(posed_app_url, EXAMPLES[:1], view_azimuths="0", full_orbit=True, steps=1)
+    orbit = call(posed_app_url, EXAMPLES[:1], view_azimuths="0", full_orbit=True, steps=1)[3]
+    with PIL.Image.open(orbit) as gif:
+        assert gif.n_frames == 24
 
 
 def test_background_removal_with_a_transformers_segmentation_model(tmp_path):

@@ -276,10 +276,9 @@ def build_demo(demo_state: Demo) -> gr.Blocks:
         views = [prepare_photo(view, resolution, segmenter) for view in views]
         pipe = demo_state.pipeline_for_request(sampler)
         if full_orbit:
-            if input_azimuths is not None:
-                raise gr.Error("The full orbit places the views itself; clear 'Azimuths of your views' or untick 'Full orbit'.")
             frames = sample_orbit(pipe, views, num_frames=NUM_VIEWS, num_inference_steps=steps, max_views=6, seed=seed,
-                                  on_frame=lambda k: progress((k + 1) / NUM_VIEWS, desc=f"Orbit view {k + 1} / {NUM_VIEWS}"))
+                                  on_frame=lambda k: progress((k + 1) / NUM_VIEWS, desc=f"Orbit view {k + 1} / {NUM_VIEWS}"),
+                                  input_azimuths=input_azimuths)
             gif = Path(tempfile.mkdtemp(prefix="viewfusion-")) / "orbit.gif"
             save_gif(frames, gif, frame_ms=120, size=256)
             summary = f"{NUM_VIEWS} views, azimuth 0 to {AZIMUTH_STEP_DEGREES * (NUM_VIEWS - 1):.0f} degrees, left to right."
