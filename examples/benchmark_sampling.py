@@ -9,11 +9,16 @@
   `--samplers name:steps ...`; `view_batch_size` chunking is timed too (`batched/vbs=2`).
 - `--variants`: the first sampler again with one change each: `channels_last` (U-Net weights and activations in
   NHWC), `threads:K` (`torch.set_num_threads(K)`), `compile` (`torch.compile` of the U-Net's forward; the first
-  call, compilation included, is reported in the note) and `drop:X` (`drop_views_below=X`, an approximation:
+  call, compilation included, is reported in the note; `compile:reduce-overhead` also captures the denoising
+  step in a CUDA graph, which pays on a GPU where a small step is bound by kernel launches) and `drop:X` (`drop_views_below=X`, an approximation:
   measure its quality with `viewfusion-eval --drop_views_below X`) and `objects:K` (K copies of the object in
   one call, as the evaluation batches them; the time is per object).
-- For each, the peak memory above the baseline (process RSS on CPU, allocated memory on GPU) and the share of
-  the time spent outside the U-Net (input preparation, fusion, scheduler step).
+- For each, the peak memory above the baseline (process RSS on CPU, allocated memory on GPU), the share of
+  the time spent outside the U-Net (input preparation, fusion, scheduler step), objects per second, and the
+  U-Net's arithmetic rate: its FLOPs per (view, target) pair per step (counted once with
+  `torch.utils.flop_counter`) times the pairs and steps of a call, over the call's time, as a share of
+  `--peak_tflops` (by default the device's dense figure for the dtype when known, e.g. 989 for H100/H200
+  bf16; none on CPU). Combine `objects:K` with a large K and `compile:reduce-overhead` for throughput.
 
 `--quality results.json` (from `viewfusion-eval --sampler_study` at one N on the `default` pipeline) puts each
 sampler's LPIPS next to its time in the `default` rows of that N, with its paired difference to DDPM over all
@@ -36,6 +41,7 @@ from viewfusion_diffusers import SCHEDULERS, ViewFusionPipeline, ViewFusionUNet2
 from viewfusion_diffusers.cli import DEFAULT_PIPELINE
 from viewfusion_diffusers.evaluation import paired_lpips_difference
 from viewfusion_diffusers.fusion import predict_fused_noise
+from viewfusion_diffusers.training_utils import count_flops, device_peak_tflops
 
 
 class PeakMemory:
@@ -149,7 +155,7 @@ def variant(pipeline, name: str):
         yield {}
         torch.set_num_threads(before)
     elif kind == "compile":
-        pipeline.unet.forward = torch.compile(pipeline.unet.forward)
+        pipeline.unet.forward = torch.compile(pipeline.unet.forward, mode=value or None)
         yield {}
         del pipeline.unet.forward  # back to the class's forward
     elif kind == "drop":
@@ -158,6 +164,18 @@ def variant(pipeline, name: str):
         yield {"objects": int(value)}
     else:
         raise ValueError(f"Unknown variant {name!r}.")
+
+
+COMPILE_MODES = ("", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
+def unet_flops_per_pair(unet) -> int:
+    """FLOPs of one U-Net forward for one (view, noisy target) pair (the count is linear in the pairs)."""
+    size = unet.config.sample_size
+    pairs = torch.zeros(2, unet.config.in_channels, size, size, device=unet.device, dtype=unet.dtype)
+    timesteps, azimuths = torch.tensor([500, 500], device=unet.device), torch.tensor([90.0, 90.0], device=unet.device)
+    with torch.no_grad():
+        return count_flops(lambda: unet(pairs, timesteps, azimuths)) // 2
 
 
 def load_model(name: str, pipeline_id: str, device, dtype) -> ViewFusionPipeline:
@@ -179,7 +197,11 @@ def main():
     parser.add_argument("--num_views", type=int, nargs="+", default=[1, 3, 6])
     parser.add_argument("--samplers", nargs="+", default=["ddpm:50", "ddim:50"],
                         help="name:steps pairs; names as in `viewfusion_diffusers.SCHEDULERS`.")
-    parser.add_argument("--variants", nargs="*", default=[], help="channels_last, threads:K, compile, drop:X, objects:K.")
+    parser.add_argument("--variants", nargs="*", default=[],
+                        help="channels_last, threads:K, compile[:mode], drop:X, objects:K (e.g. objects:64 compile:reduce-overhead).")
+    parser.add_argument("--peak_tflops", type=float, default=None,
+                        help="The device's arithmetic peak for the share column (default: the data-sheet dense figure for "
+                        "known GPUs, e.g. 989 for H100/H200 bf16; none on CPU).")
     parser.add_argument("--reference_steps", type=int, default=10, help="Timed steps of the 2,000-step reference.")
     parser.add_argument("--repeats", type=int, default=3, help="Runs per setting; the median is reported.")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -196,8 +218,11 @@ def main():
     for change in args.variants:
         if change.partition(":")[0] not in VARIANTS:
             parser.error(f"unknown variant {change!r}; choose from {', '.join(VARIANTS)} (e.g. threads:1, drop:0.5, objects:8).")
+        if change.partition(":")[0] == "compile" and change.partition(":")[2] not in COMPILE_MODES:
+            parser.error(f"unknown compile mode in {change!r}; choose from {', '.join(m for m in COMPILE_MODES if m)}.")
     device = torch.device(args.device)
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[args.dtype]
+    peak = args.peak_tflops if args.peak_tflops is not None else device_peak_tflops(device, dtype)
     quality = {}  # (sampler, steps, N) -> LPIPS, only from a study run at a single N
     if args.quality:
         results = json.load(open(args.quality))
@@ -221,6 +246,8 @@ def main():
         training_schedule = pipeline.scheduler.config
         train_steps = training_schedule.num_train_timesteps
         size = pipeline.unet.config.sample_size
+        flops_per_pair = unet_flops_per_pair(pipeline.unet)
+        first_row = len(rows)
         for n in args.num_views:
             views = torch.rand(n, 3, size, size, generator=torch.Generator().manual_seed(n)).to(device, dtype)
             def reference_run():
@@ -260,18 +287,29 @@ def main():
                 rows.append({"model": model, "views": n, "method": f"batched ({name}) + {change}", "steps": steps,
                              "seconds": seconds, "speedup": reference / seconds, "peak_mb": memory,
                              "outside_unet": 1 - unet_share, "lpips": "",
-                             "note": f"first call {first_call:.1f} s" if change == "compile" else ""})
+                             "note": f"first call {first_call:.1f} s" if change.startswith("compile") else ""})
+        for row in rows[first_row:]:
+            # `seconds` is per object: its pairs are its views, once per step.
+            row["objects_per_second"] = 1 / row["seconds"]
+            row["unet_gflops_per_pair"] = flops_per_pair / 1e9
+            row["tflops"] = flops_per_pair * row["views"] * row["steps"] / row["seconds"] / 1e12
+            row["share_of_peak"] = None if peak is None else row["tflops"] / peak
 
     hardware = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    print(f"Seconds per novel view, 1 target, {args.dtype}, {hardware}, torch {torch.__version__}")
-    print("| model | N | method | steps | s / view | speed-up | peak MB | outside U-Net | LPIPS | note |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print(f"Seconds per novel view, 1 target, {args.dtype}, {hardware}, torch {torch.__version__}, "
+          f"peak {peak if peak is not None else 'unknown'} TFLOP/s")
+    print("| model | N | method | steps | s / view | speed-up | peak MB | outside U-Net | LPIPS | note | objects / s | "
+          "U-Net TFLOP/s | share of peak |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
+        share = "n/a" if r["share_of_peak"] is None else f"{100 * r['share_of_peak']:.1f}%"
         print(f"| {r['model']} | {r['views']} | {r['method']} | {r['steps']} | {r['seconds']:.2f} | {r['speedup']:.0f}x | "
-              f"{r['peak_mb']:.0f} | {100 * r['outside_unet']:.1f}% | {r['lpips']} | {r['note']} |")
+              f"{r['peak_mb']:.0f} | {100 * r['outside_unet']:.1f}% | {r['lpips']} | {r['note']} | "
+              f"{r['objects_per_second']:.2f} | {r['tflops']:.3g} | {share} |")
     if args.output:
         with open(args.output, "w") as f:
-            json.dump({"hardware": hardware, "dtype": args.dtype, "torch": torch.__version__, "rows": rows}, f, indent=1)
+            json.dump({"hardware": hardware, "dtype": args.dtype, "torch": torch.__version__, "peak_tflops": peak,
+                       "rows": rows}, f, indent=1)
 
 
 if __name__ == "__main__":

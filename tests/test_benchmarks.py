@@ -1,9 +1,12 @@
-"""The benchmark scripts run end to end (on the shipped pipeline, with a couple of steps) and write their rows."""
+"""The benchmark scripts run end to end (shipped pipeline or a tiny rendered dataset, a couple of steps) and write their rows."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -25,6 +28,12 @@ def test_sampling_benchmark_writes_every_row(tmp_path):
     assert methods == ["reference (per view, DDPM)", "batched (ddim)", "batched/vbs=2 (ddim)", "batched (ddim) + channels_last",
                        "batched (ddim) + drop:0.5", "batched (ddim) + objects:2"]
     assert all(row["seconds"] > 0 and 0 <= row["outside_unet"] <= 1 for row in rows)
+    # The U-Net's arithmetic: one FLOP count per pair, so the rate is that count times pairs and steps over the time.
+    flops = {row["unet_gflops_per_pair"] for row in rows}
+    assert len(flops) == 1 and flops.pop() > 0
+    batched = rows[1]
+    assert abs(batched["tflops"] - batched["unet_gflops_per_pair"] * 2 * 2 / batched["seconds"] / 1e3) < 1e-9
+    assert batched["objects_per_second"] == 1 / batched["seconds"] and batched["share_of_peak"] is None  # CPU: no known peak
     # Paired difference: mean of (0.05, 0.10), 95% CI 1.96 * std / sqrt(2).
     assert rows[0]["lpips"] == "0.275" and rows[1]["lpips"] == rows[2]["lpips"] == "0.350 (+0.075 ± 0.049)"
     assert "| default | 2 | batched (ddim) + objects:2 | 2 |" in result.stdout
@@ -39,6 +48,10 @@ def test_sampling_benchmark_rejects_an_unknown_variant_or_sampler():
     command[command.index("ddim:1")] = "euler:1"
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert result.returncode == 2 and "bad sampler 'euler:1'" in result.stderr
+    command[command.index("euler:1")] = "ddim:1"
+    command[command.index("channels_last")] = "compile:fastest"
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 2 and "unknown compile mode in 'compile:fastest'" in result.stderr
 
 
 def test_sampling_benchmark_refuses_results_without_a_sampler_study(tmp_path):
@@ -47,3 +60,43 @@ def test_sampling_benchmark_refuses_results_without_a_sampler_study(tmp_path):
                "--samplers", "ddpm:1", "--quality", str(tmp_path / "results.json")]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert result.returncode == 2 and "has no sampler study" in result.stderr
+
+
+def test_sampling_benchmark_reports_the_share_of_a_given_peak(tmp_path):
+    output = tmp_path / "sampling.json"
+    command = [sys.executable, str(EXAMPLES / "benchmark_sampling.py"), "--models", "default", "--num_views", "1",
+               "--samplers", "ddpm:1", "--reference_steps", "1", "--repeats", "1", "--peak_tflops", "0.5",
+               "--output", str(output)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.loads(output.read_text())
+    assert results["peak_tflops"] == 0.5
+    assert all(row["share_of_peak"] == row["tflops"] / 0.5 for row in results["rows"])
+
+
+@pytest.mark.parametrize("data", ["memory", "stream"])
+def test_training_benchmark_runs_the_real_data_path(rendered_dataset, tmp_path, data):
+    output = tmp_path / "training.json"
+    command = [sys.executable, str(EXAMPLES / "benchmark_training.py"), "--presets", "small", "--data_dir",
+               str(rendered_dataset), "--resolution", "32", "--batch_size", "2", "--steps", "2", "--warmup", "1",
+               "--peak_tflops", "1.0", "--output", str(output)]
+    if data == "stream":
+        command += ["--stream_data", "--num_workers", "0"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    (row,) = json.loads(output.read_text())["rows"]
+    assert row["preset"] == "small" and row["samples_per_second"] > 0
+    assert 2 <= row["view_pairs_per_second"] * row["seconds_per_step"] <= 12  # 2 samples of 1..6 views
+    assert row["gflops_per_pair"] > 0 and row["share_of_peak"] == row["tflops"] / 1.0
+    assert ("streamed" if data == "stream" else "in memory") in result.stdout
+
+
+def test_data_benchmark_times_the_loader_and_the_in_memory_sampler(rendered_dataset, tmp_path):
+    output = tmp_path / "data.json"
+    command = [sys.executable, str(EXAMPLES / "benchmark_data.py"), "--data_dir", str(rendered_dataset), "--render_objects", "1",
+               "--batch_size", "2", "--num_batches", "2", "--output", str(output)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.loads(output.read_text())["results"]
+    assert results["render_seconds_per_object"] > 0 and results["in_memory_load_seconds"] > 0
+    assert results["in_memory_samples_per_second"] > 0 and results["loader_samples_per_second_2_workers"] > 0

@@ -45,13 +45,16 @@ def unet_weights(folder):
 
 def test_two_cpu_processes_train_and_write_a_loadable_pipeline(rendered_dataset, tiny_unet_config_file, tmp_path):
     output = tmp_path / "run"
-    result = run(launch(2, rendered_dataset, output, tiny_unet_config_file,
+    result = run(launch(2, rendered_dataset, output, tiny_unet_config_file, "--stream_data", "--dataloader_num_workers", "1",
                         "--max_train_steps", "3", "--checkpointing_steps", "2", "--validation_steps", "3"))
-    assert "2 processes" in result.stderr
+    assert "2 processes" in result.stderr and "data streamed" in result.stderr
     pipe = ViewFusionPipeline.from_pretrained(output)
     assert pipe.unet.config.sample_size == 32
     assert (output / "README.md").read_text().startswith("---")
-    assert (output / "checkpoint-2" / "pipeline" / "model_index.json").exists()
+    # A checkpoint holds the U-Net once, in the diffusers format; only the output folder holds a pipeline.
+    checkpoint = output / "checkpoint-2"
+    assert ViewFusionUNet2DModel.from_pretrained(checkpoint / "unet").config.sample_size == 32
+    assert not (checkpoint / "pipeline").exists() and not list(checkpoint.glob("model*.safetensors"))
     assert (output / "validation" / "step-0000003.png").exists()
     assert list((output / "logs").rglob("events.out.tfevents.*"))
     assert not list(output.glob(".tmp-*")) and not list(output.glob(".saving-*"))
@@ -59,7 +62,7 @@ def test_two_cpu_processes_train_and_write_a_loadable_pipeline(rendered_dataset,
 
 def test_resume_after_sigkill_matches_an_uninterrupted_run(rendered_dataset, tiny_unet_config_file, tmp_path):
     common = ("--use_ema", "--checkpointing_steps", "2", "--validation_steps", "0", "--report_to", "none",
-              "--lr_scheduler", "constant_with_warmup", "--relative_pose", "--pose_dropout", "0.5")
+              "--lr_scheduler", "constant_with_warmup", "--relative_pose", "--pose_dropout", "0.5", "--logging_steps", "3")
     straight = tmp_path / "straight"
     run(launch(1, rendered_dataset, straight, tiny_unet_config_file, "--max_train_steps", "6", *common))
 
@@ -76,7 +79,8 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(rendered_dataset, tin
     assert (killed / "checkpoint-2").exists()
     result = run(launch(1, rendered_dataset, killed, tiny_unet_config_file, "--max_train_steps", "6",
                         "--resume_from_checkpoint", "latest", *common))
-    assert "Resumed from" in result.stderr
+    assert "Resumed from" in result.stderr and "data in memory" in result.stderr
+    assert (killed / "checkpoint-2" / "unet_ema" / "diffusion_pytorch_model.safetensors").exists()
 
     straight_weights, resumed_weights = unet_weights(straight), unet_weights(killed)
     assert straight_weights.keys() == resumed_weights.keys()
@@ -88,11 +92,27 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(rendered_dataset, tin
 
 def test_bf16_mixed_precision_runs_on_cpu(rendered_dataset, tiny_unet_config_file, tmp_path):
     output = tmp_path / "bf16"
-    command = launch(1, rendered_dataset, output, tiny_unet_config_file, "--max_train_steps", "2",
+    command = launch(1, rendered_dataset, output, tiny_unet_config_file, "--max_train_steps", "2", "--channels_last",
                      "--checkpointing_steps", "100", "--validation_steps", "0", "--report_to", "none")
     command[command.index("--mixed_precision") + 1] = "bf16"
     run(command)
     assert ViewFusionPipeline.from_pretrained(output).unet.dtype == torch.float32
+
+
+def test_max_train_minutes_ends_with_a_checkpoint_and_a_pipeline(rendered_dataset, tiny_unet_config_file, tmp_path):
+    output = tmp_path / "timed"
+    start = time.monotonic()
+    result = run(launch(1, rendered_dataset, output, tiny_unet_config_file, "--max_train_minutes", "0.05",
+                        "--max_train_steps", "1000000", "--checkpointing_steps", "1000000", "--validation_steps", "0",
+                        "--report_to", "none", "--use_ema"))
+    assert time.monotonic() - start < 240
+    assert "--max_train_minutes 0.05 reached at step" in result.stderr
+    checkpoints = list(output.glob("checkpoint-*"))
+    assert len(checkpoints) == 1 and 0 < int(checkpoints[0].name.split("-")[1]) < 1000000
+    pipe = ViewFusionPipeline.from_pretrained(output)
+    assert pipe.unet.config.sample_size == 32
+    card = (output / "README.md").read_text()
+    assert '"stopped_by_time_limit": true' in card and f'"trained_steps": {checkpoints[0].name.split("-")[1]}' in card
 
 
 def test_gradient_accumulation_equals_a_larger_batch(rendered_dataset, tiny_unet_config_file, tmp_path):
@@ -107,44 +127,44 @@ def test_gradient_accumulation_equals_a_larger_batch(rendered_dataset, tiny_unet
     torch.manual_seed(0)  # the script's initialisation
     initial = ViewFusionUNet2DModel(**TINY_UNET_32).state_dict()
     assert any(not torch.equal(initial[name], big_weights[name]) for name in big_weights), "the step changed nothing"
-    # One AdamW step moves each weight by about the learning rate (1e-3); float rounding of the split sum,
-    # amplified by Adam's normalisation, stays orders of magnitude below that.
-    for name in big_weights:
-        torch.testing.assert_close(accumulated[name], big_weights[name], rtol=0, atol=2e-5, msg=name)
-    # Without accumulation the step sees only the first two samples and lands measurably elsewhere.
+    # One AdamW step moves each weight by about the learning rate (1e-3) whatever its gradient's size, so float
+    # rounding of the split sum shows only where a gradient is near zero: a few weights in ten thousand.
+    def share_moved(a, b, tolerance=2e-6):
+        return sum(int((a[n] - b[n]).abs().gt(tolerance).sum()) for n in a) / sum(v.numel() for v in a.values())
+
+    assert share_moved(accumulated, big_weights) < 1e-3
+    assert max((accumulated[n] - big_weights[n]).abs().max().item() for n in big_weights) < 5e-4
+    # Without accumulation the step sees only the first two samples and lands elsewhere almost everywhere.
     run(launch(1, rendered_dataset, tmp_path / "small", tiny_unet_config_file, *common))
-    small = unet_weights(tmp_path / "small")
-    assert max((small[name] - big_weights[name]).abs().max().item() for name in big_weights) > 1e-4
+    assert share_moved(unet_weights(tmp_path / "small"), big_weights) > 0.1
 
 
 def test_fine_tuning_starts_from_the_pretrained_weights(rendered_dataset, tiny_pipeline_32_dir, tmp_path):
     """The first logged loss is the loaded pipeline's loss on the first batch, not a random model's."""
-    sys.path.insert(0, str(Path(SCRIPT).parent))
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-    from train_viewfusion import EpochPermutationSampler
 
-    from viewfusion_diffusers.data import NMRDataset, ViewFusionTrainDataset, collate_views
-    from viewfusion_diffusers.training_utils import fused_loss, sample_generators
+    from viewfusion_diffusers.data import NMRDataset
+    from viewfusion_diffusers.data.samplers import InMemoryViewSampler, draw_step_noise, load_views_in_memory, step_seed
+    from viewfusion_diffusers.training_utils import fused_loss
 
     command = launch(1, rendered_dataset, tmp_path / "tuned", "unused", "--pretrained_model_name_or_path",
                      str(tiny_pipeline_32_dir), "--max_train_steps", "2", "--checkpointing_steps", "100",
-                     "--validation_steps", "0", "--seed", "3")
+                     "--validation_steps", "0", "--seed", "3", "--logging_steps", "1")
     run(command)
     events = EventAccumulator(str(next((tmp_path / "tuned" / "logs").rglob("events.out.tfevents.*")).parent))
     events.Reload()
     first_loss = events.Scalars("loss")[0].value
 
     # The same first batch, drawn with the script's own sampler and seeds.
-    dataset = ViewFusionTrainDataset(NMRDataset(rendered_dataset, split="train"), max_views=3, seed=3)
-    dataset.set_epoch(0)
-    indices = list(EpochPermutationSampler(len(dataset), seed=3))[:2]
-    batch = collate_views([dataset[i] for i in indices])
+    views = load_views_in_memory(NMRDataset(rendered_dataset, split="train"), show_progress=False)
     pretrained = ViewFusionPipeline.from_pretrained(tiny_pipeline_32_dir)
+    num_train_timesteps = pretrained.scheduler.config.num_train_timesteps
+    batch = {**InMemoryViewSampler(views, batch_size=2, max_views=3, seed=3).batch(0),
+             **draw_step_noise(2, (3, 32, 32), num_train_timesteps, 0.5, step_seed(3, 0, 0, stream=2))}
 
     def loss_of(unet):
         with torch.no_grad():
-            generators = sample_generators(3, 0, batch["indices"])
-            return fused_loss(unet.train(), pretrained.scheduler, batch, generators, 32).item()
+            return fused_loss(unet.train(), pretrained.scheduler, batch, 32).item()
 
     torch.manual_seed(3)
     random_loss = loss_of(ViewFusionUNet2DModel(**TINY_UNET_32))
@@ -159,3 +179,24 @@ def test_fine_tuning_starts_from_the_pretrained_weights(rendered_dataset, tiny_p
     result = subprocess.run(command + ["--prediction_type", "v_prediction"], capture_output=True, text=True, timeout=300,
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert result.returncode != 0 and "drop --prediction_type" in result.stderr
+
+
+def test_gpu_lease_script_trains_and_ships_within_its_budget(rendered_dataset, tiny_unet_config_file, tmp_path):
+    """The one-command lease recipe end to end on the CPU: dataset from an xz tarball, benchmarks, a timed run."""
+    tarball = tmp_path / "data.tar.xz"
+    subprocess.run(["tar", "-cJf", str(tarball), "-C", str(Path(rendered_dataset).parent), Path(rendered_dataset).name], check=True)
+    output = tmp_path / "lease"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "DATA_TARBALL": str(tarball), "WHEELS": str(tmp_path / "no-wheels"),
+           "MODEL_CONFIG": str(tiny_unet_config_file), "RESOLUTION": "32", "BATCH_SIZE": "2", "BENCH_STEPS": "1",
+           "SAMPLING_STEPS": "1", "SAMPLING_OBJECTS": "2", "RESERVE_MINUTES": "0", "CHECKPOINTING_STEPS": "1000000"}
+    result = subprocess.run(["bash", str(Path(SCRIPT).parent / "gpu_lease.sh"), "0.1", str(output), "--max_views", "3",
+                             "--validation_steps", "0"], capture_output=True, text=True, env=env, timeout=600,
+                            cwd=Path(SCRIPT).parent.parent)
+    assert result.returncode == 0, result.stderr[-4000:] + (output / "train.log").read_text()[-4000:]
+    assert "| small |" in (output / "benchmark_training.md").read_text()
+    assert "objects:2" in (output / "benchmark_sampling.md").read_text()
+    assert "reached at step" in (output / "train.log").read_text() and list((output / "model").glob("checkpoint-*"))
+    shipped = ViewFusionPipeline.from_pretrained(output / "pipeline-fp16")
+    assert shipped.unet.config.sample_size == 32
+    assert load_file(output / "pipeline-fp16" / "unet" / "diffusion_pytorch_model.safetensors")["conv_in.weight"].dtype == torch.float16
+    assert "benchmark_training" in (output / "pipeline-fp16" / "README.md").read_text()

@@ -5,15 +5,23 @@
 
 Each step draws, for every sample, a target view, its azimuth and 1..max_views input views; all (sample,
 view) pairs go through the U-Net in one forward; the loss is the MSE between the true noise (or v) and the
-FUSED prediction. Randomness (data order, views, noise, timesteps) is a pure function of the seed and the
-step, so a run resumed from a checkpoint continues exactly as the uninterrupted run would have.
+FUSED prediction. Randomness (data order, views, noise, timesteps, pose dropout) is a pure function of the
+seed, the step and the process, so a run resumed from a checkpoint continues exactly as the uninterrupted run
+would have.
+
+The views of the split are held in memory as one uint8 tensor (on the GPU when there is one) and batches are
+drawn from it with a few tensor operations; `--stream_data` reads them through a `DataLoader` instead, for
+datasets that do not fit. `--max_train_minutes` trains until the time is up and then writes a checkpoint and
+the final pipeline, so a machine lent for a known time ends with a usable model.
 """
 
 import argparse
 import json
 import logging
+import contextlib
 import os
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +30,7 @@ import torch.nn.functional as F
 from accelerate import Accelerator
 from accelerate.logging import get_logger
 from accelerate.utils import ProjectConfiguration
-from diffusers import DDIMScheduler, DDPMScheduler
+from diffusers import DDPMScheduler
 from diffusers.optimization import get_scheduler
 from diffusers.training_utils import EMAModel
 from huggingface_hub import create_repo, upload_folder
@@ -30,10 +38,20 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from viewfusion_diffusers import UNET_PRESETS, ViewFusionPipeline, ViewFusionUNet2DModel, default_scheduler
+from viewfusion_diffusers.constants import view_azimuth
 from viewfusion_diffusers.data import NMRDataset, ViewFusionTrainDataset, collate_views, make_eval_samples
+from viewfusion_diffusers.data.samplers import (
+    EpochPermutationSampler,
+    InMemoryViewSampler,
+    draw_step_noise,
+    load_views_in_memory,
+    pair_bucket,
+    split_batch,
+    step_seed,
+)
 from viewfusion_diffusers.hub_utils import make_model_card, save_pipeline_atomically
 from viewfusion_diffusers.images import comparison_row
-from viewfusion_diffusers.training_utils import cpu_distributed, fused_loss, sample_generators
+from viewfusion_diffusers.training_utils import cpu_distributed, fused_loss, load_ema_state
 
 logger = get_logger(__name__, log_level="INFO")
 
@@ -79,9 +97,23 @@ def parse_args(argv=None):
     parser.add_argument("--resume_from_checkpoint", type=str, default=None,
                         help='A checkpoint folder, or "latest" for the newest one in --output_dir.')
     parser.add_argument("--validation_steps", type=int, default=500, help="Write a sample grid every N steps (0: never).")
-    parser.add_argument("--validation_inference_steps", type=int, default=25, help="DDIM steps for validation samples.")
+    parser.add_argument("--validation_inference_steps", type=int, default=20,
+                        help="Steps of the pipeline's DDPM sampler for validation samples (few: a preview, not an evaluation).")
     parser.add_argument("--num_validation_objects", type=int, default=4, help="Objects in the validation grid.")
-    parser.add_argument("--dataloader_num_workers", type=int, default=0, help="DataLoader worker processes.")
+    parser.add_argument("--dataloader_num_workers", type=int, default=0, help="DataLoader worker processes (--stream_data).")
+    parser.add_argument("--stream_data", action="store_true",
+                        help="Read views through a DataLoader instead of holding the split in memory (for datasets "
+                        "that do not fit: the in-memory tensor is objects x 24 x 3 x resolution^2 bytes).")
+    parser.add_argument("--dataset_on_device", action=argparse.BooleanOptionalAction, default=None,
+                        help="Hold the in-memory views on the accelerator (default: yes on a GPU).")
+    parser.add_argument("--channels_last", action=argparse.BooleanOptionalAction, default=None,
+                        help="U-Net weights and activations in NHWC (default: yes on a GPU, where convolutions are faster so).")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the U-Net (the first steps compile it).")
+    parser.add_argument("--logging_steps", type=int, default=10,
+                        help="Log the mean loss every N steps (reading it back waits for the device: not every step).")
+    parser.add_argument("--max_train_minutes", type=float, default=None,
+                        help="Stop after this many minutes from the start (loading and compiling included, the final "
+                        "save not), then write a checkpoint and the final pipeline.")
     parser.add_argument("--output_dir", type=str, default="viewfusion-model", help="Where the pipeline and checkpoints go.")
     parser.add_argument("--logging_dir", type=str, default="logs", help="Tracker logs, relative to --output_dir.")
     parser.add_argument("--report_to", type=str, default="tensorboard", help='"tensorboard", "wandb", "all" or "none".')
@@ -92,25 +124,13 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.push_to_hub and not args.hub_model_id:
         parser.error("--push_to_hub needs --hub_model_id.")
+    if args.logging_steps < 1:
+        parser.error(f"--logging_steps must be at least 1, got {args.logging_steps}.")
+    if args.max_train_minutes is not None and args.max_train_minutes <= 0:
+        parser.error(f"--max_train_minutes must be positive, got {args.max_train_minutes}.")
     if not 0 <= args.pose_dropout <= 1:
         parser.error(f"--pose_dropout is a probability in [0, 1], got {args.pose_dropout}.")
     return args
-
-
-class EpochPermutationSampler(torch.utils.data.Sampler):
-    """Shuffles the dataset with a permutation that depends only on (seed, epoch), so resuming restores it."""
-
-    def __init__(self, length: int, seed: int):
-        self.length, self.seed, self.epoch = length, seed, 0
-
-    def set_epoch(self, epoch: int):
-        self.epoch = epoch
-
-    def __iter__(self):
-        return iter(np.random.default_rng([self.seed, self.epoch]).permutation(self.length).tolist())
-
-    def __len__(self):
-        return self.length
 
 
 def build_unet_and_noise_scheduler(args) -> tuple[ViewFusionUNet2DModel, DDPMScheduler]:
@@ -141,58 +161,87 @@ def build_unet_and_noise_scheduler(args) -> tuple[ViewFusionUNet2DModel, DDPMSch
 
 
 @torch.no_grad()
-def log_validation(unet, noise_scheduler, eval_dataset, eval_samples, args, accelerator, global_step):
-    """Sample each validation object and write a grid: inputs | sample | ground truth | weight maps."""
-    scheduler = DDIMScheduler.from_config(noise_scheduler.config)
-    pipeline = ViewFusionPipeline(unet=accelerator.unwrap_model(unet), scheduler=scheduler)
+def log_validation(unet, noise_scheduler, eval_objects, eval_samples, resolution: int, num_inference_steps: int,
+                   num_slots: int, output_dir: str, trackers, global_step: int) -> np.ndarray:
+    """Sample each validation object and write a grid: inputs | sample | ground truth | weight maps.
+
+    Samples with the pipeline's own DDPM sampler at `num_inference_steps` steps: a cheap preview of training.
+    Writes `output_dir/validation/step-N.png` and returns the grid.
+    """
+    pipeline = ViewFusionPipeline(unet=unet, scheduler=DDPMScheduler.from_config(noise_scheduler.config))
     pipeline.set_progress_bar_config(disable=True)
     rows = []
     for i, sample in enumerate(eval_samples):
-        views = eval_dataset.load_views(sample.object_index)
-        if views.shape[-1] != args.resolution:
-            views = F.interpolate(views.float(), size=args.resolution, mode="bilinear", antialias=True).round().byte()
+        views = eval_objects.load_views(sample.object_index)
+        if views.shape[-1] != resolution:
+            views = F.interpolate(views.float(), size=resolution, mode="bilinear", antialias=True).round().byte()
         inputs = [views[k] for k in sample.input_indices]
-        out = pipeline(
-            inputs, 15.0 * sample.target_index, num_inference_steps=args.validation_inference_steps,
-            generator=torch.Generator().manual_seed(i), output_type="np",
-        )
+        out = pipeline(inputs, view_azimuth(sample.target_index), num_inference_steps=num_inference_steps,
+                       generator=torch.Generator().manual_seed(i), output_type="np")
         as_hwc = lambda view: view.permute(1, 2, 0).numpy()
         rows.append(comparison_row([as_hwc(v) for v in inputs], out.images[0], as_hwc(views[sample.target_index]),
-                                   out.view_weights[0], num_slots=args.max_views))
+                                   out.view_weights[0], num_slots=num_slots))
     grid = np.concatenate(rows, axis=0)
-    os.makedirs(os.path.join(args.output_dir, "validation"), exist_ok=True)
-    Image.fromarray(grid).save(os.path.join(args.output_dir, "validation", f"step-{global_step:07d}.png"))
-    for tracker in accelerator.trackers:
+    os.makedirs(os.path.join(output_dir, "validation"), exist_ok=True)
+    Image.fromarray(grid).save(os.path.join(output_dir, "validation", f"step-{global_step:07d}.png"))
+    for tracker in trackers:
         if tracker.name == "tensorboard":
             tracker.writer.add_image("validation", grid, global_step, dataformats="HWC")
+    return grid
 
 
-def save_final_pipeline(unet, noise_scheduler, ema_unet, args, folder, global_step, train_dataset_size):
+def save_final_pipeline(unet, noise_scheduler, ema_unet, training_config: dict, folder, global_step: int,
+                        num_train_objects: int, hub_model_id: str | None = None) -> None:
     """The pipeline in the Hub format, with EMA weights when EMA is on, and a model card of the run."""
     if ema_unet is not None:
         unet = ViewFusionUNet2DModel.from_config(unet.config)
         ema_unet.copy_to(unet.parameters())
-    pipeline = ViewFusionPipeline(unet=unet, scheduler=noise_scheduler)
-    config = {k: v for k, v in vars(args).items() if k != "hub_token"}
+    pipeline = ViewFusionPipeline(unet=unet.to("cpu"), scheduler=noise_scheduler)
     body = (
         "## Training\n\n"
-        f"Trained with `training/train_viewfusion.py` for {global_step} steps on {train_dataset_size} objects "
-        f"from `{args.data_dir}`.\n\n```json\n{json.dumps(config, indent=2)}\n```\n"
+        f"Trained with `training/train_viewfusion.py` for {global_step} steps on {num_train_objects} objects "
+        f"from `{training_config.get('data_dir')}`.\n\n```json\n{json.dumps(training_config, indent=2)}\n```\n"
     )
-    card = make_model_card("ViewFusion pipeline", body, repo_id=args.hub_model_id or "path/to/this/folder")
+    card = make_model_card("ViewFusion pipeline", body, repo_id=hub_model_id or "path/to/this/folder")
     save_pipeline_atomically(pipeline, folder, card)
 
 
+def save_checkpoint(accelerator, output_dir: str, global_step: int, checkpoints_total_limit: int | None) -> str:
+    """A resumable `checkpoint-N`: accelerate's optimizer, schedule and RNG state, the U-Net in the diffusers
+    format (`unet/`) and the EMA (`unet_ema/`), written by the save hook. Returns the folder."""
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process and checkpoints_total_limit is not None:
+        checkpoints = sorted(Path(output_dir).glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+        for old in checkpoints[: max(0, len(checkpoints) - checkpoints_total_limit + 1)]:
+            shutil.rmtree(old)
+    # Written under a temporary name and renamed when complete: `--resume_from_checkpoint latest` never
+    # picks up a checkpoint that a killed run left half-written.
+    path = os.path.join(output_dir, f"checkpoint-{global_step}")
+    staging = os.path.join(output_dir, f".tmp-checkpoint-{global_step}")
+    accelerator.save_state(staging)
+    if accelerator.is_main_process:
+        shutil.rmtree(path, ignore_errors=True)
+        os.rename(staging, path)
+    accelerator.wait_for_everyone()
+    return path
+
+
 def main(args):
+    started = time.monotonic()
+    deadline = None if args.max_train_minutes is None else started + 60 * args.max_train_minutes
     accelerator = Accelerator(
         cpu=cpu_distributed(),
-        gradient_accumulation_steps=args.gradient_accumulation_steps,
         mixed_precision=args.mixed_precision,
         log_with=None if args.report_to == "none" else args.report_to,
         project_config=ProjectConfiguration(project_dir=args.output_dir, logging_dir=os.path.join(args.output_dir, args.logging_dir)),
     )
     logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", level=logging.INFO)
     logger.info(accelerator.state, main_process_only=False)
+    on_gpu = accelerator.device.type == "cuda"
+    if on_gpu:
+        # A few fixed pair counts (see `pair_bucket`): worth benchmarking each convolution once.
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
 
     if accelerator.is_main_process:
         os.makedirs(args.output_dir, exist_ok=True)
@@ -201,37 +250,63 @@ def main(args):
 
     # 1. model, noise schedule, EMA
     unet, noise_scheduler = build_unet_and_noise_scheduler(args)
+    if on_gpu if args.channels_last is None else args.channels_last:
+        unet.to(memory_format=torch.channels_last)
     ema_unet = None
     if args.use_ema:
-        ema_unet = EMAModel(unet.parameters(), decay=args.ema_max_decay, use_ema_warmup=True,
+        ema_unet = EMAModel(unet.parameters(), decay=args.ema_max_decay, use_ema_warmup=True, foreach=True,
                             model_cls=ViewFusionUNet2DModel, model_config=unet.config)
 
-    # EMA weights travel inside each checkpoint in the diffusers format (safetensors), not as a pickle.
+    # As in diffusers' training scripts: each checkpoint holds the U-Net once, in the diffusers format, and the
+    # EMA beside it; accelerate's own copy of the weights is dropped.
     def save_model_hook(models, weights, output_dir):
+        for model in models:
+            if accelerator.is_main_process:
+                accelerator.unwrap_model(model).save_pretrained(os.path.join(output_dir, "unet"))
+            weights.pop()
         if accelerator.is_main_process and ema_unet is not None:
             ema_unet.save_pretrained(os.path.join(output_dir, "unet_ema"))
 
     def load_model_hook(models, input_dir):
         if ema_unet is not None:
-            loaded = EMAModel.from_pretrained(os.path.join(input_dir, "unet_ema"), ViewFusionUNet2DModel)
-            ema_unet.load_state_dict(loaded.state_dict())
+            load_ema_state(ema_unet, os.path.join(input_dir, "unet_ema"), ViewFusionUNet2DModel, accelerator.device)
+        while models:
+            model = accelerator.unwrap_model(models.pop())
+            loaded = ViewFusionUNet2DModel.from_pretrained(input_dir, subfolder="unet")
+            model.register_to_config(**loaded.config)
+            model.load_state_dict(loaded.state_dict())  # copies into the model's own device and layout
             del loaded
 
     accelerator.register_save_state_pre_hook(save_model_hook)
     accelerator.register_load_state_pre_hook(load_model_hook)
 
     # 2. data
+    micro_batch = args.train_batch_size
+    step_batch = micro_batch * args.gradient_accumulation_steps  # samples per process per optimizer step
     train_objects = NMRDataset(args.data_dir, split="train", categories=args.categories)
-    train_dataset = ViewFusionTrainDataset(train_objects, max_views=args.max_views, seed=args.seed)
-    sampler = EpochPermutationSampler(len(train_dataset), args.seed)
-    train_dataloader = torch.utils.data.DataLoader(
-        train_dataset, batch_size=args.train_batch_size, sampler=sampler, collate_fn=collate_views,
-        num_workers=args.dataloader_num_workers, drop_last=True,
-    )
-    if len(train_dataloader) == 0:
-        raise ValueError(
-            f"{len(train_dataset)} training objects make no full batch of {args.train_batch_size}; lower --train_batch_size."
+    train_dataloader = view_sampler = None
+    if args.stream_data:
+        train_dataset = ViewFusionTrainDataset(train_objects, max_views=args.max_views, seed=args.seed)
+        train_dataloader = torch.utils.data.DataLoader(
+            train_dataset, batch_size=micro_batch, sampler=EpochPermutationSampler(len(train_dataset), args.seed),
+            collate_fn=collate_views, num_workers=args.dataloader_num_workers, drop_last=True, pin_memory=on_gpu,
         )
+        # Sharded across processes, but left on the host: the step moves the images and keeps the counts there.
+        train_dataloader = accelerator.prepare_data_loader(train_dataloader, device_placement=False)
+        steps_per_epoch = len(train_dataloader) // args.gradient_accumulation_steps
+        if steps_per_epoch == 0:
+            raise ValueError(f"{len(train_dataset)} training objects make no full step of {step_batch} samples per "
+                             f"process x {accelerator.num_processes}; lower --train_batch_size or --gradient_accumulation_steps.")
+    else:
+        on_device = on_gpu if args.dataset_on_device is None else args.dataset_on_device
+        if len(train_objects) < step_batch * accelerator.num_processes:
+            raise ValueError(f"{len(train_objects)} training objects make no full step of {step_batch} samples per "
+                             f"process x {accelerator.num_processes}; lower --train_batch_size or --gradient_accumulation_steps.")
+        views = load_views_in_memory(train_objects, args.resolution, device=accelerator.device if on_device else None,
+                                     show_progress=accelerator.is_local_main_process)
+        view_sampler = InMemoryViewSampler(views, step_batch, max_views=args.max_views, seed=args.seed,
+                                           num_processes=accelerator.num_processes, process_index=accelerator.process_index)
+        logger.info(f"Views in memory: {tuple(views.shape)} uint8, {views.numel() / 2**20:.0f} MB on {views.device}.")
     try:
         eval_objects = NMRDataset(args.data_dir, split="val", categories=args.categories)
     except ValueError:
@@ -240,26 +315,31 @@ def main(args):
     eval_samples = eval_samples[: args.num_validation_objects]
 
     # 3. optimizer and schedule (the paper: Adam, warm-up to 1e-4 over 2,500 steps)
-    optimizer = torch.optim.AdamW(unet.parameters(), lr=args.learning_rate, weight_decay=args.adam_weight_decay)
+    optimizer = torch.optim.AdamW(unet.parameters(), lr=args.learning_rate, weight_decay=args.adam_weight_decay,
+                                  fused=on_gpu or None)
     lr_scheduler = get_scheduler(
         args.lr_scheduler, optimizer=optimizer,
         # The prepared schedule advances once per process on every optimizer step.
         num_warmup_steps=args.lr_warmup_steps * accelerator.num_processes,
         num_training_steps=args.max_train_steps * accelerator.num_processes,
     )
-    unet, optimizer, train_dataloader, lr_scheduler = accelerator.prepare(unet, optimizer, train_dataloader, lr_scheduler)
+    unet, optimizer, lr_scheduler = accelerator.prepare(unet, optimizer, lr_scheduler)
     if ema_unet is not None:
         ema_unet.to(accelerator.device)
+    # Compiled after `prepare`, so checkpoints and the EMA see the plain module (`unwrap_model` strips both).
+    # One static graph per pair bucket (about 6 in a run, at most batch * max_views / (batch // 4)).
+    forward_unet = unet
+    if args.compile:
+        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 4 * args.max_views + 4)
+        forward_unet = torch.compile(unet, dynamic=False)
+    # Padding to buckets pays where a new shape costs (cuDNN planning, recompiling), not in eager CPU runs.
+    pad_pairs = on_gpu or args.compile
     if accelerator.is_main_process:
         accelerator.init_trackers("viewfusion", config={k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool))})
-
-    num_update_steps_per_epoch = len(train_dataloader) // args.gradient_accumulation_steps
-    if num_update_steps_per_epoch == 0:
-        raise ValueError("--gradient_accumulation_steps is larger than the number of batches in an epoch.")
-    total_batch_size = args.train_batch_size * accelerator.num_processes * args.gradient_accumulation_steps
     logger.info(
-        f"{len(train_dataset)} objects, {args.max_train_steps} steps, {total_batch_size} samples per step "
-        f"({args.train_batch_size} per device x {accelerator.num_processes} processes x {args.gradient_accumulation_steps} accumulation)"
+        f"{len(train_objects)} objects, {args.max_train_steps} steps, {step_batch * accelerator.num_processes} samples "
+        f"per step ({micro_batch} per device x {accelerator.num_processes} processes x {args.gradient_accumulation_steps} "
+        f"accumulation), data {'streamed' if args.stream_data else 'in memory'}"
     )
 
     # 4. resume
@@ -279,84 +359,121 @@ def main(args):
             logger.info(f"Resumed from {path} at step {global_step}.")
 
     # 5. train
+    image_shape = (3, args.resolution, args.resolution)
+    num_train_timesteps = noise_scheduler.config.num_train_timesteps
+
+    def step_noise(step):
+        seed = step_seed(args.seed, step, accelerator.process_index, stream=2)
+        return draw_step_noise(step_batch, image_shape, num_train_timesteps, args.pose_dropout, seed, accelerator.device)
+
+    def micro_batches(first_step):
+        """The micro-batches of each optimizer step from `first_step` on, each a pure function of (seed, step)."""
+        step = first_step
+        if view_sampler is not None:
+            while True:
+                yield from split_batch({**view_sampler.batch(step), **step_noise(step)}, args.gradient_accumulation_steps)
+                step += 1
+        while True:
+            epoch, step_in_epoch = divmod(step, steps_per_epoch)
+            train_dataset.set_epoch(epoch)
+            loader = train_dataloader
+            if step_in_epoch:
+                loader = accelerator.skip_first_batches(train_dataloader, step_in_epoch * args.gradient_accumulation_steps)
+            # Accelerate's loaders pass their own epoch counter to the sampler when iterated: set it explicitly.
+            loader.set_epoch(epoch)
+            loaded = iter(loader)
+            while step < (epoch + 1) * steps_per_epoch:
+                noise = split_batch({"num_views": torch.ones(step_batch, dtype=torch.long), **step_noise(step)},
+                                    args.gradient_accumulation_steps)
+                for part in noise:
+                    batch = next(loaded)
+                    batch["input_views"] = batch["input_views"].to(accelerator.device, non_blocking=True)
+                    batch["target"] = batch["target"].to(accelerator.device, non_blocking=True)
+                    yield {**batch, **{k: v for k, v in part.items() if k != "num_views"}}
+                step += 1
+
+    def out_of_time():
+        if deadline is None:
+            return False
+        late = time.monotonic() > deadline
+        if accelerator.num_processes > 1:  # every process must stop at the same step
+            late = bool(accelerator.reduce(torch.tensor(float(late), device=accelerator.device), "max"))
+        return late
+
     progress_bar = tqdm(range(args.max_train_steps), initial=global_step, desc="Steps", disable=not accelerator.is_local_main_process)
     unet.train()
+    batches = micro_batches(global_step)
+    logged_loss, logged_steps, stopped_early = torch.zeros((), device=accelerator.device), 0, False
+    last_checkpoint = None
     while global_step < args.max_train_steps:
-        epoch, step_in_epoch = divmod(global_step, num_update_steps_per_epoch)
-        train_dataset.set_epoch(epoch)
-        dataloader = train_dataloader
-        if step_in_epoch:
-            dataloader = accelerator.skip_first_batches(train_dataloader, step_in_epoch * args.gradient_accumulation_steps)
-        # Accelerate's loaders pass their own epoch counter to the sampler when iterated: set it explicitly.
-        dataloader.set_epoch(epoch)
-        for batch in dataloader:
-            with accelerator.accumulate(unet):
-                generators = sample_generators(args.seed, epoch, batch["indices"])
-                loss = fused_loss(unet, noise_scheduler, batch, generators, args.resolution, pose_dropout=args.pose_dropout)
-                accelerator.backward(loss)
-                if accelerator.sync_gradients:
-                    accelerator.clip_grad_norm_(unet.parameters(), args.max_grad_norm)
-                optimizer.step()
-                lr_scheduler.step()
-                optimizer.zero_grad()
-            if not accelerator.sync_gradients:
-                continue
+        step_loss = 0.0
+        for part in range(args.gradient_accumulation_steps):
+            batch = next(batches)
+            pad_to = pair_bucket(int(batch["num_views"].sum()), micro_batch, args.max_views) if pad_pairs else None
+            # Gradients are averaged across processes once, on the last micro-batch of the step.
+            last = part == args.gradient_accumulation_steps - 1
+            with accelerator.no_sync(unet) if not last else contextlib.nullcontext():
+                with accelerator.autocast():
+                    loss = fused_loss(forward_unet, noise_scheduler, batch, args.resolution, pad_pairs_to=pad_to)
+                accelerator.backward(loss / args.gradient_accumulation_steps)
+            step_loss = step_loss + loss.detach() / args.gradient_accumulation_steps
+        accelerator.clip_grad_norm_(unet.parameters(), args.max_grad_norm)
+        optimizer.step()
+        lr_scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
 
-            global_step += 1
-            if ema_unet is not None:
-                ema_unet.step(unet.parameters())
-            logs = {"loss": accelerator.gather(loss.detach()[None]).mean().item(), "lr": lr_scheduler.get_last_lr()[0]}
+        global_step += 1
+        if ema_unet is not None:
+            ema_unet.step(unet.parameters())
+        logged_loss += step_loss
+        logged_steps += 1
+        progress_bar.update(1)
+        stop = False
+        if global_step % args.logging_steps == 0 or global_step == args.max_train_steps:
+            # The one place the step waits for the device: reading the loss back.
+            logs = {"loss": accelerator.gather(logged_loss[None]).mean().item() / logged_steps, "lr": lr_scheduler.get_last_lr()[0]}
             if ema_unet is not None:
                 logs["ema_decay"] = ema_unet.cur_decay_value
-            progress_bar.update(1)
             progress_bar.set_postfix(loss=f"{logs['loss']:.4f}", lr=f"{logs['lr']:.2e}")
             accelerator.log(logs, step=global_step)
+            logged_loss, logged_steps = torch.zeros_like(logged_loss), 0
+            stop = out_of_time()
+        elif accelerator.num_processes == 1:
+            stop = out_of_time()
 
-            if global_step % args.checkpointing_steps == 0 or global_step == args.max_train_steps:
-                save_checkpoint(accelerator, unet, noise_scheduler, ema_unet, args, global_step, len(train_dataset))
-            if accelerator.is_main_process and args.validation_steps and global_step % args.validation_steps == 0:
-                model = accelerator.unwrap_model(unet)
-                if ema_unet is not None:
-                    ema_unet.store(model.parameters())
-                    ema_unet.copy_to(model.parameters())
-                model.eval()
-                log_validation(model, noise_scheduler, eval_objects, eval_samples, args, accelerator, global_step)
-                model.train()
-                if ema_unet is not None:
-                    ema_unet.restore(model.parameters())
-            if global_step >= args.max_train_steps:
-                break
+        if global_step % args.checkpointing_steps == 0 or global_step == args.max_train_steps or stop:
+            last_checkpoint = save_checkpoint(accelerator, args.output_dir, global_step, args.checkpoints_total_limit)
+        if accelerator.is_main_process and args.validation_steps and global_step % args.validation_steps == 0:
+            model = accelerator.unwrap_model(unet)
+            if ema_unet is not None:
+                ema_unet.store(model.parameters())
+                ema_unet.copy_to(model.parameters())
+            model.eval()
+            log_validation(model, noise_scheduler, eval_objects, eval_samples, args.resolution,
+                           args.validation_inference_steps, args.max_views, args.output_dir, accelerator.trackers, global_step)
+            model.train()
+            if ema_unet is not None:
+                ema_unet.restore(model.parameters())
+        if stop:
+            stopped_early = True
+            logger.info(f"--max_train_minutes {args.max_train_minutes} reached at step {global_step}; "
+                        f"checkpoint in {last_checkpoint}.")
+            break
 
     # 6. the final pipeline, in the Hub format
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        save_final_pipeline(accelerator.unwrap_model(unet), noise_scheduler, ema_unet, args, args.output_dir,
-                            global_step, len(train_dataset))
+        training_config = {k: v for k, v in vars(args).items() if k != "hub_token"}
+        training_config["trained_steps"], training_config["stopped_by_time_limit"] = global_step, stopped_early
+        save_final_pipeline(accelerator.unwrap_model(unet), noise_scheduler, ema_unet, training_config, args.output_dir,
+                            global_step, len(train_objects), args.hub_model_id)
+        logger.info(f"Pipeline written to {args.output_dir} after {global_step} steps, "
+                    f"{(time.monotonic() - started) / 60:.1f} minutes.")
         if args.push_to_hub:
             upload_folder(repo_id=repo_id, folder_path=args.output_dir, token=args.hub_token,
                           commit_message=f"ViewFusion pipeline after {global_step} steps",
                           ignore_patterns=["checkpoint-*", f"{args.logging_dir}/*", "validation/*", ".*"])
     accelerator.end_training()
-
-
-def save_checkpoint(accelerator, unet, noise_scheduler, ema_unet, args, global_step, train_dataset_size):
-    """A resumable `checkpoint-N` (accelerate state) holding a loadable pipeline in `checkpoint-N/pipeline`."""
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process and args.checkpoints_total_limit is not None:
-        checkpoints = sorted(Path(args.output_dir).glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
-        for old in checkpoints[: max(0, len(checkpoints) - args.checkpoints_total_limit + 1)]:
-            shutil.rmtree(old)
-    # Written under a temporary name and renamed when complete: `--resume_from_checkpoint latest` never
-    # picks up a checkpoint that a killed run left half-written.
-    path = os.path.join(args.output_dir, f"checkpoint-{global_step}")
-    staging = os.path.join(args.output_dir, f".tmp-checkpoint-{global_step}")
-    accelerator.save_state(staging)
-    if accelerator.is_main_process:
-        save_final_pipeline(accelerator.unwrap_model(unet), noise_scheduler, ema_unet, args,
-                            os.path.join(staging, "pipeline"), global_step, train_dataset_size)
-        shutil.rmtree(path, ignore_errors=True)
-        os.rename(staging, path)
-    accelerator.wait_for_everyone()
 
 
 if __name__ == "__main__":

@@ -39,7 +39,8 @@ def pad_views(flat: torch.Tensor, num_views: torch.Tensor) -> tuple[torch.Tensor
         (torch.Size([2, 3, 3, 8, 8]), [[True, False, False], [True, True, True]])
         ```
     """
-    num_views = torch.as_tensor(num_views, device=flat.device)
+    # Counts given on the host stay there: checking them and shaping the layout then never waits for the device.
+    num_views = torch.as_tensor(num_views)
     if num_views.ndim != 1 or num_views.numel() == 0:
         raise ValueError(f"`num_views` must be a non-empty 1-D tensor, got shape {tuple(num_views.shape)}.")
     if bool((num_views < 1).any()):
@@ -48,7 +49,7 @@ def pad_views(flat: torch.Tensor, num_views: torch.Tensor) -> tuple[torch.Tensor
         raise ValueError(
             f"`num_views` sums to {int(num_views.sum())} but {flat.shape[0]} views were given; they must match."
         )
-    view_mask = pad_mask(num_views)
+    view_mask = pad_mask(num_views).to(flat.device, non_blocking=True)
     if view_mask.numel() == flat.shape[0]:
         # Every sample has the same number of views (the usual case): nothing to pad, a reshape will do.
         return flat.reshape(*view_mask.shape, *flat.shape[1:]), view_mask
@@ -116,6 +117,7 @@ def predict_fused_noise(
     view_azimuth: torch.Tensor | None = None,
     weighting: bool = True,
     max_pairs: int | None = None,
+    pad_pairs_to: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One ViewFusion denoising prediction: every (view, noisy target) pair through the U-Net, then [`fuse_noise`].
 
@@ -134,6 +136,9 @@ def predict_fused_noise(
         weighting (`bool`, defaults to `True`): `False` averages the views (the paper's ablation).
         max_pairs (`int`, *optional*): at most this many pairs per U-Net call, to cap memory; the result does not
             depend on it.
+        pad_pairs_to (`int`, *optional*): run the U-Net on this many pairs, the real ones followed by blank
+            padding pairs that are dropped before fusing. Pair counts rounded up to a few fixed sizes keep
+            cuDNN and `torch.compile` from re-planning for every new count; the result does not depend on it.
 
     Returns:
         `(fused, weights)` as returned by [`fuse_noise`].
@@ -143,19 +148,32 @@ def predict_fused_noise(
         >>> fused, weights = predict_fused_noise(unet, views, noisy_target, 999, torch.tensor([90.0]), torch.tensor([3]))
         ```
     """
-    num_views = torch.as_tensor(num_views, device=views.device)
-    view_owner = torch.repeat_interleave(torch.arange(noisy_target.shape[0], device=views.device), num_views)
+    num_views = torch.as_tensor(num_views)  # host counts stay on the host (see `pad_views`)
+    view_owner = torch.repeat_interleave(torch.arange(noisy_target.shape[0], device=num_views.device), num_views)
+    view_owner = view_owner.to(views.device, non_blocking=True)
     timestep = torch.as_tensor(timestep, device=views.device)
     pair_timesteps = timestep.expand(view_owner.shape[0]) if timestep.ndim == 0 else timestep[view_owner]
     pair_azimuths = target_azimuth.to(views.device)[view_owner]
     relative_azimuth = None if view_azimuth is None else pair_azimuths.double() - view_azimuth.to(views.device).double()
     pairs = torch.cat([views, noisy_target[view_owner]], dim=1)
+    num_pairs = pairs.shape[0]
+    if pad_pairs_to is not None and pad_pairs_to != num_pairs:
+        if pad_pairs_to < num_pairs:
+            raise ValueError(f"`pad_pairs_to`={pad_pairs_to} is below the {num_pairs} pairs given; pass at least {num_pairs}.")
+        # Every row of the U-Net's batch is computed on its own (group norm, attention within a pair), so blank
+        # rows do not change the real ones.
+        padding = pad_pairs_to - num_pairs
+        pairs = torch.cat([pairs, pairs.new_zeros((padding, *pairs.shape[1:]))])
+        pair_timesteps = torch.cat([pair_timesteps, pair_timesteps.new_zeros(padding)])
+        pair_azimuths = torch.cat([pair_azimuths, pair_azimuths.new_zeros(padding)])
+        if relative_azimuth is not None:
+            relative_azimuth = torch.cat([relative_azimuth, relative_azimuth.new_full((padding,), float("nan"))])
     chunk = max_pairs or pairs.shape[0]
     outputs = [
         unet(pairs[s : s + chunk], pair_timesteps[s : s + chunk], pair_azimuths[s : s + chunk],
              relative_azimuth=None if relative_azimuth is None else relative_azimuth[s : s + chunk], return_dict=False)
         for s in range(0, pairs.shape[0], chunk)
     ]
-    noise = torch.cat([o[0] for o in outputs])
-    weight_logits = torch.cat([o[1] for o in outputs])
+    noise = torch.cat([o[0] for o in outputs])[:num_pairs]
+    weight_logits = torch.cat([o[1] for o in outputs])[:num_pairs]
     return fuse_noise(noise, weight_logits, num_views, weighting=weighting)

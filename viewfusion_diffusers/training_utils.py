@@ -1,6 +1,7 @@
-"""The training objective, shared by the training script and the benchmarks."""
+"""The training objective and checkpoint pieces, shared by the training script and the benchmarks."""
 
-import numpy as np
+import os
+
 import torch
 import torch.nn.functional as F
 
@@ -8,53 +9,49 @@ from .distributed import cpu_distributed  # noqa: F401 (the training script impo
 from .fusion import predict_fused_noise
 
 
-def sample_generators(seed: int, epoch: int, indices) -> list[torch.Generator]:
-    """One generator per sample, seeded by (seed, epoch, dataset index): a sample's noise and timestep do not
-    depend on its batch, process or accumulation step, and nothing but the step count is needed to resume."""
-    generators = []
-    for index in indices:
-        state = np.random.SeedSequence([seed, epoch, int(index)]).generate_state(2, dtype=np.uint32)
-        generators.append(torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1])))
-    return generators
-
-
-def fused_loss(unet, noise_scheduler, batch, generators, resolution, pose_dropout: float = 0.0):
+def fused_loss(unet, noise_scheduler, batch, resolution: int, pad_pairs_to: int | None = None):
     """The paper's loss: MSE between the true noise (or v) and the fused prediction of each sample's views.
 
+    Deterministic given the batch: the step's random draws travel in it (see `draw_step_noise`), so the loss
+    of a step is the same in a resumed run, and in micro-batches of it.
+
     Args:
-        unet: a [`ViewFusionUNet2DModel`] (possibly wrapped for distributed training).
+        unet: a [`ViewFusionUNet2DModel`] (possibly wrapped for distributed training or compiled).
         noise_scheduler: the training noise schedule; its `prediction_type` picks the objective.
-        batch (`dict`): as made by `collate_views`: `input_views` `(sum N, 3, H, W)`, `input_azimuths` `(sum N,)`,
-            `num_views` `(B,)`, `target` `(B, 3, H, W)`, `target_azimuth` `(B,)` in degrees.
-        generators (`list[torch.Generator]`): one per sample, for its noise, timestep and pose dropout.
+        batch (`dict`): `input_views` `(sum N, 3, H, W)` in [-1, 1], `input_azimuths` `(sum N,)`, `num_views`
+            `(B,)`, `target` `(B, 3, H, W)`, `target_azimuth` `(B,)` degrees (as made by `collate_views` or
+            `InMemoryViewSampler`), and the draws `noise` `(B, 3, H, W)`, `timesteps` `(B,)` and `posed` `(B,)`:
+            for a U-Net with `relative_pose`, False gives that sample's views without their azimuths (pose
+            dropout, so one model learns the posed and the unposed task).
         resolution (`int`): the model's image size; views of another size are resized.
-        pose_dropout (`float`, defaults to 0): for a U-Net with `relative_pose`, the probability that a sample's
-            input views are given without their azimuths, so one model learns both the posed and the unposed task.
+        pad_pairs_to (`int`, *optional*): run the U-Net on this many pairs (see `pair_bucket`); the loss does
+            not depend on it.
 
     Example:
         ```py
-        >>> loss = fused_loss(unet, default_scheduler(), batch, sample_generators(0, 0, batch["indices"]), 64)
-        >>> loss.backward()
+        >>> batch = {**sampler.batch(0), **draw_step_noise(8, (3, 64, 64), 1000, 0.5, step_seed(0, 0))}
+        >>> fused_loss(unet, default_scheduler(), batch, 64).backward()
         ```
     """
     views, target = batch["input_views"], batch["target"]
+    device = target.device
     if target.shape[-1] != resolution:
         views = F.interpolate(views, size=resolution, mode="bilinear", antialias=True)
         target = F.interpolate(target, size=resolution, mode="bilinear", antialias=True)
-    num_views = batch["num_views"].to(target.device)
-    num_train_timesteps = noise_scheduler.config.num_train_timesteps
-    noise = torch.stack([torch.randn(target.shape[1:], generator=g) for g in generators]).to(target.device)
-    timesteps = torch.cat([torch.randint(0, num_train_timesteps, (1,), generator=g) for g in generators])
-    timesteps = timesteps.to(target.device)
+    # Copies from the host are queued without waiting for the device (nothing in the step synchronises).
+    num_views = batch["num_views"]
+    noise = batch["noise"].to(device, non_blocking=True)
+    if noise.shape != target.shape:
+        raise ValueError(f"The batch's noise {tuple(noise.shape)} does not match its targets {tuple(target.shape)}.")
+    timesteps = batch["timesteps"].to(device, non_blocking=True)
     noisy_target = noise_scheduler.add_noise(target, noise, timesteps)
 
     view_azimuth = None
     if unwrap(unet).config.relative_pose:
-        # Drawn after the noise and the timestep, so a sample's noise does not depend on the pose dropout.
-        posed = torch.tensor([bool(torch.rand(1, generator=g) >= pose_dropout) for g in generators], device=target.device)
-        view_azimuth = torch.where(posed.repeat_interleave(num_views), batch["input_azimuths"].to(target.device).double(), float("nan"))
-    fused, _ = predict_fused_noise(unet, views, noisy_target, timesteps, batch["target_azimuth"], num_views,
-                                   view_azimuth=view_azimuth)
+        posed = batch["posed"].repeat_interleave(num_views.cpu()).to(device, non_blocking=True)
+        view_azimuth = torch.where(posed, batch["input_azimuths"].to(device, non_blocking=True).double(), float("nan"))
+    fused, _ = predict_fused_noise(unet, views, noisy_target, timesteps, batch["target_azimuth"].to(device, non_blocking=True),
+                                   num_views, view_azimuth=view_azimuth, pad_pairs_to=pad_pairs_to)
 
     if noise_scheduler.config.prediction_type == "epsilon":
         objective = noise
@@ -63,8 +60,75 @@ def fused_loss(unet, noise_scheduler, batch, generators, resolution, pose_dropou
     return F.mse_loss(fused.float(), objective.float())
 
 
+def load_ema_state(ema, folder, model_cls, device) -> None:
+    """Load an EMA saved with `EMAModel.save_pretrained` into `ema`, its weights moved to `device`.
+
+    `EMAModel.from_pretrained` reads the weights onto the CPU; left there, the first `ema.step` of a resumed
+    GPU run fails with tensors on two devices. The shadow weights keep the dtype of the saved model.
+
+    Example:
+        ```py
+        >>> load_ema_state(ema_unet, "outputs/checkpoint-500/unet_ema", ViewFusionUNet2DModel, accelerator.device)
+        ```
+    """
+    from diffusers.training_utils import EMAModel
+
+    if not os.path.isdir(folder):
+        raise ValueError(f"{folder} holds no EMA weights; resume without --use_ema, or from a checkpoint made with it.")
+    loaded = EMAModel.from_pretrained(folder, model_cls)
+    ema.load_state_dict(loaded.state_dict())
+    ema.to(device)
+
+
 def unwrap(model):
     """The model inside a distributed / compiled wrapper (for reading its config)."""
     while hasattr(model, "module") or hasattr(model, "_orig_mod"):
         model = getattr(model, "module", None) or model._orig_mod
     return model
+
+
+# Dense tensor-core peaks from the vendors' data sheets, in TFLOP/s: bf16/fp16, and TF32 for fp32 work.
+PEAK_TFLOPS = {
+    "H200": {"bf16": 989.0, "fp32": 494.0},
+    "H100": {"bf16": 989.0, "fp32": 494.0},
+    "A100": {"bf16": 312.0, "fp32": 156.0},
+    "L40S": {"bf16": 362.0, "fp32": 183.0},
+    "L4": {"bf16": 121.0, "fp32": 60.0},
+    "A10G": {"bf16": 70.0, "fp32": 35.0},
+}
+
+
+def device_peak_tflops(device, dtype: torch.dtype = torch.bfloat16) -> float | None:
+    """The device's dense arithmetic peak for `dtype` in TFLOP/s, or None when it is not in `PEAK_TFLOPS` (e.g. a
+    CPU): give it to the benchmarks with `--peak_tflops` then. fp16 counts as bf16; fp32 as TF32.
+
+    Example:
+        ```py
+        >>> device_peak_tflops(torch.device("cuda"), torch.bfloat16)  # on an H100 or H200
+        989.0
+        ```
+    """
+    device = torch.device(device)
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    for model, peaks in PEAK_TFLOPS.items():
+        if model in name:
+            return peaks["fp32" if dtype == torch.float32 else "bf16"]
+    return None
+
+
+def count_flops(function) -> int:
+    """The floating-point operations (multiply and add counted apart) of `function()`: matrix products and
+    convolutions, forward and, if `function` calls it, backward, as `torch.utils.flop_counter` counts them.
+
+    Example:
+        ```py
+        >>> count_flops(lambda: unet(pairs, timesteps, azimuths))  # the U-Net's forward
+        ```
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        function()
+    return counter.get_total_flops()

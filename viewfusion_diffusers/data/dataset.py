@@ -18,10 +18,10 @@ import PIL.Image
 import torch
 import yaml
 
+from ..constants import NUM_VIEWS, view_azimuth
 from ..image_processor import ViewProcessor
 
-NUM_VIEWS = 24
-AZIMUTHS_DEGREES = tuple(15.0 * k for k in range(NUM_VIEWS))
+AZIMUTHS_DEGREES = tuple(view_azimuth(k) for k in range(NUM_VIEWS))
 
 
 def read_view(path: Path) -> np.ndarray:
@@ -96,7 +96,7 @@ class NMRDataset:
         return self.root / category / object_id
 
     def load_views(self, index: int, view_indices=None) -> torch.Tensor:
-        """The object's views as a `(V, 3, H, W)` uint8 tensor: all 24 (view `k` at azimuth `15 * k` degrees),
+        """The object's views as a `(V, 3, H, W)` uint8 tensor: all 24 (view `k` at azimuth `view_azimuth(k)`),
         or only `view_indices`, in that order."""
         image_dir = self.object_dir(index) / "image"
         if not image_dir.is_dir():
@@ -178,10 +178,12 @@ def to_hf_dataset(dataset: NMRDataset):
 class ViewFusionTrainDataset(torch.utils.data.Dataset):
     """Training samples with the paper's rules, drawn from any object source with `load_views`.
 
-    For each item: a target view `k` uniform over the 24 and its azimuth `15 * k` degrees; N uniform in
+    For each item: a target view `k` uniform over the 24 and its azimuth `view_azimuth(k)`; N uniform in
     `1..max_views`; N input views without replacement, in random order, from the other 23 views (with
     probability `target_in_inputs_prob` from all 24, so the target itself may be among them). All randomness
     is a function of `(seed, epoch, index)`: call `set_epoch` each epoch; a resumed run sees the same data.
+    This is the streamed path for datasets that do not fit in memory; `samplers.InMemoryViewSampler` applies
+    the same rules to views held in one tensor.
 
     Example:
         ```py

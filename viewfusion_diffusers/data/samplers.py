@@ -1,0 +1,249 @@
+"""Training batches as a pure function of (seed, step, process): resumable, and cheap enough for a GPU.
+
+Two ways to feed the training step, with the same rules (a target view uniform over the 24, N uniform in
+`1..max_views`, N inputs without replacement from the other 23 views, or from all 24 with probability
+`target_in_inputs_prob`):
+
+- [`InMemoryViewSampler`]: every view of the split in one `(objects, 24, 3, H, W)` uint8 tensor (on the GPU
+  when there is one: the pybullet set at 64x64 is about 300 MB), and whole batches drawn with a few
+  vectorised indexing operations. No worker processes, no per-sample Python.
+- [`ViewFusionTrainDataset`] through a `DataLoader` with [`EpochPermutationSampler`], for datasets that do not
+  fit in memory or are read from the Hub.
+
+Either way the step's noise, timesteps and pose-dropout draws come from [`draw_step_noise`], seeded by
+[`step_seed`]: a resumed run redraws exactly what the uninterrupted run drew.
+"""
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from ..constants import AZIMUTH_STEP_DEGREES, NUM_VIEWS
+
+
+def step_seed(seed: int, step: int, process_index: int = 0, stream: int = 0) -> int:
+    """A 63-bit seed for one training step of one process (counter-based: no state to save or restore).
+
+    `stream` separates independent draws of the same step (views, noise).
+
+    Example:
+        ```py
+        >>> step_seed(0, 10) == step_seed(0, 10) != step_seed(0, 11)
+        True
+        ```
+    """
+    state = np.random.SeedSequence([int(seed), int(step), int(process_index), int(stream)]).generate_state(2, dtype=np.uint32)
+    return (int(state[0]) << 31) ^ int(state[1])
+
+
+class EpochPermutationSampler(torch.utils.data.Sampler):
+    """Shuffles a dataset with a permutation that depends only on (seed, epoch), so resuming restores it.
+
+    Example:
+        ```py
+        >>> sampler = EpochPermutationSampler(8, seed=0)
+        >>> sampler.set_epoch(3)
+        >>> sorted(sampler) == list(range(8))
+        True
+        ```
+    """
+
+    def __init__(self, length: int, seed: int):
+        self.length, self.seed, self.epoch = length, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        return iter(np.random.default_rng([self.seed, self.epoch]).permutation(self.length).tolist())
+
+    def __len__(self) -> int:
+        return self.length
+
+
+def load_views_in_memory(objects, resolution: int | None = None, device=None, num_threads: int = 8,
+                         show_progress: bool = True) -> torch.Tensor:
+    """Every view of every object in one `(objects, 24, 3, H, W)` uint8 tensor, read once by a few threads.
+
+    Args:
+        objects: an [`NMRDataset`] or [`HFMultiViewDataset`] (anything with `len` and `load_views`).
+        resolution (`int`, *optional*): resize views of another size to this (antialiased), as training does.
+        device (*optional*): where the tensor lives; the GPU keeps the whole data path off the host.
+        num_threads (`int`, defaults to 8): PNG decoding releases the GIL, so threads read in parallel.
+
+    Example:
+        ```py
+        >>> views = load_views_in_memory(NMRDataset("data/pybullet-64"), device="cuda")
+        >>> views.shape, views.dtype
+        (torch.Size([..., 24, 3, 64, 64]), torch.uint8)
+        ```
+    """
+    if len(objects) == 0:
+        raise ValueError("The dataset has no objects to load.")
+
+    def load(index):
+        views = objects.load_views(index)
+        if resolution is not None and views.shape[-1] != resolution:
+            views = F.interpolate(views.float(), size=resolution, mode="bilinear", antialias=True)
+            views = views.round().clamp(0, 255).byte()
+        return views
+
+    first = load(0)
+    stacked = torch.empty((len(objects), *first.shape), dtype=torch.uint8)
+    stacked[0] = first
+    with ThreadPoolExecutor(max(1, num_threads)) as pool:
+        loaded = pool.map(load, range(1, len(objects)))
+        for index, views in enumerate(tqdm(loaded, total=len(objects) - 1, desc="Loading views", disable=not show_progress), 1):
+            if views.shape != first.shape:
+                raise ValueError(f"Object {objects.objects[index]} has views of shape {tuple(views.shape)}, the first "
+                                 f"object {tuple(first.shape)}; pass --resolution to resize them all to one size.")
+            stacked[index] = views
+    return stacked.to(device) if device is not None else stacked
+
+
+class InMemoryViewSampler:
+    """Training batches drawn from views held in one uint8 tensor, with the paper's rules, in a few tensor ops.
+
+    Each epoch visits the objects in a permutation of `(seed, epoch)`; step `s` of process `p` takes the
+    `batch_size` objects at position `(s * num_processes + p) * batch_size` of it. The views of each sample
+    (target, N, inputs) are drawn from a generator seeded by `(seed, step, p)`. A batch therefore depends only on
+    `(seed, step, process)`: a resumed run draws the same batches, and splitting a step's batch into
+    micro-batches (gradient accumulation) does not change it.
+
+    Args:
+        views (`torch.Tensor`): `(objects, 24, 3, H, W)` uint8, from [`load_views_in_memory`]; batches are made
+            on its device.
+        batch_size (`int`): samples per process per step.
+        max_views (`int`, defaults to 6): N is uniform in `1..max_views`.
+        target_in_inputs_prob (`float`, defaults to 0.1): probability that the inputs are drawn from all 24
+            views (the target may then be among them) instead of the other 23.
+        seed (`int`, defaults to 0), num_processes (`int`, defaults to 1), process_index (`int`, defaults to 0).
+
+    Example:
+        ```py
+        >>> sampler = InMemoryViewSampler(load_views_in_memory(NMRDataset("data/pybullet-64")), batch_size=8)
+        >>> batch = sampler.batch(step=0)
+        >>> batch["input_views"].shape[0] == int(batch["num_views"].sum())
+        True
+        ```
+    """
+
+    def __init__(self, views: torch.Tensor, batch_size: int, max_views: int = 6, target_in_inputs_prob: float = 0.1,
+                 seed: int = 0, num_processes: int = 1, process_index: int = 0):
+        if views.ndim != 5 or views.shape[1] != NUM_VIEWS or views.dtype != torch.uint8:
+            raise ValueError(f"`views` must be a (objects, {NUM_VIEWS}, 3, H, W) uint8 tensor, got "
+                             f"{tuple(views.shape)} {views.dtype}; make it with load_views_in_memory.")
+        if not 1 <= max_views <= NUM_VIEWS - 1:
+            raise ValueError(f"max_views must be in 1..{NUM_VIEWS - 1}, got {max_views}.")
+        if batch_size * num_processes > views.shape[0]:
+            raise ValueError(f"{views.shape[0]} objects make no full batch of {batch_size} x {num_processes} processes; "
+                             "lower --train_batch_size.")
+        self.views, self.batch_size, self.max_views = views, batch_size, max_views
+        self.target_in_inputs_prob, self.seed = target_in_inputs_prob, seed
+        self.num_processes, self.process_index = num_processes, process_index
+        self.steps_per_epoch = views.shape[0] // (batch_size * num_processes)
+        self._order_epoch, self._order = None, None
+
+    def object_indices(self, step: int) -> torch.Tensor:
+        """The `(batch_size,)` object indices of this process's batch at `step` (on the host)."""
+        epoch, step_in_epoch = divmod(step, self.steps_per_epoch)
+        if epoch != self._order_epoch:
+            self._order = torch.from_numpy(np.random.default_rng([self.seed, epoch]).permutation(self.views.shape[0]))
+            self._order_epoch = epoch
+        start = (step_in_epoch * self.num_processes + self.process_index) * self.batch_size
+        return self._order[start : start + self.batch_size]
+
+    def batch(self, step: int) -> dict:
+        """The batch of `step`, in the layout of `collate_views` (views in [-1, 1] on the views' device).
+
+        The draws are few small host tensors (the pair count must be known on the host to shape the U-Net
+        batch, and drawing it on the GPU would wait for the GPU); the images are gathered on the device.
+        """
+        generator = torch.Generator().manual_seed(step_seed(self.seed, step, self.process_index, stream=1))
+        size = self.batch_size
+        objects = self.object_indices(step)
+        target = torch.randint(0, NUM_VIEWS, (size,), generator=generator)
+        num_views = torch.randint(1, self.max_views + 1, (size,), generator=generator)
+        target_allowed = torch.rand(size, generator=generator) < self.target_in_inputs_prob
+        # N views without replacement: the first N of a random ordering of the 24, the target sorted last
+        # unless it is allowed among the inputs.
+        keys = torch.rand(size, NUM_VIEWS, generator=generator)
+        keys[torch.arange(size), target] = torch.where(target_allowed, keys[torch.arange(size), target], 2.0)
+        order = keys.argsort(dim=1)[:, : self.max_views]
+        real = torch.arange(self.max_views)[None, :] < num_views[:, None]
+        input_index = order[real]  # (sum N,), sample-major
+        owner = torch.arange(size).repeat_interleave(num_views)
+        device = self.views.device
+        pair_objects = objects[owner].to(device, non_blocking=True)
+        input_views = self.views[pair_objects, input_index.to(device, non_blocking=True)]
+        target_views = self.views[objects.to(device, non_blocking=True), target.to(device, non_blocking=True)]
+        return {
+            "input_views": input_views.float() / 127.5 - 1,
+            "num_views": num_views,
+            "target": target_views.float() / 127.5 - 1,
+            "target_azimuth": (target * AZIMUTH_STEP_DEGREES).float(),
+            "input_azimuths": (input_index * AZIMUTH_STEP_DEGREES).double(),
+            "indices": objects,
+        }
+
+
+def draw_step_noise(batch_size: int, image_shape, num_train_timesteps: int, pose_dropout: float, seed: int,
+                    device=None) -> dict:
+    """A step's noise `(B, *image_shape)`, timesteps `(B,)` and pose-kept flags `(B,)`, from one seed.
+
+    The noise is drawn by a generator on `device` (no host work or copy for the one large draw); the timesteps
+    and flags on the host. Draw for the whole step and slice for micro-batches, so gradient accumulation sees the
+    noise of the larger batch.
+
+    Example:
+        ```py
+        >>> noise = draw_step_noise(8, (3, 64, 64), 1000, pose_dropout=0.5, seed=step_seed(0, 0))
+        >>> noise["noise"].shape, noise["timesteps"].shape, noise["posed"].dtype
+        (torch.Size([8, 3, 64, 64]), torch.Size([8]), torch.bool)
+        ```
+    """
+    device = torch.device(device or "cpu")
+    host = torch.Generator().manual_seed(seed)
+    timesteps = torch.randint(0, num_train_timesteps, (batch_size,), generator=host)
+    posed = torch.rand(batch_size, generator=host) >= pose_dropout
+    noise_generator = torch.Generator(device).manual_seed(seed)
+    noise = torch.randn((batch_size, *image_shape), generator=noise_generator, device=device)
+    return {"noise": noise, "timesteps": timesteps, "posed": posed}
+
+
+def split_batch(batch: dict, num_parts: int) -> list[dict]:
+    """Split a batch (the layout of `collate_views`, plus any per-sample tensors) into `num_parts` micro-batches.
+
+    Example:
+        ```py
+        >>> first, second = split_batch(batch, 2)
+        ```
+    """
+    size = batch["num_views"].shape[0]
+    if size % num_parts:
+        raise ValueError(f"A batch of {size} samples does not split into {num_parts} equal micro-batches.")
+    part = size // num_parts
+    view_offsets = [0, *torch.cumsum(batch["num_views"].cpu(), 0)[part - 1 :: part].tolist()]
+    per_view = {"input_views", "input_azimuths"}
+    return [
+        {key: value[view_offsets[i] : view_offsets[i + 1]] if key in per_view else value[i * part : (i + 1) * part]
+         for key, value in batch.items()}
+        for i in range(num_parts)
+    ]
+
+
+def pair_bucket(num_pairs: int, batch_size: int, max_views: int) -> int:
+    """The U-Net batch size for `num_pairs` pairs: rounded up to a multiple of `max(1, batch_size // 4)`, at
+    most `batch_size * max_views`. About 3% padding at batch 64, and a handful of shapes instead of hundreds.
+
+    Example:
+        ```py
+        >>> pair_bucket(217, batch_size=64, max_views=6)
+        224
+        ```
+    """
+    multiple = max(1, batch_size // 4)
+    return min(-(-num_pairs // multiple) * multiple, batch_size * max_views)
