@@ -20,7 +20,7 @@ Example:
     >>> from viewfusion_diffusers.data.categories import make_object
     >>> parts = make_object("chair", seed=3)
     >>> [part.name for part in parts][:3]
-    ['seat', 'back', 'leg']
+    ['seat', 'back', 'back']
     ```
 """
 
@@ -175,7 +175,7 @@ def triangulate_polygon(points) -> list[tuple[int, int, int]]:
     Example:
         ```py
         >>> triangulate_polygon([(0, 0), (2, 0), (2, 2), (1, 1), (0, 2)])
-        [(4, 0, 3), (0, 1, 3), (1, 2, 3)]
+        [(1, 2, 3), (0, 1, 3), (0, 3, 4)]
         ```
     """
     points = np.asarray(points, dtype=np.float64)
@@ -345,7 +345,7 @@ def _airplane(rng, out: _Parts):
     tail_span = half_span * _u(rng, 0.3, 0.42)
     tail_chord = fin_chord * _u(rng, 0.6, 0.85)
     tail_z = fin_height * 0.95 if t_tail else radius * 0.2
-    tail_leading = (tail + 0.4 * fin_chord - fin_sweep * 0.3 + 0.05 * length * 0.0) if t_tail else tail + tail_chord * 1.1
+    tail_leading = (tail + 0.4 * fin_chord - fin_sweep * 0.3) if t_tail else tail + tail_chord * 1.1
     out.add("tailplane", extrude_mesh(planform(tail_leading, tail_chord, tail_chord * 0.5, tail_span * 0.5, tail_span),
                                       tail_z - thickness / 3, tail_z + thickness / 3, axes=(0, 1)), accent if t_tail else wing_color)
     # Engines: under the wings, or on the rear fuselage.
@@ -615,7 +615,7 @@ def _table(rng, out: _Parts):
 
 def _cabinet(rng, out: _Parts):
     width, depth, height = _u(rng, 0.5, 1.3), _u(rng, 0.35, 0.6), _u(rng, 0.6, 1.9)
-    body, front = _pick(rng, WOOD + [(0.92, 0.92, 0.9), (0.3, 0.32, 0.35)]), None
+    body = _pick(rng, WOOD + [(0.92, 0.92, 0.9), (0.3, 0.32, 0.35)])
     front = body if rng.random() < 0.5 else _pick(rng, WOOD + FABRIC[3:5] + [(0.92, 0.92, 0.9)])
     handle_color = _pick(rng, METAL)
     base = _u(rng, 0.04, 0.12)
@@ -666,7 +666,7 @@ def _display(rng, out: _Parts):
     height = width / aspect
     thickness = _u(rng, 0.02, 0.05)
     bezel = _u(rng, 0.008, 0.04) + (0.03 if crt else 0.0)
-    case, stand_color = _pick(rng, PLASTIC), None
+    case = _pick(rng, PLASTIC)
     stand_color = case if rng.random() < 0.6 else _pick(rng, METAL)
     bottom = _u(rng, 0.08, 0.22)
     centre_z = bottom + height / 2

@@ -130,8 +130,8 @@ def read_mesh_parts(path) -> list[tuple[np.ndarray, np.ndarray, tuple | None]]:
 
     Example:
         ```py
-        >>> [color for _, _, color in read_mesh_parts("car_0001.obj")][:2]
-        [(0.75, 0.08, 0.08, 1.0), (0.12, 0.16, 0.22, 1.0)]
+        >>> for vertices, triangles, color in read_mesh_parts("car/0001.obj"):  # body paint, windows, tyres, ...
+        ...     print(len(triangles), color)
         ```
     """
     path = Path(path)

@@ -424,7 +424,8 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
                         help="What to render when --meshes is not given: pybullet's models (random_urdfs, named), "
                              "procedural objects of 13 NMR categories (categories), or all of them.")
     parser.add_argument("--objects_per_category", type=int, default=DEFAULT_OBJECTS_PER_CATEGORY,
-                        help=f"Procedural objects per category (default {DEFAULT_OBJECTS_PER_CATEGORY}).")
+                        help=f"Procedural objects per category (default {DEFAULT_OBJECTS_PER_CATEGORY}); object k is made "
+                             "with seed k, whatever --seed (which shuffles the split) says.")
     parser.add_argument("--export_meshes", default=None, metavar="DIR",
                         help="Also write each procedural object as DIR/<category>/<object_id>.obj (+ .mtl), "
                              "which --meshes DIR renders alike.")
