@@ -42,6 +42,7 @@ from tqdm.auto import tqdm
 from ..constants import NUM_VIEWS
 from ..file_utils import atomic_write
 from .cameras import ELEVATION_DEGREES, FOV_DEGREES, bounding_sphere, camera_distance, camera_matrices, nmr_cameras
+from ..dependencies import import_optional
 from .categories import CATEGORIES, make_object
 from .meshes import (
     MESH_SUFFIXES,
@@ -83,7 +84,7 @@ DEFAULT_MESH_COLOR = (0.7, 0.7, 0.7, 1.0)
 
 def object_bounds(client, body: int) -> tuple[np.ndarray, np.ndarray]:
     """Axis-aligned bounds of all links of a body (pybullet's visual AABBs)."""
-    import pybullet as p
+    p = import_optional("pybullet", "render")
 
     boxes = [p.getAABB(body, link, physicsClientId=client) for link in range(-1, p.getNumJoints(body, physicsClientId=client))]
     lower = np.min([b[0] for b in boxes], axis=0)
@@ -108,7 +109,7 @@ def render_body(client, body, resolution: int = 64, supersample: int = 2, bounds
         >>> images, cameras, center, radius = render_body(client, body)
         ```
     """
-    import pybullet as p
+    p = import_optional("pybullet", "render")
 
     bodies = [body] if isinstance(body, int) else list(body)
     if bounds is None:
@@ -151,7 +152,7 @@ def render_urdf(urdf_path: str, resolution: int = 64, color=None, supersample: i
         >>> images, cameras, center, radius = render_urdf(list_sources("named")[0][2], resolution=32)
         ```
     """
-    import pybullet as p
+    p = import_optional("pybullet", "render")
 
     client = p.connect(p.DIRECT)
     try:
@@ -176,7 +177,7 @@ def render_parts(parts, resolution: int = 64, supersample: int = 2, name: str = 
         >>> images, cameras, center, radius = render_parts(make_object("chair", 3), resolution=32)
         ```
     """
-    import pybullet as p
+    p = import_optional("pybullet", "render")
 
     vertices, faces, colors, offset = [], [], [], 0
     for part_vertices, part_faces, rgba, *_ in parts:
@@ -359,7 +360,7 @@ def render_dataset(
         >>> render_dataset("data/my-objects", meshes="my_meshes/", up="y")
         ```
     """
-    import pybullet as p
+    p = import_optional("pybullet", "render")
 
     root = Path(output_dir)
     objects = list_mesh_sources(meshes) if meshes is not None else list_sources(source, objects_per_category)

@@ -12,6 +12,7 @@ Example:
 
 from pathlib import Path
 
+from ..dependencies import import_optional
 from .categories import CATEGORIES
 from .meshes import MESH_SUFFIXES
 
@@ -59,7 +60,7 @@ def list_sources(source: str, objects_per_category: int = DEFAULT_OBJECTS_PER_CA
         >>> category, object_id, urdf_path = list_sources("random_urdfs")[0]
         ```
     """
-    import pybullet_data
+    pybullet_data = import_optional("pybullet_data", "render")
 
     if source not in SOURCES:
         raise ValueError(f"Unknown source {source!r}; choose one of {', '.join(SOURCES)}.")

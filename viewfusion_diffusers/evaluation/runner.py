@@ -7,10 +7,10 @@ import time
 
 import torch
 import torch.nn.functional as F
-from accelerate import PartialState
 from tqdm.auto import tqdm
 
 from ..data import NMRDataset, make_eval_samples
+from ..dependencies import import_optional
 from ..distributed import cpu_distributed
 from ..metrics import LPIPS
 from ..pipeline import ViewFusionPipeline, scheduler_from_name
@@ -100,7 +100,7 @@ def evaluate_batch(pipeline, batch: EvalBatch, seeds, lpips: LPIPS, methods=pipe
     return records, grids
 
 
-def gather(items: list, state: PartialState) -> list:
+def gather(items: list, state) -> list:
     """Every process's list, concatenated, on every process (the list itself with one process).
 
     Example:
@@ -110,9 +110,7 @@ def gather(items: list, state: PartialState) -> list:
     """
     if state.num_processes == 1:
         return items
-    from accelerate.utils import gather_object
-
-    return gather_object(items)
+    return import_optional("accelerate.utils", "eval").gather_object(items)
 
 
 def run_evaluation(
@@ -149,7 +147,8 @@ def run_evaluation(
         ...                          num_views=(1, 3), num_objects=50, posed=False)
         ```
     """
-    state = PartialState(cpu=cpu_distributed())
+    # accelerate splits the samples between the processes of an `accelerate launch` (one process otherwise).
+    state = import_optional("accelerate", "eval").PartialState(cpu=cpu_distributed())
     device = torch.device(device) if device else state.device
     config = {
         "pipeline": str(pipeline), "data_dir": os.path.abspath(data_dir), "split": split, "categories": categories,
