@@ -2,9 +2,10 @@
 
     python examples/make_readme_figures.py --output_dir examples/images
 
-- `quickstart.png`: what the README's main command makes, next to the true view, under a row naming the
+- `quickstart.png`: what the README's main commands make, next to the true view, under a row naming the
   columns: the three input views | the generated view at 270 degrees | the true view at 270 degrees | the
-  weight map of each input view.
+  weight map of each input view; a second row gives the pipeline the views' azimuths (0, 90, 180) when it
+  takes poses.
 - `orbit.gif`: the paper's autoregressive orbit from the view at azimuth 0.
 """
 
@@ -41,12 +42,17 @@ def main():
     pipeline.set_progress_bar_config(disable=True)
     views = [PIL.Image.open(VIEWS / f"{args.object}_az{azimuth:03d}.png").convert("RGB") for azimuth in (0, 90, 180)]
     truth = PIL.Image.open(VIEWS / f"{args.object}_az270.png").convert("RGB")
-    out = pipeline(views, 270.0, num_inference_steps=args.steps, generator=torch.Generator().manual_seed(0), output_type="np")
-    row = comparison_row([np.asarray(v) for v in views], out.images[0], np.asarray(truth), out.view_weights[0], num_slots=3)
-    image = PIL.Image.fromarray(row)
-    image = image.resize((image.width * args.scale, image.height * args.scale), PIL.Image.NEAREST)
+    # The top row without the views' azimuths; with a pipeline that takes poses, a second row with them.
+    modes = [None] + ([[0.0, 90.0, 180.0]] if pipeline.unet.config.relative_pose else [])
+    rows = []
+    for input_azimuths in modes:
+        out = pipeline(views, 270.0, input_azimuths=input_azimuths, num_inference_steps=args.steps,
+                       generator=torch.Generator().manual_seed(0), output_type="np")
+        row = comparison_row([np.asarray(v) for v in views], out.images[0], np.asarray(truth), out.view_weights[0], num_slots=3)
+        image = PIL.Image.fromarray(row)
+        rows.append(np.asarray(image.resize((image.width * args.scale, image.height * args.scale), PIL.Image.NEAREST)))
     # The column names are drawn at their own size, above the enlarged pictures.
-    save_image(labelled_grid([np.asarray(image)], num_slots=3), output_dir / "quickstart.png")
+    save_image(labelled_grid(rows, num_slots=3), output_dir / "quickstart.png")
 
     frames = sample_orbit(pipeline, views[:1], num_inference_steps=args.steps, max_views=6, seed=0)
     save_gif(frames, output_dir / "orbit.gif", frame_ms=150, size=64 * args.scale)
