@@ -1,7 +1,8 @@
 """ViewFusion: composable diffusion for novel view synthesis, as a diffusers pipeline."""
 
-import importlib
 from typing import TYPE_CHECKING
+
+from ._lazy import lazy_module_attributes
 
 __version__ = "0.1.0"
 
@@ -13,9 +14,8 @@ _import_structure = {
     "pipeline": ["SCHEDULERS", "ViewFusionPipeline", "ViewFusionPipelineOutput", "default_scheduler", "scheduler_from_name"],
     "unet": ["UNET_PRESETS", "ViewFusionUNet2DModel", "ViewFusionUNetOutput"],
 }
-_name_to_module = {name: module for module, names in _import_structure.items() for name in names}
 
-__all__ = sorted(_name_to_module)
+__all__ = sorted(name for names in _import_structure.values() for name in names)
 
 if TYPE_CHECKING:
     from .fusion import fuse_noise, pad_views, predict_fused_noise
@@ -24,13 +24,4 @@ if TYPE_CHECKING:
     from .unet import UNET_PRESETS, ViewFusionUNet2DModel, ViewFusionUNetOutput
 
 
-def __getattr__(name):
-    if name in _name_to_module:
-        value = getattr(importlib.import_module(f".{_name_to_module[name]}", __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_module_attributes(__name__, _import_structure, globals())

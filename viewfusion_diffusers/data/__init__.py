@@ -1,8 +1,9 @@
 """Multi-view data: rendering meshes (pybullet's, procedural NMR categories or your own) in the NMR layout, reading it,
 the paper's sampling rules."""
 
-import importlib
 from typing import TYPE_CHECKING
+
+from .._lazy import lazy_module_attributes
 
 # Imported on first use, so that building the `viewfusion-render` parser needs no torch.
 _import_structure = {
@@ -12,9 +13,8 @@ _import_structure = {
     "categories": ["CATEGORIES", "make_object"],
     "meshes": ["write_obj_parts"],
 }
-_name_to_module = {name: module for module, names in _import_structure.items() for name in names}
 
-__all__ = sorted(_name_to_module)
+__all__ = sorted(name for names in _import_structure.values() for name in names)
 
 if TYPE_CHECKING:
     from .dataset import (AZIMUTHS_DEGREES, EvalSample, HFMultiViewDataset, NMRDataset, ViewFusionTrainDataset,
@@ -24,13 +24,4 @@ if TYPE_CHECKING:
     from .render import MeshError, read_mesh, render_dataset, render_mesh, render_object, render_urdf
 
 
-def __getattr__(name):
-    if name in _name_to_module:
-        value = getattr(importlib.import_module(f".{_name_to_module[name]}", __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_module_attributes(__name__, _import_structure, globals())

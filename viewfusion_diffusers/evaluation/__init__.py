@@ -22,9 +22,9 @@ The modules, by concern: `samples` (loading a batch, the baselines), `scoring` (
 parsing needs no torch; the rest is loaded on first use.
 """
 
-import importlib
 from typing import TYPE_CHECKING
 
+from .._lazy import lazy_module_attributes
 from .cli import build_parser, main, parse_args  # noqa: F401 (`viewfusion-eval` is `viewfusion_diffusers.evaluation:main`)
 
 _import_structure = {
@@ -36,9 +36,8 @@ _import_structure = {
     "scoring": ["closest_view_errors", "score", "score_predictions"],
     "statistics": ["mean_and_ci", "paired_differences", "paired_lpips_difference"],
 }
-_name_to_module = {name: module for module, names in _import_structure.items() for name in names}
 
-__all__ = sorted(["build_parser", "main", "parse_args", *_name_to_module])
+__all__ = sorted(["build_parser", "main", "parse_args", *(name for names in _import_structure.values() for name in names)])
 
 if TYPE_CHECKING:
     from .methods import METHODS, EvalMethod, SamplerStudySettings, pipeline_methods
@@ -50,13 +49,4 @@ if TYPE_CHECKING:
     from .statistics import mean_and_ci, paired_differences, paired_lpips_difference
 
 
-def __getattr__(name):
-    if name in _name_to_module:
-        value = getattr(importlib.import_module(f".{_name_to_module[name]}", __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_module_attributes(__name__, _import_structure, globals())
