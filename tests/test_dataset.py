@@ -103,6 +103,21 @@ def test_hf_datasets_round_trip(rendered_dataset, tmp_path):
     torch.testing.assert_close(sample["target"], ViewFusionTrainDataset(dataset, seed=0)[0]["target"])
 
 
+def test_hf_views_composite_transparency_on_white_and_need_one_square_size():
+    import datasets
+
+    transparent = PIL.Image.new("RGBA", (4, 4), (255, 0, 0, 0))
+    features = datasets.Features({"category": datasets.Value("string"), "object_id": datasets.Value("string"),
+                                  "views": datasets.Sequence(datasets.Image())})
+    rows = {"category": ["c", "c"], "object_id": ["square", "mixed"],
+            "views": [[transparent] * 24, [transparent] * 23 + [PIL.Image.new("RGBA", (4, 2))]]}
+    objects = HFMultiViewDataset(datasets.Dataset.from_dict(rows, features=features))
+    views = objects.load_views(0, view_indices=[3])
+    assert views.shape == (1, 3, 4, 4) and bool((views == 255).all())
+    with pytest.raises(ValueError, match="same square size"):
+        objects.load_views(1)
+
+
 @pytest.fixture
 def broken_copy(rendered_dataset, tmp_path):
     root = tmp_path / "copy"

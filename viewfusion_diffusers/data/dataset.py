@@ -19,6 +19,7 @@ import torch
 import yaml
 
 from ..constants import NUM_VIEWS, view_azimuth
+from ..dependencies import import_optional
 from ..image_processor import ViewProcessor
 
 AZIMUTHS_DEGREES = tuple(view_azimuth(k) for k in range(NUM_VIEWS))
@@ -138,11 +139,17 @@ class HFMultiViewDataset:
         return len(self.objects)
 
     def load_views(self, index: int, view_indices=None) -> torch.Tensor:
-        views = [np.asarray(image.convert("RGB")) for image in self.hf_dataset[index]["views"]]
-        if len(views) < NUM_VIEWS:
-            raise ValueError(f"Object {self.objects[index]} has {len(views)} views; {NUM_VIEWS} are needed.")
+        """The object's views as `(V, 3, H, W)` uint8, transparency composited on white as [`read_view`] does:
+        all 24 in order, or only `view_indices`, in that order."""
+        images = self.hf_dataset[index]["views"]
+        if len(images) < NUM_VIEWS:
+            raise ValueError(f"Object {self.objects[index]} has {len(images)} views; {NUM_VIEWS} are needed.")
         if view_indices is not None:
-            views = [views[int(k)] for k in view_indices]
+            images = [images[int(k)] for k in view_indices]
+        views = [np.asarray(ViewProcessor.composite_on_white(image)) for image in images]
+        sizes = {v.shape for v in views}
+        if len(sizes) != 1 or views[0].shape[0] != views[0].shape[1]:
+            raise ValueError(f"Views of {self.objects[index]} have sizes {sorted(sizes)}; all must be the same square size.")
         return torch.from_numpy(np.stack(views)).permute(0, 3, 1, 2).contiguous()
 
 
@@ -157,7 +164,7 @@ def to_hf_dataset(dataset: NMRDataset):
         >>> to_hf_dataset(NMRDataset("data/pybullet-64", split="train")).push_to_hub("your-name/pybullet-views")
         ```
     """
-    import datasets
+    datasets = import_optional("datasets", "train")
 
     features = datasets.Features({
         "category": datasets.Value("string"),
