@@ -154,7 +154,7 @@ def predict_fused_noise(
     timestep = torch.as_tensor(timestep, device=views.device)
     pair_timesteps = timestep.expand(view_owner.shape[0]) if timestep.ndim == 0 else timestep[view_owner]
     pair_azimuths = target_azimuth.to(views.device)[view_owner]
-    relative_azimuth = None if view_azimuth is None else pair_azimuths.double() - view_azimuth.to(views.device).double()
+    relative_azimuth = None if view_azimuth is None else pair_azimuths - view_azimuth.to(views.device)
     pairs = torch.cat([views, noisy_target[view_owner]], dim=1)
     num_pairs = pairs.shape[0]
     if pad_pairs_to is not None and pad_pairs_to != num_pairs:

@@ -300,8 +300,8 @@ class ViewFusionPipeline(DiffusionPipeline):
 
     @staticmethod
     def _target_azimuths(target_azimuth, num_objects: int) -> list[float]:
-        """One target azimuth per object, in float64 degrees (never rounded to float32: the U-Net reduces mod 360
-        in float64, so 1e9 degrees and its remainder give the same view)."""
+        """One target azimuth per object, in float64 degrees (reduced mod 360 before anything rounds them to
+        float32, so 1e9 degrees and its remainder give the same view)."""
         if isinstance(target_azimuth, torch.Tensor):
             target_azimuth = target_azimuth.detach().cpu().double().tolist()
         try:
@@ -543,14 +543,14 @@ class ViewFusionPipeline(DiffusionPipeline):
         num_views = torch.tensor([v.shape[0] for v in views], device=device)
         views_flat = torch.cat(views).to(device=device, dtype=dtype)
         view_owner = torch.repeat_interleave(torch.arange(batch_size, device=device), num_views)
-        # Degrees stay float64 up to the U-Net, which reduces them mod 360 before anything rounds them.
-        target_azimuths = torch.tensor(azimuths, device=device, dtype=torch.float64)
+        # Degrees are reduced mod 360 in float64 on the host before they become float32 tensors, so 1e9 degrees
+        # and its remainder give the same view (and no device needs float64).
+        target_azimuths = torch.tensor(np.remainder(azimuths, 360.0), device=device, dtype=torch.float32)
         # Each view's own azimuth, NaN for the views of unposed objects.
         view_azimuths = None
         if any(a is not None for a in input_azimuths):
-            view_azimuths = torch.tensor([a for object_azimuths, v in zip(input_azimuths, views)
-                                          for a in (object_azimuths or [float("nan")] * v.shape[0])],
-                                         device=device, dtype=torch.float64)
+            flat = [a for object_azimuths, v in zip(input_azimuths, views) for a in (object_azimuths or [np.nan] * v.shape[0])]
+            view_azimuths = torch.tensor(np.remainder(flat, 360.0), device=device, dtype=torch.float32)
 
         # 1. the noisy target starts as pure noise
         latents = self.prepare_latents(batch_size, dtype, device, generator, latents)

@@ -76,6 +76,25 @@ class AzimuthEmbedding(nn.Module):
         return self.linear_2(self.act(self.linear_1(features)))
 
 
+def reduce_degrees(angles: torch.Tensor | float) -> torch.Tensor:
+    """Angles in degrees as float32 in [0, 360), reduced in the precision they come in.
+
+    Python numbers and float64 tensors are reduced in float64, so 1e9 degrees and its remainder mod 360 give the
+    same float32 angle; float32 tensors (which cannot hold such angles exactly anyway) stay on their device.
+
+    Example:
+        ```py
+        >>> reduce_degrees(1e9 + 0.5).item()
+        280.5
+        ```
+    """
+    if not torch.is_tensor(angles):
+        angles = torch.as_tensor(angles, dtype=torch.float64)
+    if not angles.is_floating_point():
+        angles = angles.float()
+    return torch.remainder(angles, 360.0).float()
+
+
 class PoseEmbedding(nn.Module):
     """The U-Net's conditioning on where the target is seen from, added to the time embedding.
 
@@ -300,16 +319,14 @@ class ViewFusionUNet2DModel(UNet2DModel):
             [`ViewFusionUNetOutput`] or `(noise, weight_logits)`.
         """
         batch_size = sample.shape[0]
-        # Angles are reduced in float64, so 1e9 degrees and its remainder mod 360 embed identically.
-        azimuth = torch.remainder(torch.as_tensor(azimuth, dtype=torch.float64), 360.0).to(sample.device, torch.float32)
+        azimuth = reduce_degrees(azimuth).to(sample.device)
         azimuth = azimuth.reshape(-1).expand(batch_size) if azimuth.numel() == 1 else azimuth
         if relative_azimuth is None:
             relative_azimuth = torch.full((batch_size,), float("nan"), device=sample.device)
         else:
-            relative_azimuth = torch.as_tensor(relative_azimuth, dtype=torch.float64)
+            relative_azimuth = reduce_degrees(relative_azimuth).to(sample.device)
             if self.class_embedding.relative_azimuth is None and bool(torch.isfinite(relative_azimuth).any()):
                 raise ValueError("This U-Net was built without relative_pose=True: it cannot use the input views' azimuths.")
-            relative_azimuth = torch.remainder(relative_azimuth, 360.0).to(sample.device, torch.float32)
         pose = torch.stack([azimuth, relative_azimuth], dim=1)
 
         # The pose embedding is the parent's class embedding, added to the time embedding in `UNet2DModel.forward`.
