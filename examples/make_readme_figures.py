@@ -18,7 +18,8 @@ import torch
 
 from viewfusion_diffusers import ViewFusionPipeline, scheduler_from_name
 from viewfusion_diffusers.constants import DEFAULT_PIPELINE
-from viewfusion_diffusers.evaluation.report import labelled_grid, save_image
+from viewfusion_diffusers.evaluation.report import labelled_grid
+from viewfusion_diffusers.file_utils import save_image
 from viewfusion_diffusers.images import comparison_row
 from viewfusion_diffusers.orbit import sample_orbit, save_gif
 

@@ -21,11 +21,12 @@ from .constants import AZIMUTH_STEP_DEGREES, DEFAULT_PIPELINE, NUM_VIEWS, SCHEDU
 from .data import render as render_cli
 from .evaluation import cli as eval_cli
 
-__all__ = ["DEFAULT_PIPELINE", "build_parser", "main"]
+__all__ = ["build_parser", "main"]
 
 AZIMUTH_HELP = (
     "Azimuths are in degrees. Without --view-azimuths, the target azimuth is "
-    "absolute, in the frame of the training data (view k of an NMR-layout object is at 15 k degrees; the light is "
+    "absolute, in the frame of the training data (view k of an NMR-layout object is at "
+    f"{AZIMUTH_STEP_DEGREES:g} k degrees; the light is "
     "fixed in that frame), and the views' own azimuths are left to the model. With --view-azimuths (one per view, "
     "needs a pipeline trained with poses), the target azimuth is in the frame of the given azimuths: --view-azimuths "
     "0 --azimuth 90 asks for the view 90 degrees round from the first view."
@@ -37,7 +38,14 @@ class CommandError(Exception):
 
 
 def load_view_files(paths: list[str]):
-    """The view files as PIL images, or a `CommandError` naming the file that is missing or not an image."""
+    """The view files as PIL images, or a `CommandError` naming the file that is missing or not an image.
+
+    Example:
+        ```py
+        >>> [view.size for view in load_view_files(["examples/views/object008_az000.png"])]
+        [(64, 64)]
+        ```
+    """
     import PIL.Image
 
     views = []
@@ -55,7 +63,7 @@ def load_view_files(paths: list[str]):
 
 def image_format(path: str, option: str) -> str:
     """The PIL format an output file name asks for (`.png` -> PNG, `.jpg` -> JPEG, ...), or a `CommandError`
-    listing the extensions PIL can write.
+    naming the option and listing the extensions PIL can write.
 
     Example:
         ```py
@@ -63,30 +71,23 @@ def image_format(path: str, option: str) -> str:
         'JPEG'
         ```
     """
-    import PIL.Image
+    from .file_utils import image_format as format_of
 
-    writable = {ext: fmt for ext, fmt in PIL.Image.registered_extensions().items() if fmt in PIL.Image.SAVE}
-    extension = Path(path).suffix.lower()
-    if extension not in writable:
-        raise CommandError(f"{option} {path!r}: unknown image extension {extension or '(none)'!r}; "
-                           f"use one of {' '.join(sorted(writable))}")
-    return writable[extension]
-
-
-def save_image(image, path: str, option: str = "--output") -> None:
-    """Save atomically, in the format the file name names."""
-    import numpy as np
-    import PIL.Image
-
-    from .file_utils import atomic_write
-
-    image = image if isinstance(image, PIL.Image.Image) else PIL.Image.fromarray(np.asarray(image))
-    with atomic_write(path, "wb") as f:
-        image.save(f, format=image_format(path, option))
+    try:
+        return format_of(path)
+    except ValueError as error:
+        raise CommandError(f"{option} {error}") from error
 
 
 def load_pipeline(args):
-    """The pipeline of `--pipeline` with the `--scheduler` sampler, on `--device`."""
+    """The pipeline of `--pipeline` with the `--scheduler` sampler, on `--device`.
+
+    Example:
+        ```py
+        >>> pipe = load_pipeline(build_parser().parse_args(["generate", "--views", "a.png", "--azimuth", "90",
+        ...                                                 "--output", "b.png", "--scheduler", "ddim"]))
+        ```
+    """
     import torch
 
     from .pipeline import ViewFusionPipeline, scheduler_from_name
@@ -117,8 +118,11 @@ def check_sampling_args(args, parser: argparse.ArgumentParser) -> None:
         value = getattr(args, name, 0.0)
         if not math.isfinite(value):
             parser.error(f"--{name.replace('_', '-')} must be a finite number of degrees, got {value}")
-    if getattr(args, "step_degrees", 1.0) <= 0:
-        parser.error("--step-degrees must be positive")
+    step = getattr(args, "step_degrees", None)
+    if step is not None and not (step > 0 and math.isclose(360 / step, round(360 / step))):
+        allowed = ", ".join(f"{360 / n:g}" for n in range(1, 361) if 360 % n == 0 and 360 / n >= 5)
+        parser.error(f"--step-degrees {step:g} does not divide the circle into whole frames; use a step that goes "
+                     f"into 360 a whole number of times ({allowed}, or a smaller one such as 7.5)")
     if args.view_azimuths is not None:
         if len(args.view_azimuths) != len(args.views):
             parser.error(f"--view-azimuths got {len(args.view_azimuths)} azimuths for {len(args.views)} --views; "
@@ -135,6 +139,8 @@ def generate(args) -> None:
     views = load_view_files(args.views)
     import numpy as np
     import torch
+
+    from .file_utils import save_image
 
     pipeline = load_pipeline(args)
     out = pipeline(
@@ -155,7 +161,7 @@ def generate(args) -> None:
         model_views = (pipeline.prepare_views(views, args.azimuth)[0][0] + 1) / 2
         inputs = list(model_views.permute(0, 2, 3, 1).cpu().numpy())
         row = comparison_row(inputs, out.images[0], None, out.view_weights[0], num_slots=len(views))
-        save_image(labelled_grid([row], num_slots=len(views), with_truth=False), args.weights_output, "--weights-output")
+        save_image(labelled_grid([row], num_slots=len(views), with_truth=False), args.weights_output)
         print(f"Wrote {args.weights_output} (input views | novel view | weight of each input view)")
 
 
@@ -170,7 +176,7 @@ def orbit(args) -> None:
 
     pipeline = load_pipeline(args)
     pipeline.set_progress_bar_config(disable=True)
-    num_frames = round(360 / args.step_degrees)
+    num_frames = round(360 / args.step_degrees)  # a whole number: check_sampling_args saw to it
     start = time.perf_counter()
     # tqdm's estimate of the remaining time is right after the first frame: every frame costs the same.
     with tqdm(total=num_frames, desc="Orbit", unit="frame") as bar:

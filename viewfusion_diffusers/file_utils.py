@@ -2,8 +2,23 @@
 
 import contextlib
 import os
+import shutil
 import tempfile
 from pathlib import Path
+
+
+def current_umask() -> int:
+    """The process's umask (reading it means setting it, so it is set straight back).
+
+    Example:
+        ```py
+        >>> oct(0o666 & ~current_umask())  # the permissions `open()` gives a new file
+        '0o644'
+        ```
+    """
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
 
 
 @contextlib.contextmanager
@@ -23,9 +38,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb"):
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".tmp-{path.name}-")
     try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)
+        os.chmod(temporary, 0o666 & ~current_umask())
         with os.fdopen(descriptor, mode) as f:
             yield f
         os.replace(temporary, path)
@@ -33,3 +46,65 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb"):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
         raise
+
+
+@contextlib.contextmanager
+def atomic_directory(path: str | os.PathLike):
+    """Yield a temporary folder beside `path` to fill; on success it is renamed to `path`, on error removed.
+
+    All of the folder appears, or none of it. It gets the permissions of a plain `mkdir()` (0777 less the
+    umask), not the 0700 of a temporary folder. `path` must not exist yet: a folder is not replaced.
+
+    Example:
+        ```py
+        >>> with atomic_directory("data/car/000") as folder:
+        ...     (folder / "cameras.npz").write_bytes(b"")
+        ```
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".tmp-{path.name}-", dir=path.parent))
+    try:
+        yield staging
+        os.chmod(staging, 0o777 & ~current_umask())
+        os.rename(staging, path)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def image_format(path: str | os.PathLike) -> str:
+    """The PIL format a file name asks for (`.png` -> PNG, `.jpg` -> JPEG, ...), or a `ValueError` listing the
+    extensions PIL can write.
+
+    Example:
+        ```py
+        >>> image_format("novel.jpg")
+        'JPEG'
+        ```
+    """
+    import PIL.Image
+
+    writable = {ext: fmt for ext, fmt in PIL.Image.registered_extensions().items() if fmt in PIL.Image.SAVE}
+    extension = Path(path).suffix.lower()
+    if extension not in writable:
+        raise ValueError(f"{str(path)!r}: unknown image extension {extension or '(none)'!r}; "
+                         f"use one of {' '.join(sorted(writable))}")
+    return writable[extension]
+
+
+def save_image(image, path: str | os.PathLike) -> None:
+    """Write an image (PIL, or a uint8 `(H, W, 3)` array) atomically, in the format its file name names.
+
+    Example:
+        ```py
+        >>> save_image(np.zeros((8, 8, 3), np.uint8), "black.png")
+        ```
+    """
+    import numpy as np
+    import PIL.Image
+
+    image_format_name = image_format(path)
+    image = image if isinstance(image, PIL.Image.Image) else PIL.Image.fromarray(np.asarray(image))
+    with atomic_write(path, "wb") as f:
+        image.save(f, format=image_format_name)

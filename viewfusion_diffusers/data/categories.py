@@ -942,12 +942,13 @@ def make_object(category: str, seed: int) -> list[Part]:
 
 
 def parts_bounds(parts: list[Part]) -> tuple[np.ndarray, np.ndarray]:
-    """`(lower, upper)` corners of the axis-aligned box around every part.
+    """`(lower, upper)` corners of the axis-aligned box around every part (any tuples whose first item is the
+    `(N, 3)` vertices, as `Part` and the `(vertices, faces, color)` of `meshes.parts_by_color`).
 
     Example:
         ```py
         >>> lower, upper = parts_bounds(make_object("table", 0))
         ```
     """
-    vertices = np.concatenate([part.vertices for part in parts])
+    vertices = np.concatenate([part[0] for part in parts])
     return vertices.min(axis=0), vertices.max(axis=0)

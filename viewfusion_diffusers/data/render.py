@@ -40,40 +40,24 @@ import yaml
 from tqdm.auto import tqdm
 
 from ..constants import NUM_VIEWS
-from ..file_utils import atomic_write
-from .cameras import ELEVATION_DEGREES, FOV_DEGREES, bounding_sphere, camera_distance, camera_matrices, nmr_cameras
+from ..file_utils import atomic_directory, atomic_write
+from .cameras import FOV_DEGREES, bounding_sphere, camera_distance, nmr_cameras
 from ..dependencies import import_optional
-from .categories import CATEGORIES, make_object
-from .meshes import (
-    MESH_SUFFIXES,
-    UP_ROTATIONS,
-    MeshError,
-    parts_by_color,
-    read_mesh,
-    read_mesh_parts,
-    read_mtl_colors,
-    read_obj,
-    read_stl,
-    write_obj,
-    write_obj_parts,
-)
+from .categories import make_object, parts_bounds
+from .meshes import UP_ROTATIONS, MeshError, parts_by_color, read_mesh, read_mesh_parts, write_obj, write_obj_parts
 from .sources import (
     CATEGORY_NAMES,
-    DEFAULT_MESH_CATEGORY,
     DEFAULT_OBJECTS_PER_CATEGORY,
-    NAMED_MODELS,
     SOURCES,
     list_mesh_sources,
     list_sources,
     procedural_source,
 )
 
-__all__ = [  # the rendering API, and the names this module has always offered
-    "CATEGORIES", "CATEGORY_NAMES", "DEFAULT_MESH_CATEGORY", "ELEVATION_DEGREES", "FOV_DEGREES", "MESH_SUFFIXES",
-    "NAMED_MODELS", "NUM_VIEWS", "UP_ROTATIONS", "MeshError", "camera_matrices", "list_mesh_sources", "list_sources",
-    "main", "object_bounds", "object_color", "read_mesh", "read_mtl_colors", "read_obj", "read_stl", "render_body",
-    "render_dataset", "render_mesh", "render_object", "render_parts", "render_urdf", "split_object_ids", "write_obj",
-    "write_object",
+__all__ = [  # the rendering API, and the names of other modules it renders with
+    "CATEGORY_NAMES", "FOV_DEGREES", "NUM_VIEWS", "UP_ROTATIONS", "MeshError", "list_mesh_sources", "list_sources",
+    "main", "object_bounds", "object_color", "read_mesh", "render_body", "render_dataset", "render_mesh",
+    "render_object", "render_parts", "render_urdf", "split_object_ids", "write_obj", "write_object",
 ]
 
 # Light from a fixed direction in the world (front-left, above), low ambient, strong diffuse.
@@ -83,7 +67,13 @@ DEFAULT_MESH_COLOR = (0.7, 0.7, 0.7, 1.0)
 
 
 def object_bounds(client, body: int) -> tuple[np.ndarray, np.ndarray]:
-    """Axis-aligned bounds of all links of a body (pybullet's visual AABBs)."""
+    """Axis-aligned bounds of all links of a body (pybullet's visual AABBs).
+
+    Example:
+        ```py
+        >>> lower, upper = object_bounds(client, p.loadURDF("duck_vhacd.urdf", physicsClientId=client))
+        ```
+    """
     p = import_optional("pybullet", "render")
 
     boxes = [p.getAABB(body, link, physicsClientId=client) for link in range(-1, p.getNumJoints(body, physicsClientId=client))]
@@ -200,8 +190,8 @@ def render_parts(parts, resolution: int = 64, supersample: int = 2, name: str = 
                 if shape < 0:
                     raise MeshError(f"{name}: pybullet could not load the mesh")
                 bodies.append(p.createMultiBody(baseMass=0, baseVisualShapeIndex=shape, physicsClientId=client))
-            used = np.concatenate([v for v, _, _ in groups])
-            return render_body(client, bodies, resolution, supersample, bounds=(used.min(axis=0), used.max(axis=0)))
+            # The box of the vertices faces use: a mesh file's stray vertices do not shrink the object in the frame.
+            return render_body(client, bodies, resolution, supersample, bounds=parts_bounds(groups))
         finally:
             p.disconnect(client)
 
@@ -261,28 +251,30 @@ def split_object_ids(object_ids: list[str], seed: int) -> dict[str, list[str]]:
 
 
 def write_object(object_dir: Path, images: np.ndarray, cameras: dict) -> None:
-    """Write one object into a temporary folder, then rename it into place: all of it appears, or nothing."""
-    staging = Path(tempfile.mkdtemp(prefix=f".tmp-{object_dir.name}-", dir=object_dir.parent))
-    try:
+    """Write one object's `image/0000.png ..` and `cameras.npz` into `object_dir`: all of it appears, or nothing.
+
+    Example:
+        ```py
+        >>> images, cameras, _, _ = render_object("car", 7, resolution=32)
+        >>> write_object(Path("data/cars/02958343/car_0007"), images, cameras)
+        ```
+    """
+    with atomic_directory(object_dir) as staging:
         (staging / "image").mkdir()
         for k, image in enumerate(images):
             PIL.Image.fromarray(image).save(staging / "image" / f"{k:04d}.png", format="PNG", optimize=False)
         np.savez(staging / "cameras.npz", **cameras)
-        os.chmod(staging, 0o777 & ~_umask())  # mkdtemp makes it 0700; a dataset folder is for everyone to read
-        os.rename(staging, object_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-
-
-def _umask() -> int:
-    umask = os.umask(0)
-    os.umask(umask)
-    return umask
 
 
 def object_color(seed: int, category: str, object_id: str) -> tuple:
-    """A random RGBA colour that depends only on the seed and the object's name."""
+    """A random RGBA colour that depends only on the seed and the object's name.
+
+    Example:
+        ```py
+        >>> object_color(0, "mugs", "mug_01") == object_color(0, "mugs", "mug_01")
+        True
+        ```
+    """
     rng = np.random.default_rng([seed, sum(map(ord, category)), sum(map(ord, object_id)), len(object_id)])
     return (*rng.uniform(0.1, 0.9, size=3), 1.0)
 
@@ -418,7 +410,14 @@ def render_dataset(
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
-    """The `viewfusion-render` options, on a new parser or on `parser` (`viewfusion render` adds them to its own)."""
+    """The `viewfusion-render` options, on a new parser or on `parser` (`viewfusion render` adds them to its own).
+
+    Example:
+        ```py
+        >>> build_parser().parse_args(["--output_dir", "data/pybullet-64", "--source", "categories"]).source
+        'categories'
+        ```
+    """
     parser = parser or argparse.ArgumentParser(prog="viewfusion-render", description="Render meshes in the NMR layout.")
     parser.add_argument("--output_dir", required=True, help="Dataset root to write (resumed if it exists).")
     parser.add_argument("--source", default="all", choices=list(SOURCES),
@@ -444,14 +443,29 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
 
 
 def main(argv=None) -> int:
-    """The `viewfusion-render` command (see the module docstring)."""
+    """The `viewfusion-render` command (see the module docstring).
+
+    Example:
+        ```py
+        >>> main(["--output_dir", "data/tiny", "--source", "categories", "--limit", "2", "--resolution", "16"])
+        0
+        ```
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     return run(args, parser)
 
 
 def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    """Render as `args` (from `build_parser`) says; `parser` reports bad values."""
+    """Render as `args` (from `build_parser`) says; `parser` reports bad values.
+
+    Example:
+        ```py
+        >>> parser = build_parser()
+        >>> run(parser.parse_args(["--output_dir", "data/tiny", "--source", "categories", "--limit", "2"]), parser)
+        0
+        ```
+    """
     if args.resolution < 8 or (args.limit is not None and args.limit < 1) or args.objects_per_category < 1:
         parser.error("--resolution must be at least 8, and --limit and --objects_per_category at least 1")
     if args.color is not None and not all(0 <= c <= 1 for c in args.color):

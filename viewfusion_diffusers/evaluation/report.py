@@ -10,7 +10,8 @@ import PIL.Image
 import PIL.ImageDraw
 import PIL.ImageFont
 
-from ..file_utils import atomic_write
+from ..constants import POSE_TOLERANCE_DEGREES
+from ..file_utils import atomic_write, save_image
 from ..images import comparison_row
 from .methods import method_order
 from .statistics import mean_and_ci, paired_differences, paired_lpips_difference
@@ -38,7 +39,8 @@ def _sort_key(key: tuple) -> tuple:
 
 def results_table(records, group_keys=("method", "num_views")) -> str:
     """A markdown table: one row per group, PSNR / SSIM / LPIPS as mean ± 95% CI, and the pose accuracy: how
-    often the true view closest to the output (LPIPS) is within 15 degrees of the requested azimuth.
+    often the true view closest to the output (LPIPS) is within `POSE_TOLERANCE_DEGREES` (one azimuth step) of the
+    requested azimuth.
 
     Example:
         ```py
@@ -49,7 +51,7 @@ def results_table(records, group_keys=("method", "num_views")) -> str:
     for record in records:
         groups[tuple(record[k] for k in group_keys)].append(record)
     lines = [
-        "| " + " | ".join(group_keys) + " | n | PSNR ↑ | SSIM ↑ | LPIPS ↓ | pose ±15° ↑ | s / sample |",
+        "| " + " | ".join(group_keys) + f" | n | PSNR ↑ | SSIM ↑ | LPIPS ↓ | pose ±{POSE_TOLERANCE_DEGREES:g}° ↑ | s / sample |",
         "|" + "---|" * (len(group_keys) + 6),
     ]
     for key in sorted(groups, key=_sort_key):
@@ -64,7 +66,14 @@ def results_table(records, group_keys=("method", "num_views")) -> str:
 
 def paired_comparisons(methods) -> list[tuple[str, str]]:
     """The (method, reference) pairs results.md compares sample by sample, among the `methods` scored: every
-    method against the nearest input view, the learned weights against equal weights, posed against unposed."""
+    method against the nearest input view, the learned weights against equal weights, posed against unposed.
+
+    Example:
+        ```py
+        >>> paired_comparisons(["viewfusion", "equal_weights", "nearest_view"])
+        [('viewfusion', 'nearest_view'), ('equal_weights', 'nearest_view'), ('viewfusion', 'equal_weights')]
+        ```
+    """
     methods = set(methods)
     pairs = [(m, "nearest_view") for m in sorted(methods, key=method_order) if m != "nearest_view"]
     pairs += [("viewfusion", "equal_weights"), ("viewfusion_posed", "equal_weights_posed"),
@@ -193,20 +202,6 @@ def grid_rows(batch, images, view_weights, num_slots: int) -> list[tuple[int, np
     ]
 
 
-def save_image(image: np.ndarray | PIL.Image.Image, path) -> None:
-    """Write an image atomically, in the format its file name names (PNG for `.png`).
-
-    Example:
-        ```py
-        >>> save_image(labelled_grid(rows, num_slots=3), "eval/run/grid_3_views.png")
-        ```
-    """
-    image = image if isinstance(image, PIL.Image.Image) else PIL.Image.fromarray(image)
-    image_format = PIL.Image.registered_extensions()[os.path.splitext(str(path))[1].lower()]
-    with atomic_write(path, "wb") as f:
-        image.save(f, format=image_format)
-
-
 def results_markdown(results: dict, compare_to: dict | None = None) -> str:
     """The text of results.md: the tables per method and N, the paired comparisons, per category, and the
     sampler study and the comparison to another run when there are ones.
@@ -223,8 +218,8 @@ def results_markdown(results: dict, compare_to: dict | None = None) -> str:
         "",
         f"Data `{config['data_dir']}`, split `{config['split']}`, {results['num_samples']} samples, "
         f"seed {config['seed']}, sampler {config['scheduler']} with {config['num_inference_steps']} steps, {mode}. "
-        "Mean ± 95% confidence interval. Pose ±15°: how often the true view the output looks most like (LPIPS) "
-        "is within 15° of the requested azimuth.",
+        f"Mean ± 95% confidence interval. Pose ±{POSE_TOLERANCE_DEGREES:g}°: how often the true view the output "
+        f"looks most like (LPIPS) is within {POSE_TOLERANCE_DEGREES:g}° of the requested azimuth.",
         "",
         results_table(records),
         "",
