@@ -38,7 +38,7 @@ import torch
 from diffusers import DDPMScheduler
 
 from viewfusion_diffusers import SCHEDULERS, ViewFusionPipeline, ViewFusionUNet2DModel, default_scheduler, scheduler_from_name
-from viewfusion_diffusers.cli import DEFAULT_PIPELINE
+from viewfusion_diffusers.constants import DEFAULT_PIPELINE
 from viewfusion_diffusers.evaluation import paired_lpips_difference
 from viewfusion_diffusers.fusion import predict_fused_noise
 from viewfusion_diffusers.training_utils import count_flops, device_peak_tflops

@@ -169,7 +169,7 @@ def test_bad_inputs_give_clear_errors(tiny_pipeline_32_dir, rendered_dataset, tm
     assert main(eval_args(tiny_pipeline_32_dir, rendered_dataset, tmp_path, "--num_views", "30")) == 2
     assert "30" in capsys.readouterr().err
     assert main(eval_args(tiny_pipeline_32_dir, rendered_dataset, tmp_path, "--posed")) == 2
-    assert "--posed needs a pipeline whose U-Net takes poses (relative_pose=True" in capsys.readouterr().err
+    assert "posed=True needs a pipeline whose U-Net takes poses (relative_pose=True" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(eval_args(tiny_pipeline_32_dir, rendered_dataset, tmp_path, "--compare_to", tmp_path / "missing.json"))
     assert "--compare_to" in capsys.readouterr().err
@@ -241,3 +241,18 @@ def test_sampler_study_compares_full_ddpm_with_fast_samplers(rendered_dataset, t
     ddpm, ddim_2 = results["sampler_study"][0], results["sampler_study"][1]
     paired = sum(a - b for a, b in zip(ddim_2["lpips_per_sample"], ddpm["lpips_per_sample"])) / 2
     assert f"| ddim | 2 | {ddim_2['seconds_per_sample']:.2f} |" in markdown and f"{paired:+.4f} ±" in markdown
+
+
+def test_fingerprint_is_the_same_whatever_path_the_weights_are_loaded_from(tiny_pipeline_32_dir, tmp_path, monkeypatch):
+    from viewfusion_diffusers import ViewFusionPipeline
+    from viewfusion_diffusers.evaluation import pipeline_fingerprint
+
+    monkeypatch.chdir(tmp_path.parent)
+    relative = os.path.join(".", os.path.relpath(tiny_pipeline_32_dir, tmp_path.parent))
+    from_absolute = ViewFusionPipeline.from_pretrained(str(tiny_pipeline_32_dir))
+    from_relative = ViewFusionPipeline.from_pretrained(relative)
+    assert from_absolute.unet.config._name_or_path != from_relative.unet.config._name_or_path
+    assert pipeline_fingerprint(from_absolute) == pipeline_fingerprint(from_relative)
+    with torch.no_grad():
+        next(from_relative.unet.parameters()).add_(1.0)
+    assert pipeline_fingerprint(from_absolute) != pipeline_fingerprint(from_relative)

@@ -30,9 +30,6 @@ def test_compositing_on_white_is_one_rule_for_tensors_and_images():
 
 def test_dataset_photos_and_pipeline_share_the_rule(tmp_path):
     from viewfusion_diffusers.data.dataset import read_view
-    from viewfusion_diffusers.preprocessing import composite_on_white
-
-    assert composite_on_white == ViewProcessor.composite_on_white
     path = tmp_path / "0000.png"
     half_transparent_red().save(path)
     from_dataset = read_view(path)

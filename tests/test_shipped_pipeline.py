@@ -13,7 +13,7 @@ from huggingface_hub import ModelCard
 from safetensors.torch import load_file
 
 from viewfusion_diffusers import ViewFusionPipeline, ViewFusionUNet2DModel
-from viewfusion_diffusers.cli import DEFAULT_PIPELINE
+from viewfusion_diffusers.constants import DEFAULT_PIPELINE
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "pipelines" / "viewfusion-pybullet-64"

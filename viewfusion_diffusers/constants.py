@@ -6,6 +6,11 @@ from pathlib import Path
 # all at elevation 30 degrees. Azimuths are absolute, in the frame of the data: the light is fixed in it.
 NUM_VIEWS = 24
 AZIMUTH_STEP_DEGREES = 360.0 / NUM_VIEWS
+ELEVATION_DEGREES = 30.0
+
+# A generated view counts as drawn from the right side when the true view it looks most like is at most one
+# azimuth step from the requested one.
+POSE_TOLERANCE_DEGREES = AZIMUTH_STEP_DEGREES
 
 
 def view_azimuth(index: int) -> float:

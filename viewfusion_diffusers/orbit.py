@@ -6,10 +6,11 @@ from typing import Callable
 import PIL.Image
 import torch
 
+from .constants import NUM_VIEWS
 from .file_utils import atomic_write
 
 
-def frame_azimuths(num_frames: int = 24, start_azimuth: float = 0.0) -> list[float]:
+def frame_azimuths(num_frames: int = NUM_VIEWS, start_azimuth: float = 0.0) -> list[float]:
     """The azimuths in degrees of an orbit's frames, `360 / num_frames` apart from `start_azimuth`.
 
     Example:
@@ -24,7 +25,7 @@ def frame_azimuths(num_frames: int = 24, start_azimuth: float = 0.0) -> list[flo
 def sample_orbit(
     pipeline,
     input_views: list,
-    num_frames: int = 24,
+    num_frames: int = NUM_VIEWS,
     start_azimuth: float = 0.0,
     num_inference_steps: int = 50,
     max_views: int = 6,
@@ -50,6 +51,8 @@ def sample_orbit(
     """
     if max_views < 1:
         raise ValueError(f"max_views must be at least 1, got {max_views}.")
+    if num_frames < 1:
+        raise ValueError(f"num_frames must be at least 1, got {num_frames}.")
     posed = bool(getattr(pipeline.unet.config, "relative_pose", False))
     if input_azimuths is not None:
         input_azimuths = [float(a) for a in input_azimuths]
@@ -84,6 +87,8 @@ def save_gif(frames: list[PIL.Image.Image], path, frame_ms: int = 120, size: int
         >>> save_gif(sample_orbit(pipe, views), "orbit.gif", frame_ms=150, size=192)
         ```
     """
+    if not frames:
+        raise ValueError("save_gif got no frames; an orbit has at least one.")
     if size is not None:
         frames = [frame.resize((size, size), PIL.Image.NEAREST) for frame in frames]
     with atomic_write(path, "wb") as f:

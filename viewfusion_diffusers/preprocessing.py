@@ -17,10 +17,6 @@ DEFAULT_SEGMENTATION_MODEL = "nvidia/segformer-b0-finetuned-ade-512-512"
 # Mean span of the object's larger side in the rendered training views (see the README's data section).
 TRAINING_FILL = 0.63
 
-# An RGB image with any transparency composited on white: the package's one rule, the view processor's.
-composite_on_white = ViewProcessor.composite_on_white
-
-
 def has_plain_background(image: PIL.Image.Image, threshold: int = 235, share: float = 0.95) -> bool:
     """True when almost all border pixels are near white: the view already looks like a render."""
     rgb = np.asarray(image.convert("RGB"))
@@ -101,7 +97,7 @@ def prepare_photo(image: PIL.Image.Image, resolution: int, segmenter=None) -> PI
         >>> view = prepare_photo(PIL.Image.open("mug.jpg"), 64, segmenter)
         ```
     """
-    image = composite_on_white(image)
+    image = ViewProcessor.composite_on_white(image)
     if segmenter is not None and not has_plain_background(image):
         image = remove_background(image, segmenter)
     return center_and_scale(image, resolution)

@@ -24,12 +24,12 @@ import PIL.ImageFont
 import torch
 
 from viewfusion_diffusers import ViewFusionPipeline, scheduler_from_name
-from viewfusion_diffusers.constants import AZIMUTH_STEP_DEGREES, DEFAULT_PIPELINE, NUM_VIEWS
+from viewfusion_diffusers.constants import AZIMUTH_STEP_DEGREES, DEFAULT_PIPELINE, ELEVATION_DEGREES, NUM_VIEWS
+from viewfusion_diffusers.image_processor import ViewProcessor
 from viewfusion_diffusers.images import weights_to_heatmap
 from viewfusion_diffusers.orbit import sample_orbit, save_gif
 from viewfusion_diffusers.preprocessing import (
     DEFAULT_SEGMENTATION_MODEL,
-    composite_on_white,
     has_plain_background,
     prepare_photo,
 )
@@ -268,7 +268,7 @@ def build_demo(demo_state: Demo) -> gr.Blocks:
         steps = whole_number(steps, "Denoising steps", 1, 1000)
         seed = whole_number(seed, "Seed", 0, 2**32 - 1)
         num_samples = whole_number(num_samples, "Samples", 1, 4)
-        views = [composite_on_white(view) for view in read_views(files)]
+        views = [ViewProcessor.composite_on_white(view) for view in read_views(files)]
         input_azimuths = parse_view_azimuths(view_azimuths, len(views), demo_state.posed)
         # The segmentation model is loaded only when some view has a background to remove.
         needs_segmenter = remove_background and not all(has_plain_background(view) for view in views)
@@ -327,7 +327,7 @@ def build_demo(demo_state: Demo) -> gr.Blocks:
                         height=140, object_fit="contain", allow_preview=False, buttons=[], interactive=False, elem_id="examples")
                 azimuth = gr.Slider(
                     0, 360 - AZIMUTH_STEP_DEGREES, value=90, step=AZIMUTH_STEP_DEGREES, label="Target azimuth (degrees)",
-                    info="Around the object, 30 degrees up. Unposed: in the training renders' frame (the light is fixed "
+                    info=f"Around the object, {ELEVATION_DEGREES:g} degrees up. Unposed: in the training renders' frame (the light is fixed "
                          "in it); posed: in the frame of your views' azimuths.",
                     elem_id="azimuth")
                 view_azimuths = gr.Textbox(

@@ -18,9 +18,8 @@ import math
 
 import numpy as np
 
-from ..constants import NUM_VIEWS, view_azimuth
+from ..constants import ELEVATION_DEGREES, NUM_VIEWS, view_azimuth
 
-ELEVATION_DEGREES = 30.0
 FOV_DEGREES = 40.0
 
 
@@ -67,7 +66,14 @@ def bounding_sphere(lower, upper) -> tuple[np.ndarray, float]:
 
 
 def camera_distance(radius: float, fov_degrees: float = FOV_DEGREES) -> float:
-    """How far from the centre the camera stands for a bounding sphere of `radius` to just fill the image."""
+    """How far from the centre the camera stands for a bounding sphere of `radius` to just fill the image.
+
+    Example:
+        ```py
+        >>> round(camera_distance(1.0), 3)  # 1 / sin(20 degrees)
+        2.924
+        ```
+    """
     return radius / math.sin(math.radians(fov_degrees) / 2)
 
 

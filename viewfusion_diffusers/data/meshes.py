@@ -49,14 +49,29 @@ def _read_obj_faces(path: Path) -> tuple[np.ndarray, np.ndarray, list]:
 
 
 def read_obj(path: Path) -> tuple[np.ndarray, np.ndarray, tuple | None]:
-    """Vertices, triangles (polygons fanned) and the diffuse colour of the material most faces use (or None)."""
+    """Vertices, triangles (polygons fanned) and the diffuse colour of the material most faces use (or None).
+
+    Example:
+        ```py
+        >>> vertices, faces, color = read_obj("meshes/mugs/mug_01.obj")
+        >>> vertices.shape[1], faces.shape[1]
+        (3, 3)
+        ```
+    """
     vertices, faces, colors = _read_obj_faces(Path(path))
     used = [c for c in colors if c is not None]
     return vertices, faces, (max(set(used), key=used.count) if used else None)
 
 
 def read_mtl_colors(path: Path) -> dict[str, tuple]:
-    """`material name -> (r, g, b, 1)` from the `Kd` lines of an MTL file."""
+    """`material name -> (r, g, b, 1)` from the `Kd` lines of an MTL file.
+
+    Example:
+        ```py
+        >>> read_mtl_colors("meshes/mugs/mug_01.mtl")
+        {'body': (0.8, 0.2, 0.2, 1.0)}
+        ```
+    """
     colors, name = {}, None
     for line in Path(path).read_text(errors="replace").splitlines():
         parts = line.split()
@@ -68,7 +83,15 @@ def read_mtl_colors(path: Path) -> dict[str, tuple]:
 
 
 def read_stl(path: Path) -> tuple[np.ndarray, np.ndarray, None]:
-    """Vertices and triangles of a binary or ASCII STL file (STL has no colour)."""
+    """Vertices and triangles of a binary or ASCII STL file (STL has no colour).
+
+    Example:
+        ```py
+        >>> vertices, faces, color = read_stl("meshes/bracket.stl")
+        >>> color is None
+        True
+        ```
+    """
     data = Path(path).read_bytes()
     if len(data) >= 84:
         count = int(np.frombuffer(data, dtype="<u4", count=1, offset=80)[0])

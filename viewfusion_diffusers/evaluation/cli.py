@@ -69,7 +69,14 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
 
 
 def parse_args(argv=None, parser: argparse.ArgumentParser | None = None) -> argparse.Namespace:
-    """Parse and check the options; mistakes exit with status 2 and a message naming the option."""
+    """Parse and check the options; mistakes exit with status 2 and a message naming the option.
+
+    Example:
+        ```py
+        >>> parse_args(["--data_dir", "data/pybullet-64", "--posed"]).num_views
+        [1, 2, 3, 4, 5, 6]
+        ```
+    """
     parser = parser or build_parser()
     args = parser.parse_args(argv)
     check_args(args, parser)

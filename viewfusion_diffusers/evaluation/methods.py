@@ -56,6 +56,14 @@ def pipeline_methods(posed: bool = False, drop_views_below: float | None = None)
 
 
 def method_order(name: str) -> int:
+    """Where a method's rows go in the tables: the order of `METHODS`, unknown names last.
+
+    Example:
+        ```py
+        >>> sorted(["mean_view", "viewfusion", "other"], key=method_order)
+        ['viewfusion', 'mean_view', 'other']
+        ```
+    """
     return METHODS.index(name) if name in METHODS else len(METHODS)
 
 

@@ -28,12 +28,16 @@ GRID_METHODS = ("viewfusion", "viewfusion_posed")
 def pipeline_fingerprint(pipeline: ViewFusionPipeline) -> str:
     """sha256 of the U-Net's weights and config: which network made a table, whatever folder it came from.
 
+    The config's bookkeeping keys (`_name_or_path`, `_diffusers_version`, ...: those starting with `_`) are left
+    out, so the same weights hash the same from any path or diffusers version.
+
     Example:
         ```py
         >>> pipeline_fingerprint(ViewFusionPipeline.from_pretrained("pipelines/viewfusion-pybullet-64"))[:12]
         ```
     """
-    digest = hashlib.sha256(json.dumps(dict(pipeline.unet.config), sort_keys=True, default=str).encode())
+    config = {key: value for key, value in pipeline.unet.config.items() if not key.startswith("_")}
+    digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode())
     for name, tensor in sorted(pipeline.unet.state_dict().items()):
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().float().numpy().tobytes())
@@ -168,8 +172,8 @@ def run_evaluation(
     loaded = ViewFusionPipeline.from_pretrained(pipeline).to(device)
     if posed and not is_posed_pipeline(loaded):
         raise ValueError(
-            f"--posed needs a pipeline whose U-Net takes poses (relative_pose=True in its config); {pipeline} has none. "
-            "Leave out --posed, or evaluate a pipeline trained with --relative_pose."
+            f"posed=True needs a pipeline whose U-Net takes poses (relative_pose=True in its config); {pipeline} has "
+            "none. Evaluate it with posed=False, or evaluate a pipeline trained with relative_pose=True."
         )
     loaded.scheduler = scheduler_from_name(scheduler, loaded.scheduler.config)
     loaded.set_progress_bar_config(disable=True)
@@ -187,7 +191,11 @@ def run_evaluation(
                                                         num_inference_steps, num_grid_slots=max(num_views))
             records += batch_records
             for name, rows in batch_grids.items():
-                grids.setdefault(name, []).extend(rows)
+                # Only the first `num_grid_rows` per N are drawn: keep no more, so that little is gathered.
+                kept = grids.setdefault(name, [])
+                for num_rows_views, row in rows:
+                    if sum(n == num_rows_views for n, _ in kept) < num_grid_rows:
+                        kept.append((num_rows_views, row))
     records = gather(records, state)
     grids = {name: gather(rows, state) for name, rows in grids.items()}
 

@@ -3,13 +3,9 @@
 import numpy as np
 import torch
 
-from ..constants import AZIMUTH_STEP_DEGREES
+from ..constants import AZIMUTH_STEP_DEGREES, POSE_TOLERANCE_DEGREES
 from ..metrics import LPIPS, psnr, ssim
 from .samples import EvalBatch, circular_view_distance
-
-# A view counts as drawn from the right side when the true view it looks most like is at most one azimuth step
-# (15 degrees) from the requested one.
-POSE_TOLERANCE_DEGREES = AZIMUTH_STEP_DEGREES
 
 
 def score(prediction: torch.Tensor, target: torch.Tensor, lpips: LPIPS) -> dict[str, np.ndarray]:

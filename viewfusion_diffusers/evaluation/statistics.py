@@ -28,7 +28,14 @@ def mean_and_ci(values) -> tuple[float, float, int]:
 
 
 def sample_key(record: dict) -> tuple:
-    """What makes two records the same evaluation sample: the object, the target and the input views."""
+    """What makes two records the same evaluation sample: the object, the target and the input views.
+
+    Example:
+        ```py
+        >>> sample_key({"num_views": 2, "category": "car", "object_id": "007", "target_index": 6, "input_indices": [0, 12]})
+        (2, 'car', '007', 6, (0, 12))
+        ```
+    """
     return (record["num_views"], record["category"], record["object_id"], record["target_index"], tuple(record["input_indices"]))
 
 

