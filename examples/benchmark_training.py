@@ -20,46 +20,37 @@ import torch
 
 from viewfusion_diffusers import UNET_PRESETS, ViewFusionUNet2DModel, default_scheduler
 from viewfusion_diffusers.data import NMRDataset, ViewFusionTrainDataset, collate_views
+from viewfusion_diffusers.constants import NUM_VIEWS
 from viewfusion_diffusers.data.samplers import (
     EpochPermutationSampler,
     InMemoryViewSampler,
-    draw_step_noise,
     load_views_in_memory,
     pair_bucket,
-    step_seed,
+    training_micro_batches,
 )
 from viewfusion_diffusers.training_utils import count_flops, device_peak_tflops, fused_loss
 
 
 def batches(args, device, num_train_timesteps):
-    """An endless stream of (step, batch) for the training step, as the training script draws them."""
+    """An endless stream of training batches, from the training script's own data path
+    (`training_micro_batches`, seed 0, pose dropout 0.5, no gradient accumulation)."""
     resolution = args.resolution
+    view_sampler = loader = None
     if args.stream_data:
         dataset = ViewFusionTrainDataset(NMRDataset(args.data_dir, split="train"), max_views=args.max_views)
         loader = torch.utils.data.DataLoader(dataset, batch_size=args.batch_size, sampler=EpochPermutationSampler(len(dataset), 0),
                                              collate_fn=collate_views, num_workers=args.num_workers, drop_last=True,
-                                             pin_memory=device.type == "cuda", persistent_workers=args.num_workers > 0)
-        step = 0
-        while True:
-            for batch in loader:
-                batch["input_views"] = batch["input_views"].to(device, non_blocking=True)
-                batch["target"] = batch["target"].to(device, non_blocking=True)
-                yield step, {**batch, **draw_step_noise(args.batch_size, (3, resolution, resolution), num_train_timesteps, 0.5,
-                                                        step_seed(0, step, stream=2), device)}
-                step += 1
-    if args.data_dir:
-        views = load_views_in_memory(NMRDataset(args.data_dir, split="train"), resolution, device=device, show_progress=False)
+                                             pin_memory=device.type == "cuda")
     else:
-        generator = torch.Generator().manual_seed(0)
-        views = torch.randint(0, 256, (max(args.batch_size, 64), 24, 3, resolution, resolution), generator=generator,
-                              dtype=torch.uint8).to(device)
-    sampler = InMemoryViewSampler(views, args.batch_size, max_views=args.max_views)
-    step = 0
-    while True:
-        batch = sampler.batch(step)
-        yield step, {**batch, **draw_step_noise(args.batch_size, (3, resolution, resolution), num_train_timesteps, 0.5,
-                                                step_seed(0, step, stream=2), device)}
-        step += 1
+        if args.data_dir:
+            views = load_views_in_memory(NMRDataset(args.data_dir, split="train"), resolution, device=device, show_progress=False)
+        else:
+            generator = torch.Generator().manual_seed(0)
+            views = torch.randint(0, 256, (max(args.batch_size, 64), NUM_VIEWS, 3, resolution, resolution),
+                                  generator=generator, dtype=torch.uint8).to(device)
+        view_sampler = InMemoryViewSampler(views, args.batch_size, max_views=args.max_views)
+    return training_micro_batches(0, args.batch_size, (3, resolution, resolution), num_train_timesteps,
+                                  view_sampler=view_sampler, dataloader=loader, device=device)
 
 
 def benchmark(preset, args, device, dtype, peak_tflops):
@@ -88,8 +79,8 @@ def benchmark(preset, args, device, dtype, peak_tflops):
         return loss
 
     for _ in range(args.warmup):
-        train_step(next(stream)[1])
-    _, probe = next(stream)
+        train_step(next(stream))
+    probe = next(stream)
     step_flops = count_flops(lambda: train_step(probe))
     probe_pairs = int(probe["num_views"].sum())
     if device.type == "cuda":
@@ -97,7 +88,7 @@ def benchmark(preset, args, device, dtype, peak_tflops):
     # Timed as training runs: steps queued back to back, the device waited for once at the end.
     pairs, start = 0, time.perf_counter()
     for _ in range(args.steps):
-        _, batch = next(stream)
+        batch = next(stream)
         pairs += int(batch["num_views"].sum())
         loss = train_step(batch)
     loss.item()

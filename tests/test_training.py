@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -101,6 +102,8 @@ def test_bf16_mixed_precision_runs_on_cpu(rendered_dataset, tiny_unet_config_fil
 
 def test_max_train_minutes_ends_with_a_checkpoint_and_a_pipeline(rendered_dataset, tiny_unet_config_file, tmp_path):
     output = tmp_path / "timed"
+    # What a killed run leaves: a checkpoint staged but never renamed; the next run removes it.
+    (output / ".tmp-checkpoint-7").mkdir(parents=True)
     start = time.monotonic()
     result = run(launch(1, rendered_dataset, output, tiny_unet_config_file, "--max_train_minutes", "0.05",
                         "--max_train_steps", "1000000", "--checkpointing_steps", "1000000", "--validation_steps", "0",
@@ -109,6 +112,7 @@ def test_max_train_minutes_ends_with_a_checkpoint_and_a_pipeline(rendered_datase
     assert "--max_train_minutes 0.05 reached at step" in result.stderr
     checkpoints = list(output.glob("checkpoint-*"))
     assert len(checkpoints) == 1 and 0 < int(checkpoints[0].name.split("-")[1]) < 1000000
+    assert not list(output.glob(".tmp-checkpoint-*"))
     pipe = ViewFusionPipeline.from_pretrained(output)
     assert pipe.unet.config.sample_size == 32
     card = (output / "README.md").read_text()
@@ -181,15 +185,35 @@ def test_fine_tuning_starts_from_the_pretrained_weights(rendered_dataset, tiny_p
     assert result.returncode != 0 and "drop --prediction_type" in result.stderr
 
 
-def test_gpu_lease_script_trains_and_ships_within_its_budget(rendered_dataset, tiny_unet_config_file, tmp_path):
-    """The one-command lease recipe end to end on the CPU: dataset from an xz tarball, benchmarks, a timed run."""
+def test_adding_pose_layers_to_a_pretrained_unet_is_seeded(tiny_pipeline_32_dir):
+    """`--relative_pose` on a pretrained pipeline adds randomly initialised layers: the seed fixes them."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("train_viewfusion", SCRIPT)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    args = script.parse_args(["--data_dir", "unused", "--pretrained_model_name_or_path", str(tiny_pipeline_32_dir),
+                              "--resolution", "32", "--relative_pose", "--seed", "5"])
+    torch.manual_seed(1)
+    first = script.build_unet_and_noise_scheduler(args)[0].state_dict()
+    torch.manual_seed(2)
+    second = script.build_unet_and_noise_scheduler(args)[0].state_dict()
+    assert first.keys() == second.keys()
+    assert all(torch.equal(first[name], second[name]) for name in first)
+    args.resolution = 64
+    with pytest.raises(ValueError, match="pass --resolution 32"):
+        script.build_unet_and_noise_scheduler(args)
+
+
+def test_timed_run_script_trains_and_ships_within_its_budget(rendered_dataset, tiny_unet_config_file, tmp_path):
+    """The one-command timed recipe end to end on the CPU: dataset from an xz tarball, benchmarks, a timed run."""
     tarball = tmp_path / "data.tar.xz"
     subprocess.run(["tar", "-cJf", str(tarball), "-C", str(Path(rendered_dataset).parent), Path(rendered_dataset).name], check=True)
-    output = tmp_path / "lease"
+    output = tmp_path / "timed"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "DATA_TARBALL": str(tarball), "WHEELS": str(tmp_path / "no-wheels"),
            "MODEL_CONFIG": str(tiny_unet_config_file), "RESOLUTION": "32", "BATCH_SIZE": "2", "BENCH_STEPS": "1",
            "SAMPLING_STEPS": "1", "SAMPLING_OBJECTS": "2", "RESERVE_MINUTES": "0", "CHECKPOINTING_STEPS": "1000000"}
-    result = subprocess.run(["bash", str(Path(SCRIPT).parent / "gpu_lease.sh"), "0.1", str(output), "--max_views", "3",
+    result = subprocess.run(["bash", str(Path(SCRIPT).parent / "timed_run.sh"), "0.1", str(output), "--max_views", "3",
                              "--validation_steps", "0"], capture_output=True, text=True, env=env, timeout=600,
                             cwd=Path(SCRIPT).parent.parent)
     assert result.returncode == 0, result.stderr[-4000:] + (output / "train.log").read_text()[-4000:]

@@ -12,7 +12,7 @@ would have.
 The views of the split are held in memory as one uint8 tensor (on the GPU when there is one) and batches are
 drawn from it with a few tensor operations; `--stream_data` reads them through a `DataLoader` instead, for
 datasets that do not fit. `--max_train_minutes` trains until the time is up and then writes a checkpoint and
-the final pipeline, so a machine lent for a known time ends with a usable model.
+the final pipeline, so a run on a time budget ends with a usable model.
 """
 
 import argparse
@@ -26,7 +26,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from accelerate import Accelerator
 from accelerate.logging import get_logger
 from accelerate.utils import ProjectConfiguration
@@ -43,15 +42,15 @@ from viewfusion_diffusers.data import NMRDataset, ViewFusionTrainDataset, collat
 from viewfusion_diffusers.data.samplers import (
     EpochPermutationSampler,
     InMemoryViewSampler,
-    draw_step_noise,
     load_views_in_memory,
     pair_bucket,
-    split_batch,
-    step_seed,
+    training_micro_batches,
 )
+from viewfusion_diffusers.distributed import cpu_distributed
 from viewfusion_diffusers.hub_utils import make_model_card, save_pipeline_atomically
+from viewfusion_diffusers.image_processor import ViewProcessor
 from viewfusion_diffusers.images import comparison_row
-from viewfusion_diffusers.training_utils import cpu_distributed, fused_loss, load_ema_state
+from viewfusion_diffusers.training_utils import fused_loss, load_ema_state
 
 logger = get_logger(__name__, log_level="INFO")
 
@@ -135,6 +134,8 @@ def parse_args(argv=None):
 
 def build_unet_and_noise_scheduler(args) -> tuple[ViewFusionUNet2DModel, DDPMScheduler]:
     """A new U-Net (preset or config) with the paper's schedule, or a trained pipeline's U-Net and schedule."""
+    # Both paths make random weights: a new U-Net, or the pose layers `enable_relative_pose` adds.
+    torch.manual_seed(args.seed)
     if args.pretrained_model_name_or_path:
         pipeline = ViewFusionPipeline.from_pretrained(args.pretrained_model_name_or_path)
         unet, noise_scheduler = pipeline.unet.to(torch.float32), DDPMScheduler.from_config(pipeline.scheduler.config)
@@ -142,13 +143,16 @@ def build_unet_and_noise_scheduler(args) -> tuple[ViewFusionUNet2DModel, DDPMSch
         if args.prediction_type not in (None, trained_for):
             raise ValueError(f"{args.pretrained_model_name_or_path} predicts {trained_for}; drop --prediction_type "
                              f"{args.prediction_type} to fine-tune it (switching what a trained U-Net predicts is not supported).")
-        if unet.config.sample_size != args.resolution:
-            raise ValueError(f"{args.pretrained_model_name_or_path} works at {unet.config.sample_size}x{unet.config.sample_size}; "
-                             f"pass --resolution {unet.config.sample_size}.")
+        sample_size = unet.config.sample_size
+        height, width = (sample_size, sample_size) if isinstance(sample_size, int) else tuple(sample_size)
+        if height != width:
+            raise ValueError(f"{args.pretrained_model_name_or_path} works at {height}x{width}; training needs a square "
+                             "model (the views are square): fine-tune a square one.")
+        if height != args.resolution:
+            raise ValueError(f"{args.pretrained_model_name_or_path} works at {height}x{width}; pass --resolution {height}.")
         if args.relative_pose:
             unet.enable_relative_pose()
         return unet, noise_scheduler
-    torch.manual_seed(args.seed)
     if args.model_config in UNET_PRESETS:
         unet = ViewFusionUNet2DModel.from_preset(args.model_config, sample_size=args.resolution, relative_pose=args.relative_pose)
     elif os.path.isfile(args.model_config):
@@ -174,7 +178,8 @@ def log_validation(unet, noise_scheduler, eval_objects, eval_samples, resolution
     for i, sample in enumerate(eval_samples):
         views = eval_objects.load_views(sample.object_index)
         if views.shape[-1] != resolution:
-            views = F.interpolate(views.float(), size=resolution, mode="bilinear", antialias=True).round().byte()
+            views = ViewProcessor.resize(views.float() / 255, resolution, resolution)
+            views = (views * 255).round().to(torch.uint8)
         inputs = [views[k] for k in sample.input_indices]
         out = pipeline(inputs, view_azimuth(sample.target_index), num_inference_steps=num_inference_steps,
                        generator=torch.Generator().manual_seed(i), output_type="np")
@@ -206,12 +211,24 @@ def save_final_pipeline(unet, noise_scheduler, ema_unet, training_config: dict, 
     save_pipeline_atomically(pipeline, folder, card)
 
 
+def list_checkpoints(output_dir) -> list[Path]:
+    """The complete `checkpoint-N` folders of `output_dir`, oldest (lowest N) first."""
+    checkpoints = [p for p in Path(output_dir).glob("checkpoint-*") if p.is_dir() and p.name.split("-", 1)[1].isdigit()]
+    return sorted(checkpoints, key=lambda p: int(p.name.split("-", 1)[1]))
+
+
+def remove_partial_checkpoints(output_dir) -> None:
+    """Remove the `.tmp-checkpoint-*` folders a killed run left half-written (`save_checkpoint` stages there)."""
+    for partial in Path(output_dir).glob(".tmp-checkpoint-*"):
+        shutil.rmtree(partial, ignore_errors=True)
+
+
 def save_checkpoint(accelerator, output_dir: str, global_step: int, checkpoints_total_limit: int | None) -> str:
     """A resumable `checkpoint-N`: accelerate's optimizer, schedule and RNG state, the U-Net in the diffusers
     format (`unet/`) and the EMA (`unet_ema/`), written by the save hook. Returns the folder."""
     accelerator.wait_for_everyone()
     if accelerator.is_main_process and checkpoints_total_limit is not None:
-        checkpoints = sorted(Path(output_dir).glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+        checkpoints = list_checkpoints(output_dir)
         for old in checkpoints[: max(0, len(checkpoints) - checkpoints_total_limit + 1)]:
             shutil.rmtree(old)
     # Written under a temporary name and renamed when complete: `--resume_from_checkpoint latest` never
@@ -245,6 +262,7 @@ def main(args):
 
     if accelerator.is_main_process:
         os.makedirs(args.output_dir, exist_ok=True)
+        remove_partial_checkpoints(args.output_dir)
         if args.push_to_hub:
             repo_id = create_repo(args.hub_model_id, exist_ok=True, token=args.hub_token).repo_id
 
@@ -347,7 +365,7 @@ def main(args):
     if args.resume_from_checkpoint:
         path = args.resume_from_checkpoint
         if path == "latest":
-            checkpoints = sorted(Path(args.output_dir).glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+            checkpoints = list_checkpoints(args.output_dir)
             path = str(checkpoints[-1]) if checkpoints else None
         if path is None:
             logger.info("No checkpoint found in --output_dir; starting a new run.")
@@ -362,35 +380,14 @@ def main(args):
     image_shape = (3, args.resolution, args.resolution)
     num_train_timesteps = noise_scheduler.config.num_train_timesteps
 
-    def step_noise(step):
-        seed = step_seed(args.seed, step, accelerator.process_index, stream=2)
-        return draw_step_noise(step_batch, image_shape, num_train_timesteps, args.pose_dropout, seed, accelerator.device)
-
     def micro_batches(first_step):
         """The micro-batches of each optimizer step from `first_step` on, each a pure function of (seed, step)."""
-        step = first_step
-        if view_sampler is not None:
-            while True:
-                yield from split_batch({**view_sampler.batch(step), **step_noise(step)}, args.gradient_accumulation_steps)
-                step += 1
-        while True:
-            epoch, step_in_epoch = divmod(step, steps_per_epoch)
-            train_dataset.set_epoch(epoch)
-            loader = train_dataloader
-            if step_in_epoch:
-                loader = accelerator.skip_first_batches(train_dataloader, step_in_epoch * args.gradient_accumulation_steps)
-            # Accelerate's loaders pass their own epoch counter to the sampler when iterated: set it explicitly.
-            loader.set_epoch(epoch)
-            loaded = iter(loader)
-            while step < (epoch + 1) * steps_per_epoch:
-                noise = split_batch({"num_views": torch.ones(step_batch, dtype=torch.long), **step_noise(step)},
-                                    args.gradient_accumulation_steps)
-                for part in noise:
-                    batch = next(loaded)
-                    batch["input_views"] = batch["input_views"].to(accelerator.device, non_blocking=True)
-                    batch["target"] = batch["target"].to(accelerator.device, non_blocking=True)
-                    yield {**batch, **{k: v for k, v in part.items() if k != "num_views"}}
-                step += 1
+        return training_micro_batches(
+            first_step, step_batch, image_shape, num_train_timesteps, view_sampler=view_sampler,
+            dataloader=train_dataloader, gradient_accumulation_steps=args.gradient_accumulation_steps,
+            pose_dropout=args.pose_dropout, seed=args.seed, process_index=accelerator.process_index,
+            device=accelerator.device, skip_first_batches=accelerator.skip_first_batches,
+        )
 
     def out_of_time():
         if deadline is None:

@@ -5,8 +5,8 @@ import os
 import torch
 import torch.nn.functional as F
 
-from .distributed import cpu_distributed  # noqa: F401 (the training script imports it from here)
 from .fusion import predict_fused_noise
+from .image_processor import ViewProcessor
 
 
 def fused_loss(unet, noise_scheduler, batch, resolution: int, pad_pairs_to: int | None = None):
@@ -23,7 +23,8 @@ def fused_loss(unet, noise_scheduler, batch, resolution: int, pad_pairs_to: int 
             `InMemoryViewSampler`), and the draws `noise` `(B, 3, H, W)`, `timesteps` `(B,)` and `posed` `(B,)`:
             for a U-Net with `relative_pose`, False gives that sample's views without their azimuths (pose
             dropout, so one model learns the posed and the unposed task).
-        resolution (`int`): the model's image size; views of another size are resized.
+        resolution (`int`): the model's image size; views of another size are resized (with
+            [`ViewProcessor.resize`], as for sampling).
         pad_pairs_to (`int`, *optional*): run the U-Net on this many pairs (see `pair_bucket`); the loss does
             not depend on it.
 
@@ -36,8 +37,8 @@ def fused_loss(unet, noise_scheduler, batch, resolution: int, pad_pairs_to: int 
     views, target = batch["input_views"], batch["target"]
     device = target.device
     if target.shape[-1] != resolution:
-        views = F.interpolate(views, size=resolution, mode="bilinear", antialias=True)
-        target = F.interpolate(target, size=resolution, mode="bilinear", antialias=True)
+        views = ViewProcessor.resize(views, resolution, resolution, value_range=(-1, 1))
+        target = ViewProcessor.resize(target, resolution, resolution, value_range=(-1, 1))
     # Copies from the host are queued without waiting for the device (nothing in the step synchronises).
     num_views = batch["num_views"]
     noise = batch["noise"].to(device, non_blocking=True)
@@ -48,8 +49,11 @@ def fused_loss(unet, noise_scheduler, batch, resolution: int, pad_pairs_to: int 
 
     view_azimuth = None
     if unwrap(unet).config.relative_pose:
-        posed = batch["posed"].repeat_interleave(num_views.cpu()).to(device, non_blocking=True)
-        view_azimuth = torch.where(posed, batch["input_azimuths"].to(device, non_blocking=True).double(), float("nan"))
+        # Made on the host, where float64 is available everywhere (Apple's MPS has none), reduced to [0, 360)
+        # there, and sent as float32: the views' azimuths are multiples of 15 degrees, exact in float32.
+        posed = batch["posed"].cpu().repeat_interleave(num_views.cpu())
+        azimuths = batch["input_azimuths"].cpu().double() % 360
+        view_azimuth = torch.where(posed, azimuths, float("nan")).float().to(device, non_blocking=True)
     fused, _ = predict_fused_noise(unet, views, noisy_target, timesteps, batch["target_azimuth"].to(device, non_blocking=True),
                                    num_views, view_azimuth=view_azimuth, pad_pairs_to=pad_pairs_to)
 
@@ -81,7 +85,15 @@ def load_ema_state(ema, folder, model_cls, device) -> None:
 
 
 def unwrap(model):
-    """The model inside a distributed / compiled wrapper (for reading its config)."""
+    """The model inside a distributed / compiled wrapper (for reading its config).
+
+    Example:
+        ```py
+        >>> unet = ViewFusionUNet2DModel.from_preset("small")
+        >>> unwrap(torch.compile(unet)) is unet
+        True
+        ```
+    """
     while hasattr(model, "module") or hasattr(model, "_orig_mod"):
         model = getattr(model, "module", None) or model._orig_mod
     return model

@@ -11,17 +11,19 @@ Two ways to feed the training step, with the same rules (a target view uniform o
   fit in memory or are read from the Hub.
 
 Either way the step's noise, timesteps and pose-dropout draws come from [`draw_step_noise`], seeded by
-[`step_seed`]: a resumed run redraws exactly what the uninterrupted run drew.
+[`step_seed`]: a resumed run redraws exactly what the uninterrupted run drew. [`training_micro_batches`] puts
+the two together; the training script and the training benchmark both draw their batches from it.
 """
 
+import itertools
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..constants import AZIMUTH_STEP_DEGREES, NUM_VIEWS
+from ..image_processor import ViewProcessor
 
 
 def step_seed(seed: int, step: int, process_index: int = 0, stream: int = 0) -> int:
@@ -70,7 +72,8 @@ def load_views_in_memory(objects, resolution: int | None = None, device=None, nu
 
     Args:
         objects: an [`NMRDataset`] or [`HFMultiViewDataset`] (anything with `len` and `load_views`).
-        resolution (`int`, *optional*): resize views of another size to this (antialiased), as training does.
+        resolution (`int`, *optional*): resize views of another size to this, with [`ViewProcessor.resize`] (the
+            one resize of the package, as for sampling).
         device (*optional*): where the tensor lives; the GPU keeps the whole data path off the host.
         num_threads (`int`, defaults to 8): PNG decoding releases the GIL, so threads read in parallel.
 
@@ -87,8 +90,8 @@ def load_views_in_memory(objects, resolution: int | None = None, device=None, nu
     def load(index):
         views = objects.load_views(index)
         if resolution is not None and views.shape[-1] != resolution:
-            views = F.interpolate(views.float(), size=resolution, mode="bilinear", antialias=True)
-            views = views.round().clamp(0, 255).byte()
+            views = ViewProcessor.resize(views.float() / 255, resolution, resolution)
+            views = (views * 255).round().to(torch.uint8)
         return views
 
     first = load(0)
@@ -99,7 +102,7 @@ def load_views_in_memory(objects, resolution: int | None = None, device=None, nu
         for index, views in enumerate(tqdm(loaded, total=len(objects) - 1, desc="Loading views", disable=not show_progress), 1):
             if views.shape != first.shape:
                 raise ValueError(f"Object {objects.objects[index]} has views of shape {tuple(views.shape)}, the first "
-                                 f"object {tuple(first.shape)}; pass --resolution to resize them all to one size.")
+                                 f"object {tuple(first.shape)}; pass `resolution` to resize them all to one size.")
             stacked[index] = views
     return stacked.to(device) if device is not None else stacked
 
@@ -140,7 +143,7 @@ class InMemoryViewSampler:
             raise ValueError(f"max_views must be in 1..{NUM_VIEWS - 1}, got {max_views}.")
         if batch_size * num_processes > views.shape[0]:
             raise ValueError(f"{views.shape[0]} objects make no full batch of {batch_size} x {num_processes} processes; "
-                             "lower --train_batch_size.")
+                             "lower `batch_size` or give more objects.")
         self.views, self.batch_size, self.max_views = views, batch_size, max_views
         self.target_in_inputs_prob, self.seed = target_in_inputs_prob, seed
         self.num_processes, self.process_index = num_processes, process_index
@@ -148,7 +151,15 @@ class InMemoryViewSampler:
         self._order_epoch, self._order = None, None
 
     def object_indices(self, step: int) -> torch.Tensor:
-        """The `(batch_size,)` object indices of this process's batch at `step` (on the host)."""
+        """The `(batch_size,)` object indices of this process's batch at `step` (on the host).
+
+        Example:
+            ```py
+            >>> sampler = InMemoryViewSampler(torch.zeros(8, 24, 3, 4, 4, dtype=torch.uint8), batch_size=4)
+            >>> sorted(sampler.object_indices(0).tolist() + sampler.object_indices(1).tolist())  # one epoch
+            [0, 1, 2, 3, 4, 5, 6, 7]
+            ```
+        """
         epoch, step_in_epoch = divmod(step, self.steps_per_epoch)
         if epoch != self._order_epoch:
             self._order = torch.from_numpy(np.random.default_rng([self.seed, epoch]).permutation(self.views.shape[0]))
@@ -161,6 +172,14 @@ class InMemoryViewSampler:
 
         The draws are few small host tensors (the pair count must be known on the host to shape the U-Net
         batch, and drawing it on the GPU would wait for the GPU); the images are gathered on the device.
+
+        Example:
+            ```py
+            >>> sampler = InMemoryViewSampler(torch.zeros(8, 24, 3, 4, 4, dtype=torch.uint8), batch_size=4)
+            >>> batch = sampler.batch(step=0)
+            >>> batch["target"].shape, batch["input_views"].shape[0] == int(batch["num_views"].sum())
+            (torch.Size([4, 3, 4, 4]), True)
+            ```
         """
         generator = torch.Generator().manual_seed(step_seed(self.seed, step, self.process_index, stream=1))
         size = self.batch_size
@@ -247,3 +266,84 @@ def pair_bucket(num_pairs: int, batch_size: int, max_views: int) -> int:
     """
     multiple = max(1, batch_size // 4)
     return min(-(-num_pairs // multiple) * multiple, batch_size * max_views)
+
+
+def _set_loader_epoch(loader, epoch: int) -> None:
+    # Accelerate's loaders pass their own epoch counter to the sampler when iterated: set it on the loader.
+    if hasattr(loader, "set_epoch"):
+        loader.set_epoch(epoch)
+    elif hasattr(getattr(loader, "sampler", None), "set_epoch"):
+        loader.sampler.set_epoch(epoch)
+
+
+def training_micro_batches(first_step: int, step_batch: int, image_shape, num_train_timesteps: int, *,
+                           view_sampler: InMemoryViewSampler | None = None, dataloader=None,
+                           gradient_accumulation_steps: int = 1, pose_dropout: float = 0.5, seed: int = 0,
+                           process_index: int = 0, device=None, skip_first_batches=None):
+    """The micro-batches of every training step from `first_step` on: views, noise, timesteps and pose flags,
+    each step a pure function of `(seed, step, process_index)`.
+
+    Views come from `view_sampler` (in memory) or from `dataloader` (a `DataLoader` of [`ViewFusionTrainDataset`]
+    with [`EpochPermutationSampler`] and `collate_views`, batches of `step_batch // gradient_accumulation_steps`);
+    the step's noise from [`draw_step_noise`] with `step_seed(seed, step, process_index, stream=2)`, drawn for
+    the whole step and split, so gradient accumulation sees the noise of the larger batch.
+
+    Args:
+        first_step (`int`): the step to start at (a resumed run's step).
+        step_batch (`int`): samples per process per optimizer step.
+        image_shape: `(3, H, W)` of the noise.
+        num_train_timesteps (`int`): timesteps are uniform in `0..num_train_timesteps - 1`.
+        view_sampler ([`InMemoryViewSampler`], *optional*), dataloader (*optional*): exactly one of them.
+        gradient_accumulation_steps (`int`, defaults to 1): micro-batches per step.
+        pose_dropout (`float`, defaults to 0.5): probability that a sample's views come without azimuths.
+        seed (`int`), process_index (`int`): the run's seed and this process's index.
+        device (*optional*): where the noise is drawn and the streamed views are moved.
+        skip_first_batches (*optional*): `(loader, n) -> loader` that skips `n` batches cheaply (accelerate's
+            `Accelerator.skip_first_batches`); by default the skipped batches are read and dropped.
+
+    Example:
+        ```py
+        >>> sampler = InMemoryViewSampler(torch.zeros(8, 24, 3, 4, 4, dtype=torch.uint8), batch_size=4)
+        >>> batches = training_micro_batches(0, 4, (3, 4, 4), 1000, view_sampler=sampler, gradient_accumulation_steps=2)
+        >>> next(batches)["noise"].shape
+        torch.Size([2, 3, 4, 4])
+        ```
+    """
+    if (view_sampler is None) == (dataloader is None):
+        raise ValueError("Give exactly one of `view_sampler` and `dataloader`.")
+
+    def step_noise(step):
+        noise_seed = step_seed(seed, step, process_index, stream=2)
+        return draw_step_noise(step_batch, image_shape, num_train_timesteps, pose_dropout, noise_seed, device)
+
+    step = first_step
+    if view_sampler is not None:
+        while True:
+            yield from split_batch({**view_sampler.batch(step), **step_noise(step)}, gradient_accumulation_steps)
+            step += 1
+    steps_per_epoch = len(dataloader) // gradient_accumulation_steps
+    if steps_per_epoch == 0:
+        raise ValueError(f"The dataloader's {len(dataloader)} batches make no step of {gradient_accumulation_steps} "
+                         "micro-batches; lower `gradient_accumulation_steps` or the batch size.")
+    while True:
+        epoch, step_in_epoch = divmod(step, steps_per_epoch)
+        if hasattr(dataloader.dataset, "set_epoch"):
+            dataloader.dataset.set_epoch(epoch)
+        _set_loader_epoch(dataloader, epoch)
+        skipped = step_in_epoch * gradient_accumulation_steps
+        if skip_first_batches is not None and skipped:
+            loader = skip_first_batches(dataloader, skipped)
+            _set_loader_epoch(loader, epoch)
+            loaded = iter(loader)
+        else:
+            loaded = itertools.islice(iter(dataloader), skipped, None)
+        while step < (epoch + 1) * steps_per_epoch:
+            noise = split_batch({"num_views": torch.ones(step_batch, dtype=torch.long), **step_noise(step)},
+                                gradient_accumulation_steps)
+            for part in noise:
+                batch = next(loaded)
+                if device is not None:
+                    batch["input_views"] = batch["input_views"].to(device, non_blocking=True)
+                    batch["target"] = batch["target"].to(device, non_blocking=True)
+                yield {**batch, **{key: value for key, value in part.items() if key != "num_views"}}
+            step += 1

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# One GPU for N minutes: install what was carried in, benchmark briefly, train until the time is up, and leave
-# the final fp16 pipeline and the benchmark tables in one folder.
+# Training on a time budget of N minutes: install the given wheels, benchmark briefly, train until the time is
+# up, and leave the final fp16 pipeline and the benchmark tables in one folder.
 #
-#   training/gpu_lease.sh MINUTES OUTPUT_DIR [extra train_viewfusion.py arguments...]
+#   training/timed_run.sh MINUTES OUTPUT_DIR [extra train_viewfusion.py arguments...]
 #
-# Run from the repository root, on a machine with torch, accelerate, transformers and huggingface_hub. Carried
-# in (paths set by the environment variables below):
-#   WHEELS        a folder of wheels installed offline with --no-deps when diffusers is missing (default shared/wheels)
-#   DATA_TARBALL  the rendered dataset as an xz tarball of its folder (default shared/pybullet-64.tar.xz), or
+# Run from the repository root, on a machine with torch, accelerate, transformers and huggingface_hub. Given
+# (paths set by the environment variables below):
+#   WHEELS        a folder of wheels installed offline with --no-deps when diffusers is missing (default data/wheels)
+#   DATA_TARBALL  the rendered dataset as an xz tarball of its folder (default data/pybullet-64.tar.xz), or
 #   DATA_DIR      an unpacked dataset (skips the tarball)
 #   PRETRAINED    start from this pipeline folder (default: none, a new U-Net of MODEL_CONFIG)
 #   MODEL_CONFIG  a U-Net preset or config.json (default paper)   RESOLUTION (default 64)
@@ -15,11 +15,11 @@
 #   RESERVE_MINUTES  kept back for the final checkpoint and export (default 1)
 # OUTPUT_DIR ends with: model/ (checkpoints, the fp32 pipeline, logs), pipeline-fp16/ (the shipped form),
 # benchmark_training.{md,json}, benchmark_sampling.{md,json}, train.log. Checkpoints are written every
-# CHECKPOINTING_STEPS (default 500) steps, so a lease cut short still leaves a resumable run.
+# CHECKPOINTING_STEPS (default 500) steps, so a run cut short still leaves a resumable one.
 set -euo pipefail
 
 if [ $# -lt 2 ]; then
-    echo "usage: training/gpu_lease.sh MINUTES OUTPUT_DIR [extra train_viewfusion.py arguments...]" >&2
+    echo "usage: training/timed_run.sh MINUTES OUTPUT_DIR [extra train_viewfusion.py arguments...]" >&2
     exit 2
 fi
 MINUTES=$1
@@ -29,8 +29,8 @@ START=$(date +%s)
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 
-WHEELS=${WHEELS:-shared/wheels}
-DATA_TARBALL=${DATA_TARBALL:-shared/pybullet-64.tar.xz}
+WHEELS=${WHEELS:-data/wheels}
+DATA_TARBALL=${DATA_TARBALL:-data/pybullet-64.tar.xz}
 MODEL_CONFIG=${MODEL_CONFIG:-paper}
 RESOLUTION=${RESOLUTION:-64}
 BATCH_SIZE=${BATCH_SIZE:-64}
@@ -61,7 +61,7 @@ fi
 if python -c "import torch, sys; sys.exit(not torch.cuda.is_available())"; then
     PLACEMENT=(--num_processes 1 --num_machines 1 --dynamo_backend no --mixed_precision bf16)
     DTYPE=bf16
-else  # a CPU-only machine (the project's tests run this script so)
+else  # a CPU-only machine
     PLACEMENT=(--cpu --num_processes 1 --num_machines 1 --dynamo_backend no --mixed_precision no)
     DTYPE=fp32
 fi
@@ -82,7 +82,7 @@ python examples/benchmark_sampling.py --models "$BENCH_PRESET" --num_views 6 --s
     --output "$OUT/benchmark_sampling.json" > "$OUT/benchmark_sampling.md" 2>> "$OUT/benchmarks.log" \
     || echo "sampling benchmark failed: see $OUT/benchmarks.log" >&2
 
-# 4. train until the lease (less the reserve) is spent
+# 4. train until the time budget (less the reserve) is spent
 TRAIN_MINUTES=$(minutes_left)
 if python -c "import sys; sys.exit($TRAIN_MINUTES > 0)"; then
     TRAIN_MINUTES=0.05  # the benchmarks took the time: still leave a model behind
@@ -100,11 +100,11 @@ python -m accelerate.commands.launch "${PLACEMENT[@]}" training/train_viewfusion
 {
     echo "## Training"
     echo
-    echo "Trained by \`training/gpu_lease.sh $MINUTES\` with \`training/train_viewfusion.py\`; its arguments are in \`model/README.md\`."
+    echo "Trained by \`training/timed_run.sh $MINUTES\` with \`training/train_viewfusion.py\`; its arguments are in \`model/README.md\`."
     for table in benchmark_training benchmark_sampling; do
         if [ -s "$OUT/$table.md" ]; then echo; echo "### $table"; echo; cat "$OUT/$table.md"; fi
     done
 } > "$OUT/card.md"
 python training/ship_pipeline.py --pipeline "$OUT/model" --card_body "$OUT/card.md" --output_dir "$OUT/pipeline-fp16" \
-    --title "ViewFusion, trained in a ${MINUTES}-minute GPU lease"
+    --title "ViewFusion, trained for ${MINUTES} minutes"
 echo "done in $(( $(date +%s) - START )) s: $OUT/pipeline-fp16" >&2
