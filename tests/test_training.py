@@ -185,6 +185,43 @@ def test_fine_tuning_starts_from_the_pretrained_weights(rendered_dataset, tiny_p
     assert result.returncode != 0 and "drop --prediction_type" in result.stderr
 
 
+def test_training_only_the_pose_layers_leaves_the_unposed_mode_unchanged(rendered_dataset, tiny_pipeline_32_dir, tmp_path):
+    output = tmp_path / "pose-only"
+    result = run(launch(1, rendered_dataset, output, "unused", "--pretrained_model_name_or_path", str(tiny_pipeline_32_dir),
+                        "--relative_pose", "--train_only_pose_layers", "--pose_dropout", "0", "--use_ema",
+                        "--max_train_steps", "3", "--checkpointing_steps", "100", "--validation_steps", "0",
+                        "--report_to", "none"))
+    assert "parameters trained" in result.stderr
+    pretrained, tuned = unet_weights(tiny_pipeline_32_dir), unet_weights(output)
+    pose_layers = {name for name in tuned if name.startswith("class_embedding.relative_azimuth.")}
+    assert pose_layers and set(tuned) == set(pretrained) | pose_layers | {"class_embedding.unknown_pose"}
+    assert any(tuned[name].abs().max() > 0 for name in pose_layers if "linear_2" in name), "the pose layers did not train"
+    assert torch.equal(tuned["class_embedding.unknown_pose"], torch.zeros_like(tuned["class_embedding.unknown_pose"]))
+    for name in pretrained:
+        torch.testing.assert_close(tuned[name], pretrained[name], rtol=0, atol=0, msg=name)
+
+    # Unposed, the tuned pipeline samples exactly what the pretrained one did; posed, it differs.
+    views = [torch.rand(3, 32, 32, generator=torch.Generator().manual_seed(k)) for k in range(2)]
+    outputs = []
+    for folder, azimuths in ((tiny_pipeline_32_dir, None), (output, None), (output, [0.0, 90.0])):
+        pipe = ViewFusionPipeline.from_pretrained(folder)
+        pipe.set_progress_bar_config(disable=True)
+        outputs.append(pipe(views, 45.0, input_azimuths=azimuths, num_inference_steps=2, output_type="pt",
+                            generator=torch.Generator().manual_seed(0)).images)
+    assert torch.equal(outputs[0], outputs[1])
+    assert not torch.equal(outputs[1], outputs[2])
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--pose_dropout", "0.5", "--pretrained_model_name_or_path", "some/pipeline"], "pass --pose_dropout 0"),
+    (["--pose_dropout", "0", "--pretrained_model_name_or_path", ""], "pass --pretrained_model_name_or_path"),
+])
+def test_training_only_the_pose_layers_rejects_what_it_cannot_train(extra, message):
+    result = subprocess.run([sys.executable, SCRIPT, "--data_dir", "unused", "--train_only_pose_layers", *extra],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and message in result.stderr
+
+
 def test_adding_pose_layers_to_a_pretrained_unet_is_seeded(tiny_pipeline_32_dir):
     """`--relative_pose` on a pretrained pipeline adds randomly initialised layers: the seed fixes them."""
     import importlib.util

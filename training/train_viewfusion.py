@@ -78,6 +78,10 @@ def parse_args(argv=None):
                         help="With --relative_pose (or a posed pretrained model): probability that a sample's input "
                         "views are given without their azimuths. 0.5 kept the unposed mode better than 0.2 in a paired "
                         "test (examples/results/2026-12-01-pose-dropout).")
+    parser.add_argument("--train_only_pose_layers", action="store_true",
+                        help="Fine-tune only the relative-pose layers of a pretrained pipeline and freeze the rest: the "
+                        "unposed mode stays exactly as it was. Unposed samples do not reach these layers, so it needs "
+                        "--pose_dropout 0.")
     parser.add_argument("--max_views", type=int, default=6, help="Input views per sample are drawn from 1..max_views.")
     parser.add_argument("--train_batch_size", type=int, default=8, help="Samples (targets) per device per step.")
     parser.add_argument("--gradient_accumulation_steps", type=int, default=1, help="Micro-batches per optimizer step.")
@@ -130,6 +134,11 @@ def parse_args(argv=None):
         parser.error(f"--max_train_minutes must be positive, got {args.max_train_minutes}.")
     if not 0 <= args.pose_dropout <= 1:
         parser.error(f"--pose_dropout is a probability in [0, 1], got {args.pose_dropout}.")
+    if args.train_only_pose_layers and not args.pretrained_model_name_or_path:
+        parser.error("--train_only_pose_layers fine-tunes a trained network; pass --pretrained_model_name_or_path.")
+    if args.train_only_pose_layers and args.pose_dropout != 0:
+        parser.error("--train_only_pose_layers trains only the layers that read the input views' azimuths, which "
+                     f"unposed samples never reach; pass --pose_dropout 0 (got {args.pose_dropout}).")
     return args
 
 
@@ -153,6 +162,12 @@ def build_unet_and_noise_scheduler(args) -> tuple[ViewFusionUNet2DModel, DDPMSch
             raise ValueError(f"{args.pretrained_model_name_or_path} works at {height}x{width}; pass --resolution {height}.")
         if args.relative_pose:
             unet.enable_relative_pose()
+        if args.train_only_pose_layers:
+            if not unet.config.relative_pose:
+                raise ValueError(f"{args.pretrained_model_name_or_path} has no pose layers to train; add --relative_pose.")
+            # The unknown-pose vector stays frozen too: it is what the unposed mode adds, and it must not move.
+            unet.requires_grad_(False)
+            unet.class_embedding.relative_azimuth.requires_grad_(True)
         return unet, noise_scheduler
     if args.model_config in UNET_PRESETS:
         unet = ViewFusionUNet2DModel.from_preset(args.model_config, sample_size=args.resolution, relative_pose=args.relative_pose)
@@ -334,7 +349,8 @@ def main(args):
     eval_samples = eval_samples[: args.num_validation_objects]
 
     # 3. optimizer and schedule (the paper: Adam, warm-up to 1e-4 over 2,500 steps)
-    optimizer = torch.optim.AdamW(unet.parameters(), lr=args.learning_rate, weight_decay=args.adam_weight_decay,
+    trainable = [parameter for parameter in unet.parameters() if parameter.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=args.learning_rate, weight_decay=args.adam_weight_decay,
                                   fused=on_gpu or None)
     lr_scheduler = get_scheduler(
         args.lr_scheduler, optimizer=optimizer,
@@ -358,7 +374,8 @@ def main(args):
     logger.info(
         f"{len(train_objects)} objects, {args.max_train_steps} steps, {step_batch * accelerator.num_processes} samples "
         f"per step ({micro_batch} per device x {accelerator.num_processes} processes x {args.gradient_accumulation_steps} "
-        f"accumulation), data {'streamed' if args.stream_data else 'in memory'}"
+        f"accumulation), data {'streamed' if args.stream_data else 'in memory'}, "
+        f"{sum(p.numel() for p in trainable):,} of {sum(p.numel() for p in unet.parameters()):,} parameters trained"
     )
 
     # 4. resume
