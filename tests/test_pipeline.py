@@ -378,6 +378,11 @@ def test_save_pipeline_atomically_with_a_variant(tiny_pipeline, views16, tmp_pat
     save_pipeline_atomically(tiny_pipeline, tmp_path, make_model_card("Tiny", "A test pipeline."), variant="fp16")
     assert (tmp_path / "unet" / "diffusion_pytorch_model.fp16.safetensors").is_file()
     assert "PIL.Image.open" in (tmp_path / "README.md").read_text()
+    from viewfusion_diffusers.file_utils import current_umask
+
+    for path in tmp_path.rglob("*"):  # readable as if written by open() / mkdir(), not 0600 temporary files
+        expected = (0o777 if path.is_dir() else 0o666) & ~current_umask()
+        assert path.stat().st_mode & 0o777 == expected, oct(path.stat().st_mode)
     loaded = ViewFusionPipeline.from_pretrained(tmp_path, variant="fp16")
     loaded.set_progress_bar_config(disable=True)
     np.testing.assert_array_equal(run(loaded, views16[:2]).images, run(tiny_pipeline, views16[:2]).images)
