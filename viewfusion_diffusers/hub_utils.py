@@ -77,11 +77,12 @@ def save_pipeline_atomically(pipeline, folder: str | os.PathLike, model_card: Mo
             model_card.save(os.path.join(staging, "README.md"))
         # diffusers writes the weights through a private temporary file (mode 0600): give every file and folder
         # the permissions a plain `open()` / `mkdir()` would, so that a shared or served folder can be read.
+        umask = current_umask()
         for parent, folders, files in os.walk(staging):
             for name in folders:
-                os.chmod(os.path.join(parent, name), 0o777 & ~current_umask())
+                os.chmod(os.path.join(parent, name), 0o777 & ~umask)
             for name in files:
-                os.chmod(os.path.join(parent, name), 0o666 & ~current_umask())
+                os.chmod(os.path.join(parent, name), 0o666 & ~umask)
         # Replace entries one by one; each rename is atomic, and the old copy is only removed afterwards.
         for name in sorted(os.listdir(staging)):
             target = os.path.join(folder, name)
