@@ -132,8 +132,8 @@ class FavouringUNet(torch.nn.Module):
         self.unet, self.favoured = unet, favoured
         self.config, self.dtype, self.device = unet.config, unet.dtype, unet.device
 
-    def forward(self, sample, timestep, azimuth, relative_azimuth=None, return_dict=False):
-        noise, _ = self.unet(sample, timestep, azimuth, relative_azimuth=relative_azimuth, return_dict=False)
+    def forward(self, sample, timestep, target_azimuth, return_dict=False, **conditioning):
+        noise, _ = self.unet(sample, timestep, target_azimuth, return_dict=False, **conditioning)
         is_favoured = torch.isclose(sample[:, :3], self.favoured.to(sample)).flatten(1).all(dim=1)
         logits = torch.where(is_favoured, 2.0, 0.0)[:, None, None, None].expand_as(noise).to(noise.dtype)
         return noise, logits

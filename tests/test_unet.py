@@ -13,10 +13,10 @@ from conftest import make_tiny_unet
 
 def test_forward_returns_named_noise_and_weight_logits():
     unet = make_tiny_unet()
-    out = unet(torch.randn(4, 6, 16, 16), timestep=torch.tensor([1, 5, 9, 100]), azimuth=torch.tensor([0.0, 15, 90, 345]))
+    out = unet(torch.randn(4, 6, 16, 16), timestep=torch.tensor([1, 5, 9, 100]), target_azimuth=torch.tensor([0.0, 15, 90, 345]))
     assert isinstance(out, ViewFusionUNetOutput)
     assert out.noise.shape == out.weight_logits.shape == (4, 3, 16, 16)
-    noise, logits = unet(torch.randn(2, 6, 16, 16), timestep=3, azimuth=45.0, return_dict=False)
+    noise, logits = unet(torch.randn(2, 6, 16, 16), timestep=3, target_azimuth=45.0, return_dict=False)
     assert noise.shape == logits.shape == (2, 3, 16, 16)
 
 
@@ -24,7 +24,7 @@ def test_azimuth_conditions_the_output_and_is_periodic():
     unet = make_tiny_unet()
     x = torch.randn(1, 6, 16, 16)
     with torch.no_grad():
-        at_0, at_360, at_90 = (unet(x, 10, azimuth=a).noise for a in (0.0, 360.0, 90.0))
+        at_0, at_360, at_90 = (unet(x, 10, target_azimuth=a).noise for a in (0.0, 360.0, 90.0))
     torch.testing.assert_close(at_0, at_360, atol=1e-5, rtol=0)
     assert (at_0 - at_90).abs().max() > 1e-4
 

@@ -397,6 +397,8 @@ def main(args):
     # 5. train
     image_shape = (3, args.resolution, args.resolution)
     num_train_timesteps = noise_scheduler.config.num_train_timesteps
+    # A U-Net conditioned on the noise level draws it between the levels of timesteps t - 1 and t, as the authors do.
+    min_timestep = 1 if accelerator.unwrap_model(unet).config.conditioning == "noise_level" else 0
 
     def micro_batches(first_step):
         """The micro-batches of each optimizer step from `first_step` on, each a pure function of (seed, step)."""
@@ -404,7 +406,7 @@ def main(args):
             first_step, step_batch, image_shape, num_train_timesteps, view_sampler=view_sampler,
             dataloader=train_dataloader, gradient_accumulation_steps=args.gradient_accumulation_steps,
             pose_dropout=args.pose_dropout, seed=args.seed, process_index=accelerator.process_index,
-            device=accelerator.device, skip_first_batches=accelerator.skip_first_batches,
+            device=accelerator.device, skip_first_batches=accelerator.skip_first_batches, min_timestep=min_timestep,
         )
 
     def out_of_time():

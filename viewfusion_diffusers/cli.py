@@ -1,10 +1,11 @@
-"""The `viewfusion` command: `render`, `eval`, `generate` and `orbit`.
+"""The `viewfusion` command: `render`, `eval`, `generate`, `orbit` and `convert`.
 
     viewfusion generate --views a.png b.png --azimuth 90 --output novel.png
     viewfusion generate --views a.png b.png --view-azimuths 0 90 --azimuth 180 --output novel.png
     viewfusion orbit --views a.png --output orbit.gif
     viewfusion render --output_dir data/pybullet-64
     viewfusion eval --data_dir data/pybullet-64 --posed
+    viewfusion convert --checkpoint bronemos/view-fusion/best_model_all.pt --output viewfusion-nmr
 
 The command line is parsed before anything heavy is imported: torch, diffusers and pybullet are loaded only by
 the subcommand that runs, so `--help` and mistakes in the command line answer at once.
@@ -158,7 +159,7 @@ def generate(args) -> None:
         from .images import comparison_row
 
         # The views as the model saw them: composited on white and resized by the pipeline's own preprocessing.
-        model_views = (pipeline.prepare_views(views, args.azimuth)[0][0] + 1) / 2
+        model_views = pipeline.view_processor.to_unit_range(pipeline.prepare_views(views, args.azimuth)[0][0])
         inputs = list(model_views.permute(0, 2, 3, 1).cpu().numpy())
         row = comparison_row(inputs, out.images[0], None, out.view_weights[0], num_slots=len(views))
         save_image(labelled_grid([row], num_slots=len(views), with_truth=False), args.weights_output)
@@ -186,6 +187,28 @@ def orbit(args) -> None:
     print(f"Wrote {args.output} ({len(generated)} frames in {time.perf_counter() - start:.1f} s)")
 
 
+def convert(args) -> None:
+    """`viewfusion convert`: the authors' checkpoint as an ordinary pipeline folder, optionally pushed to the Hub."""
+    from .conversion import model_card_body
+    from .hub_utils import make_model_card, save_pipeline_atomically
+    from .pipeline import ViewFusionPipeline
+
+    # Converted whole in memory before anything is written: a bad file leaves --output untouched.
+    pipeline = ViewFusionPipeline.from_single_file(args.checkpoint, config_file=args.config)
+    num_parameters = sum(p.numel() for p in pipeline.unet.parameters())
+    card = make_model_card("ViewFusion: the authors' NMR model", model_card_body(args.checkpoint, args.config, num_parameters),
+                           repo_id=args.push_to_hub or args.output)
+    save_pipeline_atomically(pipeline, args.output, card)
+    print(f"Wrote {args.output} ({num_parameters / 1e6:.1f}M parameters, {pipeline.scheduler.config.num_train_timesteps}-step "
+          "schedule); load it with ViewFusionPipeline.from_pretrained")
+    if args.push_to_hub:
+        from huggingface_hub import create_repo, upload_folder
+
+        repo_id = create_repo(args.push_to_hub, exist_ok=True).repo_id
+        upload_folder(repo_id=repo_id, folder_path=args.output, commit_message="ViewFusion: the authors' weights, converted")
+        print(f"Pushed {args.output} to https://huggingface.co/{repo_id}")
+
+
 def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--views", nargs="+", required=True, help="Input view image files (any number).")
     parser.add_argument("--view-azimuths", type=float, nargs="+", default=None, metavar="DEGREES",
@@ -210,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
         ```
     """
     parser = argparse.ArgumentParser(prog="viewfusion", description="Novel view synthesis with ViewFusion.")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{render,eval,generate,orbit}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{render,eval,generate,orbit,convert}")
 
     render = commands.add_parser("render", help="Render meshes into the NMR layout (as viewfusion-render).",
                                  description="Render meshes in the NMR layout.")
@@ -243,6 +266,18 @@ def build_parser() -> argparse.ArgumentParser:
     orb.add_argument("--frame-size", type=int, default=128, help="Frame size in the GIF (pixels).")
     orb.add_argument("--frame-ms", type=int, default=120, help="Milliseconds per frame.")
     orb.set_defaults(run=orbit, check=lambda args: check_sampling_args(args, orb))
+
+    conv = commands.add_parser("convert", help="Convert the authors' checkpoint into a pipeline folder.",
+                               description="Convert a checkpoint of the authors' code (their best_model_all.pt) into an "
+                                           "ordinary pipeline folder that ViewFusionPipeline.from_pretrained loads.")
+    conv.add_argument("--checkpoint", required=True,
+                      help="The authors' checkpoint: a file, or a Hub file such as bronemos/view-fusion/best_model_all.pt.")
+    conv.add_argument("--config", default=None,
+                      help="The authors' YAML config it was trained with (default: the one they published with the "
+                           "paper's model).")
+    conv.add_argument("--output", required=True, help="The pipeline folder to write.")
+    conv.add_argument("--push_to_hub", default=None, metavar="REPO_ID", help="Also upload the folder to this Hub repo.")
+    conv.set_defaults(run=convert)
     return parser
 
 
@@ -254,7 +289,7 @@ def main(argv=None) -> int:
         args.check(args)
     try:
         return args.run(args) or 0
-    except (CommandError, ValueError, TypeError) as error:
+    except (CommandError, ValueError, TypeError, FileNotFoundError) as error:
         print(f"viewfusion {args.command}: error: {error}", file=sys.stderr)
         return 2
 

@@ -111,10 +111,11 @@ def predict_fused_noise(
     unet,
     views: torch.Tensor,
     noisy_target: torch.Tensor,
-    timestep: torch.Tensor | int,
+    timestep: torch.Tensor | int | None,
     target_azimuth: torch.Tensor,
     num_views: torch.Tensor,
     view_azimuth: torch.Tensor | None = None,
+    noise_level: torch.Tensor | float | None = None,
     weighting: bool = True,
     max_pairs: int | None = None,
     pad_pairs_to: int | None = None,
@@ -126,13 +127,16 @@ def predict_fused_noise(
 
     Args:
         unet: a [`ViewFusionUNet2DModel`] (or a wrapper with the same call signature).
-        views (`torch.Tensor`): `(sum(num_views), 3, H, W)` input views in [-1, 1], sample-major.
+        views (`torch.Tensor`): `(sum(num_views), 3, H, W)` input views in the U-Net's pixel range, sample-major.
         noisy_target (`torch.Tensor`): `(batch, 3, H, W)` the noisy target of each sample.
-        timestep (`torch.Tensor` or `int`): a scalar, or `(batch,)` one per sample.
+        timestep (`torch.Tensor` or `int`): a scalar, or `(batch,)` one per sample; `None` for a U-Net conditioned
+            on the noise level.
         target_azimuth (`torch.Tensor`): `(batch,)` target azimuths in degrees.
         num_views (`torch.Tensor`): `(batch,)` number of views of each sample.
         view_azimuth (`torch.Tensor`, *optional*): `(sum(num_views),)` azimuth of each view in degrees, NaN where
             it is unknown; `None` when no view's pose is known.
+        noise_level (`torch.Tensor` or `float`, *optional*): `alpha_bar` of the noisy targets, a scalar or one per
+            sample, for a U-Net conditioned on the noise level.
         weighting (`bool`, defaults to `True`): `False` averages the views (the paper's ablation).
         max_pairs (`int`, *optional*): at most this many pairs per U-Net call, to cap memory; the result does not
             depend on it.
@@ -151,27 +155,37 @@ def predict_fused_noise(
     num_views = torch.as_tensor(num_views)  # host counts stay on the host (see `pad_views`)
     view_owner = torch.repeat_interleave(torch.arange(noisy_target.shape[0], device=num_views.device), num_views)
     view_owner = view_owner.to(views.device, non_blocking=True)
-    timestep = torch.as_tensor(timestep, device=views.device)
-    pair_timesteps = timestep.expand(view_owner.shape[0]) if timestep.ndim == 0 else timestep[view_owner]
-    pair_azimuths = target_azimuth.to(views.device)[view_owner]
-    relative_azimuth = None if view_azimuth is None else pair_azimuths - view_azimuth.to(views.device)
+
+    def per_pair(value):
+        """A scalar or one value per sample, repeated for each of the sample's views."""
+        value = torch.as_tensor(value, device=views.device)
+        return value.expand(view_owner.shape[0]) if value.ndim == 0 else value[view_owner]
+
+    pair_azimuths = per_pair(target_azimuth)
+    conditioning = {
+        "timestep": None if timestep is None else per_pair(timestep),
+        "target_azimuth": pair_azimuths,
+        "relative_azimuth": None if view_azimuth is None else pair_azimuths - view_azimuth.to(views.device),
+        "noise_level": None if noise_level is None else per_pair(noise_level),
+    }
     pairs = torch.cat([views, noisy_target[view_owner]], dim=1)
     num_pairs = pairs.shape[0]
     if pad_pairs_to is not None and pad_pairs_to != num_pairs:
         if pad_pairs_to < num_pairs:
             raise ValueError(f"`pad_pairs_to`={pad_pairs_to} is below the {num_pairs} pairs given; pass at least {num_pairs}.")
         # Every row of the U-Net's batch is computed on its own (group norm, attention within a pair), so blank
-        # rows do not change the real ones.
+        # rows do not change the real ones. A blank row's view pose is unknown (NaN).
         padding = pad_pairs_to - num_pairs
         pairs = torch.cat([pairs, pairs.new_zeros((padding, *pairs.shape[1:]))])
-        pair_timesteps = torch.cat([pair_timesteps, pair_timesteps.new_zeros(padding)])
-        pair_azimuths = torch.cat([pair_azimuths, pair_azimuths.new_zeros(padding)])
-        if relative_azimuth is not None:
-            relative_azimuth = torch.cat([relative_azimuth, relative_azimuth.new_full((padding,), float("nan"))])
+        conditioning = {
+            name: None if value is None
+            else torch.cat([value, value.new_full((padding,), float("nan") if name == "relative_azimuth" else 0)])
+            for name, value in conditioning.items()
+        }
     chunk = max_pairs or pairs.shape[0]
     outputs = [
-        unet(pairs[s : s + chunk], pair_timesteps[s : s + chunk], pair_azimuths[s : s + chunk],
-             relative_azimuth=None if relative_azimuth is None else relative_azimuth[s : s + chunk], return_dict=False)
+        unet(pairs[s : s + chunk], **{name: None if value is None else value[s : s + chunk] for name, value in conditioning.items()},
+             return_dict=False)
         for s in range(0, pairs.shape[0], chunk)
     ]
     noise = torch.cat([o[0] for o in outputs])[:num_pairs]

@@ -4,7 +4,7 @@ import os
 import shutil
 import tempfile
 
-from huggingface_hub import ModelCard, ModelCardData
+from huggingface_hub import ModelCard, ModelCardData, hf_hub_download
 
 from .file_utils import current_umask
 
@@ -95,3 +95,40 @@ def save_pipeline_atomically(pipeline, folder: str | os.PathLike, model_card: Mo
                 os.replace(os.path.join(staging, name), target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def local_or_hub_file(path: str | os.PathLike, **download_kwargs) -> str:
+    """The path of a local file, or of a Hub file fetched with `huggingface_hub.hf_hub_download`.
+
+    A Hub file is named `owner/repo/path/in/repo` or by its address, `https://huggingface.co/owner/repo/blob/main/x.pt`
+    (`resolve` in place of `blob` too; the address's revision is used unless `revision` is given). `download_kwargs`
+    go to `hf_hub_download` (`revision`, `cache_dir`, `token`, `force_download`, `proxies`, `local_files_only`).
+
+    Example:
+        ```py
+        >>> local_or_hub_file("bronemos/view-fusion/best_model_all.pt")  # fetched once, then from the Hub cache
+        '/root/.cache/huggingface/hub/models--bronemos--view-fusion/snapshots/.../best_model_all.pt'
+        ```
+    """
+    path = os.fspath(path)
+    if os.path.isfile(path):
+        return path
+    name = path
+    for prefix in ("https://huggingface.co/", "http://huggingface.co/", "hf://"):
+        name = name.removeprefix(prefix)
+    parts = name.split("/")
+    if name != path and len(parts) > 4 and parts[2] in ("blob", "resolve"):
+        download_kwargs.setdefault("revision", parts[3])
+        parts = parts[:2] + parts[4:]
+    if os.path.isdir(path) or len(parts) < 3 or not all(parts):
+        raise FileNotFoundError(
+            f"No such file {path!r} ({os.path.abspath(path)}), and it does not name a Hub file ('owner/repo/file'): "
+            "check the path."
+        )
+    try:
+        return hf_hub_download("/".join(parts[:2]), "/".join(parts[2:]), **download_kwargs)
+    except (OSError, ValueError) as error:
+        raise FileNotFoundError(
+            f"No such file {path!r}, and the Hub file {'/'.join(parts[2:])!r} of {'/'.join(parts[:2])!r} could not be "
+            f"fetched ({type(error).__name__}: {str(error).splitlines()[0]}). Check the path, or the name and your connection."
+        ) from error

@@ -33,6 +33,8 @@ class ViewProcessor(ConfigMixin):
 
     Parameters:
         warn_on_resize (`bool`, defaults to `True`): warn when a view is resized to the model's size.
+        pixel_range (`tuple[float, float]`, defaults to `(-1.0, 1.0)`): the values model tensors take, the U-Net's
+            `pixel_range`: diffusers' `(-1, 1)`, or `(0, 1)` for the authors' converted network.
 
     Example:
         ```py
@@ -51,8 +53,34 @@ class ViewProcessor(ConfigMixin):
     config_name = CONFIG_NAME
 
     @register_to_config
-    def __init__(self, warn_on_resize: bool = True):
+    def __init__(self, warn_on_resize: bool = True, pixel_range: tuple[float, float] = (-1.0, 1.0)):
         super().__init__()
+        if tuple(pixel_range) not in ((-1.0, 1.0), (0.0, 1.0)):
+            raise ValueError(f"`pixel_range` must be (-1, 1) or (0, 1), got {pixel_range}.")
+
+    def to_pixel_range(self, images: torch.Tensor) -> torch.Tensor:
+        """Images in [0, 1] as model tensors, in the configured `pixel_range`.
+
+        Example:
+            ```py
+            >>> ViewProcessor().to_pixel_range(torch.zeros(1)).item()
+            -1.0
+            >>> ViewProcessor(pixel_range=(0, 1)).to_pixel_range(torch.zeros(1)).item()
+            0.0
+            ```
+        """
+        return images if tuple(self.config.pixel_range) == (0.0, 1.0) else images * 2 - 1
+
+    def to_unit_range(self, images: torch.Tensor) -> torch.Tensor:
+        """Model tensors in the configured `pixel_range` as images in [0, 1] (not clamped).
+
+        Example:
+            ```py
+            >>> ViewProcessor().to_unit_range(torch.zeros(1)).item()
+            0.5
+            ```
+        """
+        return images if tuple(self.config.pixel_range) == (0.0, 1.0) else images / 2 + 0.5
 
     @staticmethod
     def to_float_tensor(view: ViewLike, name: str = "view") -> torch.Tensor:
@@ -138,7 +166,7 @@ class ViewProcessor(ConfigMixin):
         return resized.clamp(*value_range)
 
     def preprocess(self, views, height: int, width: int, name: str = "input_views") -> torch.Tensor:
-        """Convert one object's views to a `(N, 3, height, width)` float tensor in [-1, 1].
+        """Convert one object's views to a `(N, 3, height, width)` float tensor in the `pixel_range` ([-1, 1]).
 
         Args:
             views: a list of PIL images / arrays / tensors, a single view, or an `(N, 3, H, W)` tensor in [0, 1].
@@ -176,7 +204,7 @@ class ViewProcessor(ConfigMixin):
                     )
                 tensor = self.resize(tensor[None], height, width)[0]
             processed.append(tensor)
-        return torch.stack(processed) * 2 - 1
+        return self.to_pixel_range(torch.stack(processed))
 
     @staticmethod
     def numpy_to_pil(images: np.ndarray) -> list[PIL.Image.Image]:
@@ -191,7 +219,7 @@ class ViewProcessor(ConfigMixin):
         return [PIL.Image.fromarray(image) for image in (images.clip(0, 1) * 255).round().astype(np.uint8)]
 
     def postprocess(self, images: torch.Tensor, output_type: str = "pil"):
-        """Model-space images `(B, 3, H, W)` in [-1, 1] -> `output_type`.
+        """Model-space images `(B, 3, H, W)` in the `pixel_range` ([-1, 1]) -> `output_type`.
 
         `"latent"` returns `images` untouched; `"pt"` a CPU float tensor `(B, 3, H, W)` in [0, 1]; `"np"` a float
         array `(B, H, W, 3)` in [0, 1]; `"pil"` a list of RGB PIL images.
@@ -208,7 +236,7 @@ class ViewProcessor(ConfigMixin):
             raise ValueError(f"`images` must be a (B, 3, H, W) tensor, got {type(images).__name__}.")
         if output_type == "latent":
             return images
-        images = (images.detach().float().cpu() / 2 + 0.5).clamp(0, 1)
+        images = self.to_unit_range(images.detach().float().cpu()).clamp(0, 1)
         if output_type == "pt":
             return images
         images = images.permute(0, 2, 3, 1).numpy()

@@ -25,6 +25,7 @@ from huggingface_hub import snapshot_download
 from huggingface_hub.utils import HFValidationError, validate_repo_id
 
 from .fusion import pad_mask, predict_fused_noise
+from .hub_utils import local_or_hub_file
 from .image_processor import OUTPUT_TYPES, ViewProcessor
 from .unet import ViewFusionUNet2DModel
 
@@ -196,12 +197,28 @@ class ViewFusionPipeline(DiffusionPipeline):
     def __init__(self, unet: ViewFusionUNet2DModel, scheduler: SchedulerMixin):
         super().__init__()
         self.register_modules(unet=unet, scheduler=scheduler)
-        self.view_processor = ViewProcessor()
+        self.view_processor = ViewProcessor(pixel_range=tuple(unet.config.pixel_range))
 
     @property
     def sample_size(self) -> tuple[int, int]:
         """The `(height, width)` of the generated views (the U-Net's `sample_size`)."""
         return as_height_width(self.unet.config.sample_size)
+
+    def noise_level(self, timestep) -> torch.Tensor | None:
+        """`alpha_bar` of the scheduler at `timestep`, for a U-Net conditioned on the noise level (else `None`).
+
+        Example:
+            ```py
+            >>> pipe.noise_level(torch.tensor(999))  # a converted checkpoint of the authors'
+            tensor(0.3671)
+            ```
+        """
+        if self.unet.config.conditioning != "noise_level":
+            return None
+        if not float(timestep).is_integer():
+            raise ValueError(f"{type(self.scheduler).__name__} gave the timestep {float(timestep)}; a U-Net conditioned "
+                             "on the noise level needs a scheduler of integer timesteps (DDPM, DDIM, DPM-Solver, UniPC).")
+        return self.scheduler.alphas_cumprod[int(timestep)]
 
     @property
     def num_timesteps(self) -> int:
@@ -250,6 +267,40 @@ class ViewFusionPipeline(DiffusionPipeline):
                 "point to a folder written by ViewFusionPipeline.save_pretrained."
             )
         return super().from_pretrained(folder, **kwargs)
+
+    @classmethod
+    def from_single_file(cls, pretrained_model_link_or_path: str | os.PathLike, config_file: str | os.PathLike | None = None,
+                         torch_dtype: torch.dtype | None = None, **kwargs):
+        r"""Load a checkpoint of the authors' code (their `best_model_all.pt`), converted on the fly.
+
+        The network becomes a [`ViewFusionUNet2DModel`] conditioned on the noise level, as theirs is, and the
+        schedule of `config_file` (their YAML; by default the configuration they published with the paper's model)
+        a `DDPMScheduler`; see [`convert_original_checkpoint`]. The file is read with `torch.load(weights_only=True)`
+        only. `save_pretrained` then writes an ordinary pipeline folder (or run `viewfusion convert`).
+
+        Args:
+            pretrained_model_link_or_path: a local file, a Hub file `owner/repo/file.pt`, or its
+                `https://huggingface.co/...` address (fetched with `hf_hub_download`).
+            config_file (*optional*): the authors' config the checkpoint was trained with, local or on the Hub.
+            torch_dtype (*optional*): the dtype of the U-Net's weights (float32 otherwise).
+            kwargs: Hub download arguments (`revision`, `cache_dir`, `token`, `force_download`, `proxies`,
+                `local_files_only`).
+
+        Example:
+            ```py
+            >>> pipe = ViewFusionPipeline.from_single_file("bronemos/view-fusion/best_model_all.pt")
+            >>> pipe.save_pretrained("viewfusion-nmr")
+            ```
+        """
+        from .conversion import convert_original_checkpoint
+
+        download_kwargs = {key: kwargs.pop(key) for key in DOWNLOAD_KWARGS if key in kwargs}
+        if kwargs:
+            raise TypeError(f"from_single_file got unexpected arguments {sorted(kwargs)}; it takes {list(DOWNLOAD_KWARGS)}.")
+        checkpoint = local_or_hub_file(pretrained_model_link_or_path, **download_kwargs)
+        config = None if config_file is None else local_or_hub_file(config_file, **download_kwargs)
+        pipeline = cls(**convert_original_checkpoint(checkpoint, config))
+        return pipeline if torch_dtype is None else pipeline.to(dtype=torch_dtype)
 
     @classmethod
     def _loadable_class_names(cls) -> set[str]:
@@ -577,7 +628,7 @@ class ViewFusionPipeline(DiffusionPipeline):
             model_input = self.scheduler.scale_model_input(latents, t)
             fused, weights = predict_fused_noise(
                 self.unet, pair_views, model_input, t, target_azimuths, pair_counts, view_azimuth=pair_view_azimuths,
-                weighting=weighting, max_pairs=view_batch_size,
+                noise_level=self.noise_level(t), weighting=weighting, max_pairs=view_batch_size,
             )
             weighed_active, weighed_counts = active, pair_counts
 

@@ -1,11 +1,14 @@
-"""`ViewFusionUNet2DModel`: diffusers' `UNet2DModel` with a pose embedding and a split output."""
+"""`ViewFusionUNet2DModel`: diffusers' `UNet2DModel` conditioned on the target's pose, with a split output."""
 
 from dataclasses import dataclass
 
 import torch
 from diffusers import UNet2DModel
 from diffusers.configuration_utils import register_to_config
+from diffusers.models.attention_processor import Attention
+from diffusers.models.embeddings import TimestepEmbedding, Timesteps
 from diffusers.models.modeling_utils import ModelMixin  # noqa: F401  (see below)
+from diffusers.models.resnet import ResnetBlock2D
 from diffusers.utils import BaseOutput
 from torch import nn
 
@@ -98,24 +101,24 @@ def reduce_degrees(angles: torch.Tensor | float) -> torch.Tensor:
 class PoseEmbedding(nn.Module):
     """The U-Net's conditioning on where the target is seen from, added to the time embedding.
 
-    It takes `(batch, 2)` rows `(target azimuth, relative azimuth)` in degrees. The target azimuth is always
-    embedded. With `relative_pose=True`, the relative azimuth (target minus input view) is embedded too, and a
-    row whose relative azimuth is NaN (the view's pose is unknown) gets a learned "pose unknown" vector in its
-    place. Both start at exactly zero (`linear_2` of the relative embedding and the unknown-pose vector), so a
-    trained pose-free network given this module computes exactly what it computed before, and fine-tuning
-    starts from its outputs.
+    The target azimuth is embedded unless `embed_target=False` (a U-Net that embeds it with the noise level, as the
+    authors' network does). With `relative_pose=True`, the relative azimuth (target minus input view) is embedded
+    too, and a row whose relative azimuth is NaN (the view's pose is unknown) gets a learned "pose unknown" vector
+    in its place. Both start at exactly zero (`linear_2` of the relative embedding and the unknown-pose vector), so
+    a trained pose-free network given this module computes exactly what it computed before, and fine-tuning starts
+    from its outputs.
 
     Example:
         ```py
         >>> embed = PoseEmbedding(num_frequencies=8, embedding_dim=128, relative_pose=True)
-        >>> embed(torch.tensor([[90.0, 45.0], [90.0, float("nan")]])).shape
+        >>> embed(torch.tensor([90.0, 90.0]), relative_azimuth=torch.tensor([45.0, float("nan")])).shape
         torch.Size([2, 128])
         ```
     """
 
-    def __init__(self, num_frequencies: int, embedding_dim: int, relative_pose: bool = False):
+    def __init__(self, num_frequencies: int, embedding_dim: int, relative_pose: bool = False, embed_target: bool = True):
         super().__init__()
-        self.target_azimuth = AzimuthEmbedding(num_frequencies, embedding_dim)
+        self.target_azimuth = AzimuthEmbedding(num_frequencies, embedding_dim) if embed_target else None
         self.relative_azimuth = None
         if relative_pose:
             self.relative_azimuth = AzimuthEmbedding(num_frequencies, embedding_dim)
@@ -123,28 +126,52 @@ class PoseEmbedding(nn.Module):
             nn.init.zeros_(self.relative_azimuth.linear_2.bias)
             self.unknown_pose = nn.Parameter(torch.zeros(embedding_dim))
 
-    def forward(self, azimuths: torch.Tensor) -> torch.Tensor:
-        embedding = self.target_azimuth(azimuths[:, 0])
+    def forward(self, target_azimuth: torch.Tensor, relative_azimuth: torch.Tensor | None = None) -> torch.Tensor:
+        """`(batch, embedding_dim)` from `(batch,)` degrees; `relative_azimuth` NaN (or `None`: all) where unknown."""
+        embedding = 0
+        if self.target_azimuth is not None:
+            embedding = self.target_azimuth(target_azimuth)
         if self.relative_azimuth is not None:
-            relative = azimuths[:, 1]
-            known = ~torch.isnan(relative)
-            relative_embedding = self.relative_azimuth(torch.where(known, relative, torch.zeros_like(relative)))
+            if relative_azimuth is None:
+                relative_azimuth = torch.full_like(target_azimuth, float("nan"))
+            known = ~torch.isnan(relative_azimuth)
+            relative_embedding = self.relative_azimuth(torch.where(known, relative_azimuth, torch.zeros_like(relative_azimuth)))
             unknown = self.unknown_pose.to(relative_embedding.dtype).expand_as(relative_embedding)
             embedding = embedding + torch.where(known[:, None], relative_embedding, unknown)
         return embedding
 
 
+def per_sample(value: torch.Tensor | float | int, batch_size: int, device, dtype=None) -> torch.Tensor:
+    """A scalar or `(batch,)` conditioning value as a `(batch,)` tensor on `device`.
+
+    Example:
+        ```py
+        >>> per_sample(0.5, 3, "cpu").tolist()
+        [0.5, 0.5, 0.5]
+        ```
+    """
+    value = torch.as_tensor(value, device=device, dtype=dtype).reshape(-1)
+    return value.expand(batch_size) if value.numel() == 1 else value
+
+
 class ViewFusionUNet2DModel(UNet2DModel):
     r"""
     The ViewFusion denoiser: a [`UNet2DModel`] that takes one input view concatenated with the noisy target
-    (6 channels), is conditioned on the diffusion timestep and the target's azimuth, and returns the view's
-    noise prediction together with its weight logits.
+    (6 channels), is conditioned on the diffusion time and the target's azimuth, and returns the view's noise
+    prediction together with its weight logits.
 
-    The azimuth is given in degrees (the paper uses radians; `15 * k` degrees is NMR view `k`). Its
-    embedding ([`PoseEmbedding`]) is the parent's class embedding: `UNet2DModel` adds it to the time embedding,
-    so every residual block sees it, as in the paper. With `relative_pose=True` the network is also told how
-    far the input view stands from the target (target minus view azimuth) when that is known, and a learned
-    "pose unknown" embedding when it is not: one network for posed and unposed inputs. All constructor
+    Two ways to condition on the diffusion time and the target (`conditioning`):
+
+    - `"timestep"` (this package's networks): the integer timestep through diffusers' sinusoidal embedding and MLP,
+      plus the target azimuth as harmonics `sin(k a), cos(k a)` through an MLP ([`PoseEmbedding`]), added.
+    - `"noise_level"` (the authors' network, for converted checkpoints): the noise level `alpha_bar_t` and the target
+      azimuth in radians, each as `block_out_channels[0] // 2` sinusoidal features, concatenated and passed through
+      one MLP of width `4 * block_out_channels[0]`. The network then depends on the noise level alone, not on the
+      training schedule's timesteps, so any schedule can sample it.
+
+    Either embedding is added to every residual block's features. With `relative_pose=True` the network is also
+    told how far the input view stands from the target (target minus view azimuth) when that is known, and a
+    learned "pose unknown" embedding when it is not: one network for posed and unposed inputs. All constructor
     arguments, the parent's included, are part of the config, so `save_pretrained` then `from_pretrained`
     rebuilds exactly the same network.
 
@@ -160,6 +187,14 @@ class ViewFusionUNet2DModel(UNet2DModel):
         azimuth_num_frequencies (`int`, defaults to 16): harmonics in the azimuth embeddings.
         relative_pose (`bool`, defaults to `False`): also condition on the relative azimuth of the input view
             (see [`PoseEmbedding`]). Configs written before this option existed load with it off.
+        conditioning (`str`, defaults to `"timestep"`): `"timestep"` or `"noise_level"`, see above.
+        resnet_skip_time_act (`bool`, defaults to `False`): add the embedding to the residual blocks through a linear
+            map alone, without the activation diffusers applies before it (the authors' blocks have none).
+        attention_qkv_bias (`bool`, defaults to `True`): whether the attention blocks' query, key and value
+            projections have biases (diffusers' do; the authors' have none).
+        pixel_range (`tuple[float, float]`, defaults to `(-1.0, 1.0)`): the values the views and the generated
+            image take: diffusers' `(-1, 1)`, or `(0, 1)` as the authors' network was trained. The sampler still
+            clips its estimate of the clean image to [-1, 1], as theirs does.
 
     Example:
         ```py
@@ -168,7 +203,7 @@ class ViewFusionUNet2DModel(UNet2DModel):
 
         >>> unet = ViewFusionUNet2DModel.from_preset("small")
         >>> view, noisy_target = torch.randn(2, 3, 64, 64), torch.randn(2, 3, 64, 64)
-        >>> out = unet(torch.cat([view, noisy_target], dim=1), timestep=10, azimuth=torch.tensor([0.0, 90.0]))
+        >>> out = unet(torch.cat([view, noisy_target], dim=1), timestep=10, target_azimuth=torch.tensor([0.0, 90.0]))
         >>> out.noise.shape, out.weight_logits.shape
         (torch.Size([2, 3, 64, 64]), torch.Size([2, 3, 64, 64]))
         ```
@@ -207,6 +242,10 @@ class ViewFusionUNet2DModel(UNet2DModel):
         num_train_timesteps: int | None = None,
         azimuth_num_frequencies: int = 16,
         relative_pose: bool = False,
+        conditioning: str = "timestep",
+        resnet_skip_time_act: bool = False,
+        attention_qkv_bias: bool = True,
+        pixel_range: tuple[float, float] = (-1.0, 1.0),
     ):
         if class_embed_type is not None or num_class_embeds is not None:
             raise ValueError("ViewFusionUNet2DModel is conditioned on the azimuth, not on classes: leave class_embed_type=None.")
@@ -220,6 +259,10 @@ class ViewFusionUNet2DModel(UNet2DModel):
                 "ViewFusionUNet2DModel supports positional time embeddings and blocks without skip connections "
                 f"only, got time_embedding_type={time_embedding_type!r} and blocks {down_block_types}, {up_block_types}."
             )
+        if conditioning not in ("timestep", "noise_level"):
+            raise ValueError(f"`conditioning` must be 'timestep' or 'noise_level', got {conditioning!r}.")
+        if tuple(pixel_range) not in ((-1.0, 1.0), (0.0, 1.0)):
+            raise ValueError(f"`pixel_range` must be (-1, 1) or (0, 1), got {pixel_range}.")
         super().__init__(
             sample_size=sample_size,
             in_channels=in_channels,
@@ -251,7 +294,24 @@ class ViewFusionUNet2DModel(UNet2DModel):
             num_train_timesteps=num_train_timesteps,
         )
         time_embed_dim = self.time_embedding.linear_2.out_features
-        self.class_embedding = PoseEmbedding(azimuth_num_frequencies, time_embed_dim, relative_pose=relative_pose)
+        if conditioning == "noise_level":
+            # One sinusoidal projection serves both scalars (it has no weights); the MLP sees them side by side.
+            features = block_out_channels[0]
+            self.time_proj = Timesteps(features // 2, flip_sin_to_cos=False, downscale_freq_shift=0)
+            self.time_embedding = TimestepEmbedding(features, 4 * features, act_fn=act_fn, out_dim=time_embed_dim)
+        # The parent's class embedding is the one added to the time embedding: here it embeds the pose (in the
+        # parent's slot, so weight names and parameter order are those of earlier checkpoints and optimizer states).
+        embeds_target = conditioning == "timestep"
+        self.class_embedding = None
+        if embeds_target or relative_pose:
+            self.class_embedding = PoseEmbedding(azimuth_num_frequencies, time_embed_dim, relative_pose, embeds_target)
+        # `UNet2DModel` builds its residual blocks with an activation before the embedding's projection and its
+        # attentions with biased q, k, v; the authors' network has neither.
+        for module in self.modules():
+            if isinstance(module, ResnetBlock2D):
+                module.skip_time_act = resnet_skip_time_act
+            if isinstance(module, Attention) and not attention_qkv_bias:
+                module.to_q.bias = module.to_k.bias = module.to_v.bias = None
 
     def _fix_state_dict_keys_on_load(self, state_dict) -> None:
         # Checkpoints written before the pose embedding became the class embedding call it `azimuth_embedding`.
@@ -267,6 +327,7 @@ class ViewFusionUNet2DModel(UNet2DModel):
             ```py
             >>> unet = ViewFusionUNet2DModel.from_preset("paper")
             >>> round(sum(p.numel() for p in unet.parameters()) / 1e6, 1)
+            35.1
             ```
         """
         if name not in UNET_PRESETS:
@@ -280,7 +341,7 @@ class ViewFusionUNet2DModel(UNet2DModel):
 
         Example:
             ```py
-            >>> unet = ViewFusionUNet2DModel.from_pretrained("pipelines/viewfusion-pybullet-64", subfolder="unet")
+            >>> unet = ViewFusionUNet2DModel.from_preset("small", sample_size=16)
             >>> unet.enable_relative_pose()
             >>> unet.config.relative_pose
             True
@@ -288,10 +349,12 @@ class ViewFusionUNet2DModel(UNet2DModel):
         """
         if self.config.relative_pose:
             return
-        target_azimuth = self.class_embedding.target_azimuth
-        embedding = PoseEmbedding(self.config.azimuth_num_frequencies, target_azimuth.linear_2.out_features, relative_pose=True)
-        embedding.target_azimuth = target_azimuth
-        self.class_embedding = embedding.to(device=target_azimuth.linear_1.weight.device, dtype=target_azimuth.linear_1.weight.dtype)
+        reference = next(self.time_embedding.parameters())
+        embedding = PoseEmbedding(self.config.azimuth_num_frequencies, self.time_embedding.linear_2.out_features,
+                                  relative_pose=True, embed_target=self.config.conditioning == "timestep")
+        if self.class_embedding is not None:
+            embedding.target_azimuth = self.class_embedding.target_azimuth
+        self.class_embedding = embedding.to(device=reference.device, dtype=reference.dtype)
         # A config loaded from a folder that predates the option lists `relative_pose` among the defaults it
         # filled in, which `from_config` would drop: take it off that list so copies of this config keep it.
         used_defaults = [k for k in self.config.get("_use_default_values", []) if k != "relative_pose"]
@@ -300,39 +363,81 @@ class ViewFusionUNet2DModel(UNet2DModel):
     def forward(
         self,
         sample: torch.Tensor,
-        timestep: torch.Tensor | float | int,
-        azimuth: torch.Tensor | float,
+        timestep: torch.Tensor | float | int | None,
+        target_azimuth: torch.Tensor | float,
         relative_azimuth: torch.Tensor | None = None,
+        noise_level: torch.Tensor | float | None = None,
         return_dict: bool = True,
     ) -> ViewFusionUNetOutput | tuple:
         r"""
         Args:
             sample (`torch.Tensor`): `(batch, 6, height, width)`, an input view (channels 0-2) concatenated with
-                the noisy target (channels 3-5), both in [-1, 1].
-            timestep (`torch.Tensor` or `int`): the diffusion timestep, a scalar or one per sample.
-            azimuth (`torch.Tensor` or `float`): the target view's azimuth in degrees, a scalar or one per sample.
+                the noisy target (channels 3-5), both in the config's `pixel_range`.
+            timestep (`torch.Tensor` or `int`): the diffusion timestep, a scalar or one per sample. Unused (may be
+                `None`) when the network is conditioned on the noise level.
+            target_azimuth (`torch.Tensor` or `float`): the target view's azimuth in degrees, a scalar or one per
+                sample.
             relative_azimuth (`torch.Tensor`, *optional*): `(batch,)` target minus input-view azimuth in degrees,
                 NaN where the view's pose is unknown; `None` when no pose is known. Only for `relative_pose=True`.
+            noise_level (`torch.Tensor` or `float`, *optional*): `alpha_bar` of the noisy target, a scalar or one per
+                sample; needed (and only used) when `conditioning="noise_level"`.
             return_dict (`bool`, defaults to `True`): return a [`ViewFusionUNetOutput`] instead of a tuple.
 
         Returns:
             [`ViewFusionUNetOutput`] or `(noise, weight_logits)`.
         """
-        batch_size = sample.shape[0]
-        azimuth = reduce_degrees(azimuth).to(sample.device)
-        azimuth = azimuth.reshape(-1).expand(batch_size) if azimuth.numel() == 1 else azimuth
-        if relative_azimuth is None:
-            relative_azimuth = torch.full((batch_size,), float("nan"), device=sample.device)
-        else:
-            relative_azimuth = reduce_degrees(relative_azimuth).to(sample.device)
-            if self.class_embedding.relative_azimuth is None and bool(torch.isfinite(relative_azimuth).any()):
+        batch_size, device = sample.shape[0], sample.device
+        if self.config.center_input_sample:
+            sample = 2 * sample - 1.0
+
+        # 1. conditioning: the diffusion time and the pose, as one embedding
+        target_azimuth = per_sample(reduce_degrees(target_azimuth).to(device), batch_size, device)
+        if relative_azimuth is not None:
+            relative_azimuth = reduce_degrees(relative_azimuth).to(device)
+            if not self.config.relative_pose and bool(torch.isfinite(relative_azimuth).any()):
                 raise ValueError("This U-Net was built without relative_pose=True: it cannot use the input views' azimuths.")
-        pose = torch.stack([azimuth, relative_azimuth], dim=1)
+        if self.config.conditioning == "noise_level":
+            if noise_level is None:
+                raise ValueError("This U-Net is conditioned on the noise level: pass `noise_level` (alpha_bar of the sample).")
+            noise_level = per_sample(noise_level, batch_size, device, torch.float32)
+            features = torch.cat([self.time_proj(noise_level), self.time_proj(torch.deg2rad(target_azimuth))], dim=-1)
+            emb = self.time_embedding(features.to(dtype=self.dtype))
+        else:
+            timesteps = timestep
+            if not torch.is_tensor(timesteps):
+                timesteps = torch.tensor([timesteps], dtype=torch.long, device=device)
+            elif timesteps.ndim == 0:
+                timesteps = timesteps[None].to(device)
+            timesteps = timesteps * torch.ones(batch_size, dtype=timesteps.dtype, device=timesteps.device)
+            emb = self.time_embedding(self.time_proj(timesteps).to(dtype=self.dtype))
+        if self.class_embedding is not None:
+            emb = emb + self.class_embedding(target_azimuth, relative_azimuth).to(dtype=self.dtype)
 
-        # The pose embedding is the parent's class embedding, added to the time embedding in `UNet2DModel.forward`.
-        (sample,) = super().forward(sample, timestep, class_labels=pose, return_dict=False)
+        # 2. pre-process
+        sample = self.conv_in(sample)
 
-        # The first three channels predict noise, the last three weight that prediction.
+        # 3. down
+        down_block_res_samples = (sample,)
+        for downsample_block in self.down_blocks:
+            sample, res_samples = downsample_block(hidden_states=sample, temb=emb)
+            down_block_res_samples += res_samples
+
+        # 4. mid
+        if self.mid_block is not None:
+            sample = self.mid_block(sample, emb)
+
+        # 5. up
+        for upsample_block in self.up_blocks:
+            res_samples = down_block_res_samples[-len(upsample_block.resnets) :]
+            down_block_res_samples = down_block_res_samples[: -len(upsample_block.resnets)]
+            sample = upsample_block(sample, res_samples, emb)
+
+        # 6. post-process
+        sample = self.conv_norm_out(sample)
+        sample = self.conv_act(sample)
+        sample = self.conv_out(sample)
+
+        # 7. the first three channels predict noise, the last three weight that prediction
         noise, weight_logits = sample[:, :3], sample[:, 3:]
         if not return_dict:
             return (noise, weight_logits)

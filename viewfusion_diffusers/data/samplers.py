@@ -210,12 +210,14 @@ class InMemoryViewSampler:
 
 
 def draw_step_noise(batch_size: int, image_shape, num_train_timesteps: int, pose_dropout: float, seed: int,
-                    device=None) -> dict:
-    """A step's noise `(B, *image_shape)`, timesteps `(B,)` and pose-kept flags `(B,)`, from one seed.
+                    device=None, min_timestep: int = 0) -> dict:
+    """A step's noise `(B, *image_shape)`, timesteps `(B,)` in `min_timestep..num_train_timesteps - 1`, pose-kept
+    flags `(B,)` and uniform `noise_level_fraction`s `(B,)` (where a continuous noise level falls between two
+    timesteps' levels), from one seed.
 
-    The noise is drawn by a generator on `device` (no host work or copy for the one large draw); the timesteps
-    and flags on the host. Draw for the whole step and slice for micro-batches, so gradient accumulation sees the
-    noise of the larger batch.
+    The noise is drawn by a generator on `device` (no host work or copy for the one large draw); the timesteps,
+    flags and fractions on the host. Draw for the whole step and slice for micro-batches, so gradient accumulation
+    sees the noise of the larger batch.
 
     Example:
         ```py
@@ -226,11 +228,12 @@ def draw_step_noise(batch_size: int, image_shape, num_train_timesteps: int, pose
     """
     device = torch.device(device or "cpu")
     host = torch.Generator().manual_seed(seed)
-    timesteps = torch.randint(0, num_train_timesteps, (batch_size,), generator=host)
+    timesteps = torch.randint(min_timestep, num_train_timesteps, (batch_size,), generator=host)
     posed = torch.rand(batch_size, generator=host) >= pose_dropout
+    noise_level_fraction = torch.rand(batch_size, generator=host)
     noise_generator = torch.Generator(device).manual_seed(seed)
     noise = torch.randn((batch_size, *image_shape), generator=noise_generator, device=device)
-    return {"noise": noise, "timesteps": timesteps, "posed": posed}
+    return {"noise": noise, "timesteps": timesteps, "posed": posed, "noise_level_fraction": noise_level_fraction}
 
 
 def split_batch(batch: dict, num_parts: int) -> list[dict]:
@@ -279,7 +282,7 @@ def _set_loader_epoch(loader, epoch: int) -> None:
 def training_micro_batches(first_step: int, step_batch: int, image_shape, num_train_timesteps: int, *,
                            view_sampler: InMemoryViewSampler | None = None, dataloader=None,
                            gradient_accumulation_steps: int = 1, pose_dropout: float = 0.5, seed: int = 0,
-                           process_index: int = 0, device=None, skip_first_batches=None):
+                           process_index: int = 0, device=None, skip_first_batches=None, min_timestep: int = 0):
     """The micro-batches of every training step from `first_step` on: views, noise, timesteps and pose flags,
     each step a pure function of `(seed, step, process_index)`.
 
@@ -292,7 +295,7 @@ def training_micro_batches(first_step: int, step_batch: int, image_shape, num_tr
         first_step (`int`): the step to start at (a resumed run's step).
         step_batch (`int`): samples per process per optimizer step.
         image_shape: `(3, H, W)` of the noise.
-        num_train_timesteps (`int`): timesteps are uniform in `0..num_train_timesteps - 1`.
+        num_train_timesteps (`int`): timesteps are uniform in `min_timestep..num_train_timesteps - 1`.
         view_sampler ([`InMemoryViewSampler`], *optional*), dataloader (*optional*): exactly one of them.
         gradient_accumulation_steps (`int`, defaults to 1): micro-batches per step.
         pose_dropout (`float`, defaults to 0.5): probability that a sample's views come without azimuths.
@@ -300,6 +303,8 @@ def training_micro_batches(first_step: int, step_batch: int, image_shape, num_tr
         device (*optional*): where the noise is drawn and the streamed views are moved.
         skip_first_batches (*optional*): `(loader, n) -> loader` that skips `n` batches cheaply (accelerate's
             `Accelerator.skip_first_batches`); by default the skipped batches are read and dropped.
+        min_timestep (`int`, defaults to 0): 1 for a U-Net conditioned on the noise level, whose level at `t` is
+            drawn between those of `t - 1` and `t`.
 
     Example:
         ```py
@@ -314,7 +319,7 @@ def training_micro_batches(first_step: int, step_batch: int, image_shape, num_tr
 
     def step_noise(step):
         noise_seed = step_seed(seed, step, process_index, stream=2)
-        return draw_step_noise(step_batch, image_shape, num_train_timesteps, pose_dropout, noise_seed, device)
+        return draw_step_noise(step_batch, image_shape, num_train_timesteps, pose_dropout, noise_seed, device, min_timestep)
 
     step = first_step
     if view_sampler is not None:
