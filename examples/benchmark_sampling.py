@@ -23,8 +23,10 @@
 `--quality results.json` (from `viewfusion-eval --sampler_study` at one N on the `default` pipeline) puts each
 sampler's LPIPS next to its time in the `default` rows of that N, with its paired difference to DDPM over all
 steps (mean ± 95% CI over the study's samples; the presets have random weights: no quality to speak of).
-Models: `default` (the pipeline shipped in `pipelines/`, or `--pipeline`) and the `paper` / `small` presets
-(random weights: speed does not depend on them).
+Models: `default` (the pipeline shipped in `pipelines/`, or `--pipeline`, e.g. a folder `viewfusion convert` wrote),
+the `paper` / `small` presets, and `original`: the authors' network as `viewfusion convert` builds it from their
+published configuration (33.9M parameters, conditioned on the noise level, 2,000-step schedule). The presets and
+`original` have random weights: speed does not depend on them.
 """
 
 import argparse
@@ -39,6 +41,7 @@ from diffusers import DDPMScheduler
 
 from viewfusion_diffusers import SCHEDULERS, ViewFusionPipeline, ViewFusionUNet2DModel, default_scheduler, scheduler_from_name
 from viewfusion_diffusers.constants import DEFAULT_PIPELINE
+from viewfusion_diffusers.conversion import load_original_config, scheduler_from_original, unet_config_from_original
 from viewfusion_diffusers.evaluation import paired_lpips_difference
 from viewfusion_diffusers.fusion import predict_fused_noise
 from viewfusion_diffusers.training_utils import count_flops, device_peak_tflops
@@ -111,7 +114,9 @@ def reference_loop(unet, scheduler_config, views, azimuth, num_steps, generator)
     latents = torch.randn((1, 3, *views.shape[-2:]), generator=generator).to(views.device, views.dtype)
     azimuth = torch.tensor([azimuth], device=views.device)
     for t in scheduler.timesteps[:num_steps]:
-        fused, _ = predict_fused_noise(unet, views, latents, t, azimuth, torch.tensor([len(views)]), max_pairs=1)
+        noise_level = scheduler.alphas_cumprod[t] if unet.config.conditioning == "noise_level" else None
+        fused, _ = predict_fused_noise(unet, views, latents, t, azimuth, torch.tensor([len(views)]), max_pairs=1,
+                                       noise_level=noise_level)
         latents = scheduler.step(fused, t, latents, generator=generator).prev_sample
     return latents
 
@@ -174,13 +179,18 @@ def unet_flops_per_pair(unet) -> int:
     size = unet.config.sample_size
     pairs = torch.zeros(2, unet.config.in_channels, size, size, device=unet.device, dtype=unet.dtype)
     timesteps, azimuths = torch.tensor([500, 500], device=unet.device), torch.tensor([90.0, 90.0], device=unet.device)
+    noise_levels = torch.tensor([0.5, 0.5], device=unet.device) if unet.config.conditioning == "noise_level" else None
     with torch.no_grad():
-        return count_flops(lambda: unet(pairs, timesteps, azimuths)) // 2
+        return count_flops(lambda: unet(pairs, timesteps, azimuths, noise_level=noise_levels)) // 2
 
 
 def load_model(name: str, pipeline_id: str, device, dtype) -> ViewFusionPipeline:
     if name == "default":
         pipeline = ViewFusionPipeline.from_pretrained(pipeline_id)
+    elif name == "original":
+        torch.manual_seed(0)
+        config = load_original_config()
+        pipeline = ViewFusionPipeline(ViewFusionUNet2DModel(**unet_config_from_original(config)), scheduler_from_original(config))
     else:
         torch.manual_seed(0)
         pipeline = ViewFusionPipeline(ViewFusionUNet2DModel.from_preset(name), default_scheduler())
@@ -192,7 +202,7 @@ def load_model(name: str, pipeline_id: str, device, dtype) -> ViewFusionPipeline
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", nargs="+", default=["default", "paper"], help="default, paper, small.")
+    parser.add_argument("--models", nargs="+", default=["default", "paper"], help="default, paper, small, original.")
     parser.add_argument("--pipeline", default=DEFAULT_PIPELINE, help="The pipeline behind `default`.")
     parser.add_argument("--num_views", type=int, nargs="+", default=[1, 3, 6])
     parser.add_argument("--samplers", nargs="+", default=["ddpm:50", "ddim:50"],
@@ -251,7 +261,7 @@ def main():
         for n in args.num_views:
             views = torch.rand(n, 3, size, size, generator=torch.Generator().manual_seed(n)).to(device, dtype)
             def reference_run():
-                reference_loop(pipeline.unet, training_schedule, views * 2 - 1, 90.0, args.reference_steps,
+                reference_loop(pipeline.unet, training_schedule, pipeline.view_processor.to_pixel_range(views), 90.0, args.reference_steps,
                                torch.Generator().manual_seed(0))
 
             seconds, memory, unet_share = measure(reference_run, device, pipeline.unet, args.repeats)

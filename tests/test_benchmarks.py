@@ -42,6 +42,19 @@ def test_sampling_benchmark_writes_every_row(tmp_path):
     assert "| default | 2 | batched (ddim) + objects:2 | 2 |" in result.stdout
 
 
+def test_sampling_benchmark_times_the_authors_network(tmp_path):
+    output = tmp_path / "sampling.json"
+    command = [sys.executable, str(EXAMPLES / "benchmark_sampling.py"), "--models", "original", "--num_views", "1",
+               "--samplers", "ddpm:1", "--reference_steps", "1", "--repeats", "1", "--output", str(output)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = json.loads(output.read_text())["rows"]
+    assert [row["model"] for row in rows] == ["original"] * 3
+    assert rows[0]["steps"] == 2000 and rows[1]["steps"] == 1  # the authors' schedule, and the pipeline's sampler
+    # FLOPs of one pair of the authors' 33.9M network at 64x64: billions, an order above the `small` preset's.
+    assert rows[0]["unet_gflops_per_pair"] > 5
+
+
 def test_sampling_benchmark_rejects_an_unknown_variant_or_sampler():
     command = [sys.executable, str(EXAMPLES / "benchmark_sampling.py"), "--models", "default", "--num_views", "1",
                "--samplers", "ddim:1", "--variants", "fp8", "--reference_steps", "1", "--repeats", "1"]

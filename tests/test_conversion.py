@@ -14,6 +14,7 @@ from unittest import mock
 
 import diffusers.schedulers.scheduling_ddpm as scheduling_ddpm
 import numpy as np
+import PIL.Image
 import pytest
 import torch
 from diffusers import DDIMScheduler, DPMSolverMultistepScheduler
@@ -278,3 +279,22 @@ def test_a_converted_model_fine_tunes_in_an_accelerate_subprocess(converted, ren
                if name in converted.unet.state_dict() and not torch.equal(value, converted.unet.state_dict()[name])]
     assert changed, "two steps at lr 1e-3 changed no weight"
     assert (output / "validation" / "step-0000002.png").exists()
+
+
+def test_the_command_lines_take_a_converted_pipeline(converted, rendered_dataset, tmp_path, lpips_weights_available):
+    converted.save_pretrained(tmp_path / "nmr")
+    view = str(Path(__file__).resolve().parent.parent / "examples" / "views" / "object008_az000.png")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    commands = {
+        "orbit": ["orbit", "--views", view, "--steps", "2", "--step-degrees", "180", "--output", str(tmp_path / "orbit.gif")],
+        "eval": ["eval", "--data_dir", str(rendered_dataset), "--num_objects", "1", "--num_views", "1",
+                 "--num_inference_steps", "2", "--output_dir", str(tmp_path / "eval")],
+    }
+    for name, arguments in commands.items():
+        result = subprocess.run([sys.executable, "-m", "viewfusion_diffusers.cli", *arguments[:1], "--pipeline",
+                                 str(tmp_path / "nmr"), *arguments[1:]], capture_output=True, text=True, env=env, timeout=600)
+        assert result.returncode == 0, f"{name}: {result.stderr[-3000:]}"
+    assert PIL.Image.open(tmp_path / "orbit.gif").n_frames == 2
+    records = json.loads((tmp_path / "eval" / "results.json").read_text())["records"]
+    assert {r["method"] for r in records} >= {"viewfusion", "nearest_view"}
+    assert all(0 <= r["lpips"] for r in records)

@@ -1,5 +1,6 @@
 """The trained default pipeline in pipelines/: a Hub-format folder that loads, by path and by repo id."""
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -10,6 +11,7 @@ import numpy as np
 import PIL.Image
 import torch
 from huggingface_hub import ModelCard
+from safetensors import safe_open
 from safetensors.torch import load_file
 
 from viewfusion_diffusers import ViewFusionPipeline, ViewFusionUNet2DModel
@@ -77,3 +79,32 @@ def test_readme_command_with_the_default_pipeline(tmp_path):
     assert result.returncode == 0, result.stderr
     with PIL.Image.open(tmp_path / "novel.png") as image:
         assert image.size == (64, 64)
+
+
+PINNED = ROOT / "tests" / "data" / "shipped-pipeline-outputs.safetensors"
+
+
+def pinned_call(pipeline):
+    """Two objects in one call, one posed and one not, on a few ancestral steps: the outputs the pin holds."""
+    views = [PIL.Image.open(ROOT / "examples" / "views" / f"object025_az{a:03d}.png") for a in (0, 90, 180)]
+    other = [PIL.Image.open(ROOT / "examples" / "views" / f"object008_az{a:03d}.png") for a in (0, 270)]
+    pipeline.set_progress_bar_config(disable=True)
+    out = pipeline([views, other], target_azimuth=[270.0, 90.0], input_azimuths=[[0.0, 90.0, 180.0], None],
+                   num_inference_steps=5, generator=[torch.Generator().manual_seed(0), torch.Generator().manual_seed(1)],
+                   output_type="latent")
+    return {"latents": out.images, "weights_0": out.view_weights[0], "weights_1": out.view_weights[1]}
+
+
+def test_the_shipped_pipeline_samples_what_it_sampled_when_its_outputs_were_pinned():
+    # Refactors of the U-Net, the fusion and the pipeline must not change what the shipped weights sample. The pin was
+    # made with one thread; other thread counts sum in another order, hence the 1e-5 (bit-identical on one thread).
+    with safe_open(PINNED, "pt") as pinned:
+        weights_sha256 = pinned.metadata()["weights_sha256"]
+    current = hashlib.sha256((SHIPPED / "unet" / "diffusion_pytorch_model.safetensors").read_bytes()).hexdigest()
+    assert current == weights_sha256, (
+        f"the shipped weights changed ({current[:12]}, pinned {weights_sha256[:12]}): write a new pin with "
+        "pinned_call() on the new weights, in the same commit"
+    )
+    outputs = pinned_call(ViewFusionPipeline.from_pretrained(SHIPPED))
+    for name, expected in load_file(PINNED).items():
+        torch.testing.assert_close(outputs[name], expected, atol=1e-5, rtol=0, msg=name)
