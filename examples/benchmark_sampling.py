@@ -10,9 +10,8 @@
 - `--variants`: the first sampler again with one change each: `channels_last` (U-Net weights and activations in
   NHWC), `threads:K` (`torch.set_num_threads(K)`), `compile` (`torch.compile` of the U-Net's forward; the first
   call, compilation included, is reported in the note; `compile:reduce-overhead` also captures the denoising
-  step in a CUDA graph, which pays on a GPU where a small step is bound by kernel launches) and `drop:X` (`drop_views_below=X`, an approximation:
-  measure its quality with `viewfusion-eval --drop_views_below X`) and `objects:K` (K copies of the object in
-  one call, as the evaluation batches them; the time is per object).
+  step in a CUDA graph, which pays on a GPU where a small step is bound by kernel launches) and `objects:K` (K
+  copies of the object in one call, as the evaluation batches them; the time is per object).
 - For each, the peak memory above the baseline (process RSS on CPU, allocated memory on GPU), the share of
   the time spent outside the U-Net (input preparation, fusion, scheduler step), objects per second, and the
   U-Net's arithmetic rate: its FLOPs per (view, target) pair per step (counted once with
@@ -143,7 +142,7 @@ def measure(function, device, unet, repeats: int, warm_up: bool = True):
     return seconds, memory.peak_mb, unet_share
 
 
-VARIANTS = ("channels_last", "threads", "compile", "drop", "objects")
+VARIANTS = ("channels_last", "threads", "compile", "objects")
 
 
 @contextlib.contextmanager
@@ -163,8 +162,6 @@ def variant(pipeline, name: str):
         pipeline.unet.forward = torch.compile(pipeline.unet.forward, mode=value or None)
         yield {}
         del pipeline.unet.forward  # back to the class's forward
-    elif kind == "drop":
-        yield {"drop_views_below": float(value)}
     elif kind == "objects":
         yield {"objects": int(value)}
     else:
@@ -208,7 +205,7 @@ def main():
     parser.add_argument("--samplers", nargs="+", default=["ddpm:50", "ddim:50"],
                         help="name:steps pairs; names as in `viewfusion_diffusers.SCHEDULERS`.")
     parser.add_argument("--variants", nargs="*", default=[],
-                        help="channels_last, threads:K, compile[:mode], drop:X, objects:K (e.g. objects:64 compile:reduce-overhead).")
+                        help="channels_last, threads:K, compile[:mode], objects:K (e.g. objects:64 compile:reduce-overhead).")
     parser.add_argument("--peak_tflops", type=float, default=None,
                         help="The device's arithmetic peak for the share column (default: the data-sheet dense figure for "
                         "known GPUs, e.g. 989 for H100/H200 bf16; none on CPU).")
@@ -227,7 +224,7 @@ def main():
         samplers.append((name, int(steps)))
     for change in args.variants:
         if change.partition(":")[0] not in VARIANTS:
-            parser.error(f"unknown variant {change!r}; choose from {', '.join(VARIANTS)} (e.g. threads:1, drop:0.5, objects:8).")
+            parser.error(f"unknown variant {change!r}; choose from {', '.join(VARIANTS)} (e.g. threads:1, objects:8).")
         if change.partition(":")[0] == "compile" and change.partition(":")[2] not in COMPILE_MODES:
             parser.error(f"unknown compile mode in {change!r}; choose from {', '.join(m for m in COMPILE_MODES if m)}.")
     device = torch.device(args.device)

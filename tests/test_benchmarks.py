@@ -21,7 +21,7 @@ def test_sampling_benchmark_writes_every_row(tmp_path):
              {"scheduler": "ddim", "steps": 2, "num_views": [2], "lpips": [0.35, 0.1], "lpips_per_sample": [0.30, 0.40]}]
     (tmp_path / "results.json").write_text(json.dumps({"sampler_study": study}))
     command = [sys.executable, str(EXAMPLES / "benchmark_sampling.py"), "--models", "default", "--num_views", "2",
-               "--samplers", "ddim:2", "--variants", "channels_last", "drop:0.5", "objects:2",
+               "--samplers", "ddim:2", "--variants", "channels_last", "objects:2",
                "--reference_steps", "1", "--repeats", "1", "--quality", str(tmp_path / "results.json"),
                "--output", str(output)]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
@@ -29,7 +29,7 @@ def test_sampling_benchmark_writes_every_row(tmp_path):
     rows = json.loads(output.read_text())["rows"]
     methods = [row["method"] for row in rows]
     assert methods == ["reference (per view, DDPM)", "batched (ddim)", "batched/vbs=2 (ddim)", "batched (ddim) + channels_last",
-                       "batched (ddim) + drop:0.5", "batched (ddim) + objects:2"]
+                       "batched (ddim) + objects:2"]
     assert all(row["seconds"] > 0 and 0 <= row["outside_unet"] <= 1 for row in rows)
     # The U-Net's arithmetic: one FLOP count per pair, so the rate is that count times pairs and steps over the time.
     flops = {row["unet_gflops_per_pair"] for row in rows}

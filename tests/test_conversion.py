@@ -223,7 +223,7 @@ def test_viewfusion_convert_writes_a_pipeline_folder_with_a_model_card(tmp_path,
     result = subprocess.run([sys.executable, "-m", "viewfusion_diffusers.cli", "convert", "--checkpoint", str(CHECKPOINT),
                              "--config", str(CONFIG), "--output", str(output)], capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stderr
-    assert sorted(p.name for p in output.iterdir()) == ["README.md", "model_index.json", "scheduler", "unet"]
+    assert sorted(p.name for p in output.iterdir()) == ["README.md", "model_index.json", "pipeline.py", "scheduler", "unet"]
     card = (output / "README.md").read_text()
     assert "license: mit" in card and "0.033" in card and "bronemos/view-fusion" in card
     loaded = ViewFusionPipeline.from_pretrained(output)

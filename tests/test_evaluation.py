@@ -120,46 +120,6 @@ def test_baselines_on_constructed_cases(tiny_pipeline_32_dir, rendered_dataset):
     assert list(grids) == ["viewfusion"] and grids["viewfusion"][0][0] == 2
 
 
-class FavouringUNet(torch.nn.Module):
-    """The tiny U-Net, but with weight logits we set: 2 for pairs whose view is `favoured`, 0 for the others.
-
-    With three views, the favoured one gets e^2 / (e^2 + 2) = 79% of the weight: a share of 2.36 equal shares,
-    the other two 0.32 each, far on either side of the 0.5 threshold below.
-    """
-
-    def __init__(self, unet, favoured: torch.Tensor):
-        super().__init__()
-        self.unet, self.favoured = unet, favoured
-        self.config, self.dtype, self.device = unet.config, unet.dtype, unet.device
-
-    def forward(self, sample, timestep, target_azimuth, return_dict=False, **conditioning):
-        noise, _ = self.unet(sample, timestep, target_azimuth, return_dict=False, **conditioning)
-        is_favoured = torch.isclose(sample[:, :3], self.favoured.to(sample)).flatten(1).all(dim=1)
-        logits = torch.where(is_favoured, 2.0, 0.0)[:, None, None, None].expand_as(noise).to(noise.dtype)
-        return noise, logits
-
-
-@lpips_needed
-def test_dropped_views_method_passes_its_threshold_to_the_pipeline(tiny_pipeline_32_dir, rendered_dataset):
-    from viewfusion_diffusers import ViewFusionPipeline
-    from viewfusion_diffusers.metrics import LPIPS
-
-    dataset = NMRDataset(rendered_dataset, split="train")
-    pipeline = ViewFusionPipeline.from_pretrained(tiny_pipeline_32_dir)
-    pipeline.set_progress_bar_config(disable=True)
-    batch = EvalBatch.load(dataset, [one_sample(dataset, 5, (1, 9, 17))])
-    pipeline.unet = FavouringUNet(pipeline.unet, favoured=batch.input_views[0][0] * 2 - 1)
-    lpips, outcome = LPIPS.from_pretrained(), {}
-    for threshold in (1e-12, 0.5):
-        methods = (EvalMethod("viewfusion"), EvalMethod("dropped_views", drop_views_below=threshold))
-        records, _ = evaluate_batch(pipeline, batch, [0], lpips, methods, num_inference_steps=3)
-        outcome[threshold] = {r["method"]: r["lpips"] for r in records}
-        assert "| dropped_views | 3 | 1 |" in results_table(records)
-    # No share is below 1e-12: the plain computation. Below 0.5 of an equal share, the two 0.32 views go.
-    assert outcome[1e-12]["dropped_views"] == outcome[1e-12]["viewfusion"]
-    assert abs(outcome[0.5]["dropped_views"] - outcome[0.5]["viewfusion"]) > 1e-4
-
-
 @lpips_needed
 def test_bad_inputs_give_clear_errors(tiny_pipeline_32_dir, rendered_dataset, tmp_path, capsys):
     assert main(eval_args(rendered_dataset, rendered_dataset, tmp_path)) == 2

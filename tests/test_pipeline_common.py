@@ -120,6 +120,20 @@ def test_save_load_local(tmp_path):
         assert type(component) is type(pipe.components[name])
 
 
+def test_diffusers_own_loader_takes_a_saved_folder_as_a_custom_pipeline(tmp_path):
+    from diffusers import DiffusionPipeline
+
+    pipe = make_pipeline()
+    expected = pipe(**get_dummy_inputs()).images
+    pipe.save_pretrained(tmp_path)
+    loaded = DiffusionPipeline.from_pretrained(tmp_path, custom_pipeline=str(tmp_path), trust_remote_code=True)
+    assert type(loaded) is ViewFusionPipeline and type(loaded.unet) is ViewFusionUNet2DModel
+    loaded.set_progress_bar_config(disable=True)
+    assert max_difference(loaded(**get_dummy_inputs()).images, expected) < 1e-6
+    with pytest.raises(ValueError, match="trust_remote_code"):  # the folder's code runs only when asked to
+        DiffusionPipeline.from_pretrained(tmp_path, custom_pipeline=str(tmp_path))
+
+
 def test_save_load_optional_components(tmp_path):
     # ViewFusion has no optional component: both are needed to sample. What the common test checks then is that
     # a component passed to `from_pretrained` replaces the saved one.

@@ -11,7 +11,8 @@ __version__ = "0.1.0"
 _import_structure = {
     "fusion": ["fuse_noise", "pad_views", "predict_fused_noise"],
     "image_processor": ["ViewProcessor"],
-    "pipeline": ["SCHEDULERS", "ViewFusionPipeline", "ViewFusionPipelineOutput", "default_scheduler", "scheduler_from_name"],
+    "pipeline": ["ViewFusionPipeline", "ViewFusionPipelineOutput"],
+    "schedulers": ["SCHEDULERS", "default_scheduler", "scheduler_from_name"],
     "unet": ["UNET_PRESETS", "ViewFusionUNet2DModel", "ViewFusionUNetOutput"],
 }
 
@@ -20,7 +21,8 @@ __all__ = sorted(name for names in _import_structure.values() for name in names)
 if TYPE_CHECKING:
     from .fusion import fuse_noise, pad_views, predict_fused_noise
     from .image_processor import ViewProcessor
-    from .pipeline import SCHEDULERS, ViewFusionPipeline, ViewFusionPipelineOutput, default_scheduler, scheduler_from_name
+    from .pipeline import ViewFusionPipeline, ViewFusionPipelineOutput
+    from .schedulers import SCHEDULERS, default_scheduler, scheduler_from_name
     from .unet import UNET_PRESETS, ViewFusionUNet2DModel, ViewFusionUNetOutput
 
 

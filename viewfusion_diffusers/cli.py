@@ -18,9 +18,10 @@ import sys
 import time
 from pathlib import Path
 
-from .constants import AZIMUTH_STEP_DEGREES, DEFAULT_PIPELINE, NUM_VIEWS, SCHEDULER_NAMES
+from .constants import AZIMUTH_STEP_DEGREES, DEFAULT_PIPELINE, NUM_VIEWS
 from .data import render as render_cli
 from .evaluation import cli as eval_cli
+from .schedulers import SCHEDULER_NAMES
 
 __all__ = ["build_parser", "main"]
 
@@ -91,7 +92,8 @@ def load_pipeline(args):
     """
     import torch
 
-    from .pipeline import ViewFusionPipeline, scheduler_from_name
+    from .pipeline import ViewFusionPipeline
+    from .schedulers import scheduler_from_name
 
     pipeline = ViewFusionPipeline.from_pretrained(args.pipeline)
     if args.view_azimuths is not None and not pipeline.unet.config.relative_pose:
@@ -159,7 +161,7 @@ def generate(args) -> None:
         from .images import comparison_row
 
         # The views as the model saw them: composited on white and resized by the pipeline's own preprocessing.
-        model_views = pipeline.view_processor.to_unit_range(pipeline.prepare_views(views, args.azimuth)[0][0])
+        model_views = pipeline.view_processor.to_unit_range(pipeline.view_processor.preprocess(views, *pipeline.sample_size))
         inputs = list(model_views.permute(0, 2, 3, 1).cpu().numpy())
         row = comparison_row(inputs, out.images[0], None, out.view_weights[0], num_slots=len(views))
         save_image(labelled_grid([row], num_slots=len(views), with_truth=False), args.weights_output)

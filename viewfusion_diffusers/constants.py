@@ -29,6 +29,3 @@ def view_azimuth(index: int) -> float:
 # without the repository around it.
 _SHIPPED_PIPELINE = Path(__file__).resolve().parent.parent / "pipelines" / "viewfusion-pybullet-64"
 DEFAULT_PIPELINE = str(_SHIPPED_PIPELINE) if _SHIPPED_PIPELINE.is_dir() else "viewfusion-diffusers/viewfusion-pybullet-64"
-
-# The samplers a command line can choose by name (`scheduler_from_name`), here so that parsers need no torch.
-SCHEDULER_NAMES = ("ddim", "ddpm", "dpmsolver", "dpmsolver-sde", "unipc")

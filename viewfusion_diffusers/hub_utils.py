@@ -1,12 +1,14 @@
-"""Writing a pipeline folder in the Hub format (weights, configs, model card) without half-written states."""
+"""The Hub side of pipelines: fetching a repo or a file, and writing a folder in the Hub format (weights, configs,
+model card, `pipeline.py`) without half-written states."""
 
 import os
 import shutil
 import tempfile
 
-from huggingface_hub import ModelCard, ModelCardData, hf_hub_download
+from huggingface_hub import ModelCard, ModelCardData, hf_hub_download, snapshot_download
+from huggingface_hub.utils import HFValidationError, validate_repo_id
 
-from .file_utils import current_umask
+from .file_utils import atomic_write, current_umask
 
 MODEL_CARD_TEMPLATE = """\
 ---
@@ -132,3 +134,90 @@ def local_or_hub_file(path: str | os.PathLike, **download_kwargs) -> str:
             f"No such file {path!r}, and the Hub file {'/'.join(parts[2:])!r} of {'/'.join(parts[:2])!r} could not be "
             f"fetched ({type(error).__name__}: {str(error).splitlines()[0]}). Check the path, or the name and your connection."
         ) from error
+
+
+# `from_pretrained` arguments that only matter for fetching from the Hub.
+DOWNLOAD_KWARGS = ("cache_dir", "force_download", "proxies", "local_files_only", "token", "revision")
+# What loading a pipeline reads from a Hub repo: the index, the configs and one set of weights (see
+# `download_allow_patterns`); model cards and pictures stay on the Hub.
+WEIGHTS_NAME = "diffusion_pytorch_model"
+
+
+def download_allow_patterns(variant: str | None = None, use_safetensors: bool | None = None) -> list[str]:
+    """The `allow_patterns` of `snapshot_download` that fetch what loading a pipeline needs, and nothing else.
+
+    That is `model_index.json`, every component's config, and the weights of `variant` (e.g. `"fp16"`; `None`:
+    the default weights), plain or sharded, as safetensors (or `.bin` with `use_safetensors=False`).
+
+    Example:
+        ```py
+        >>> download_allow_patterns("fp16")[3]
+        '*/diffusion_pytorch_model.fp16.safetensors'
+        ```
+    """
+    extension = "bin" if use_safetensors is False else "safetensors"
+    infix = f".{variant}" if variant else ""
+    return [
+        "model_index.json",
+        "*/config.json",
+        "*/scheduler_config.json",
+        f"*/{WEIGHTS_NAME}{infix}.{extension}",
+        f"*/{WEIGHTS_NAME}{infix}-*-of-*.{extension}",
+        f"*/{WEIGHTS_NAME}.{extension}.index{infix}.json",
+    ]
+
+
+def download_pipeline(repo_id: str, variant: str | None = None, use_safetensors: bool | None = None,
+                      **download_kwargs) -> str:
+    """The local folder of a Hub pipeline repo, fetched with `snapshot_download` (only what loading needs, see
+    `download_allow_patterns`); errors say that the name was not found as a local folder either.
+
+    Example:
+        ```py
+        >>> download_pipeline("viewfusion-diffusers/viewfusion-pybullet-64", variant="fp16")
+        '/root/.cache/huggingface/hub/models--viewfusion-diffusers--viewfusion-pybullet-64/snapshots/...'
+        ```
+    """
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError:
+        raise FileNotFoundError(
+            f"No such folder {repo_id!r} ({os.path.abspath(repo_id)}), and it is not a Hub repo id ('name/repo'): "
+            "check the path."
+        ) from None
+    try:
+        return snapshot_download(repo_id, allow_patterns=download_allow_patterns(variant, use_safetensors),
+                                 **download_kwargs)
+    except (OSError, ValueError) as error:
+        raise FileNotFoundError(
+            f"No such folder {repo_id!r} ({os.path.abspath(repo_id)}), and the Hub repo {repo_id!r} could not be fetched "
+            f"({type(error).__name__}: {error}). Check the path, or the repo id and your connection."
+        ) from error
+
+
+# `DiffusionPipeline.from_pretrained(folder, custom_pipeline=folder, trust_remote_code=True)` loads the pipeline
+# class from a folder's `pipeline.py`, diffusers' way for pipelines whose class lives outside diffusers.
+CUSTOM_PIPELINE_FILE = "pipeline.py"
+CUSTOM_PIPELINE_CODE = '''\
+"""This folder's pipeline class, for `DiffusionPipeline.from_pretrained(folder_or_repo_id,
+custom_pipeline=folder_or_repo_id, trust_remote_code=True)`: the pipeline of the installed viewfusion-diffusers
+package (`pip install viewfusion-diffusers`), which `ViewFusionPipeline.from_pretrained` loads without this file."""
+
+from viewfusion_diffusers import ViewFusionPipeline
+
+__all__ = ["ViewFusionPipeline"]
+'''
+
+
+def write_custom_pipeline_file(folder: str | os.PathLike) -> None:
+    """Write the folder's `pipeline.py` (see `CUSTOM_PIPELINE_CODE`), so diffusers' own loader finds the class.
+
+    Example:
+        ```py
+        >>> write_custom_pipeline_file("outputs/my-pipeline")
+        >>> DiffusionPipeline.from_pretrained("outputs/my-pipeline", custom_pipeline="outputs/my-pipeline",
+        ...                                   trust_remote_code=True)
+        ```
+    """
+    with atomic_write(os.path.join(folder, CUSTOM_PIPELINE_FILE), "w") as file:
+        file.write(CUSTOM_PIPELINE_CODE)

@@ -10,75 +10,16 @@ from typing import Any, Callable
 import numpy as np
 import PIL.Image
 import torch
-from diffusers import (
-    DDIMScheduler,
-    DDPMScheduler,
-    DiffusionPipeline,
-    DPMSolverMultistepScheduler,
-    UniPCMultistepScheduler,
-)
+from diffusers import DiffusionPipeline
 from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils import BaseOutput, replace_example_docstring
 from diffusers.utils.torch_utils import randn_tensor
-from huggingface_hub import snapshot_download
-from huggingface_hub.utils import HFValidationError, validate_repo_id
 
 from .fusion import pad_mask, predict_fused_noise
-from .hub_utils import local_or_hub_file
+from .hub_utils import DOWNLOAD_KWARGS, download_pipeline, local_or_hub_file, write_custom_pipeline_file
 from .image_processor import OUTPUT_TYPES, ViewProcessor
 from .unet import ViewFusionUNet2DModel
-
-# `from_pretrained` arguments that only matter for fetching a repo from the Hub.
-DOWNLOAD_KWARGS = ("cache_dir", "force_download", "proxies", "local_files_only", "token", "revision")
-
-SCHEDULERS = {
-    "ddpm": DDPMScheduler,
-    "ddim": DDIMScheduler,
-    "dpmsolver": DPMSolverMultistepScheduler,
-    "dpmsolver-sde": DPMSolverMultistepScheduler,
-    "unipc": UniPCMultistepScheduler,
-}
-# Settings that define a name, applied over whatever config the scheduler is built from.
-SCHEDULER_SETTINGS = {
-    "dpmsolver": {"algorithm_type": "dpmsolver++"},
-    "dpmsolver-sde": {"algorithm_type": "sde-dpmsolver++"},
-}
-
-
-def default_scheduler(prediction_type: str = "epsilon") -> DDPMScheduler:
-    """The paper's noise schedule: linear betas 1e-6 .. 1e-2 over 2,000 steps, x0 clipped to [-1, 1].
-
-    Example:
-        ```py
-        >>> default_scheduler().config.num_train_timesteps
-        2000
-        ```
-    """
-    return DDPMScheduler(
-        num_train_timesteps=2000,
-        beta_start=1e-6,
-        beta_end=1e-2,
-        beta_schedule="linear",
-        prediction_type=prediction_type,
-        clip_sample=True,
-    )
-
-
-def scheduler_from_name(name: str, config) -> SchedulerMixin:
-    """Build a scheduler by short name (a key of `SCHEDULERS`) from another scheduler's config.
-
-    `ddpm` with fewer steps than the training schedule is ancestral sampling on a strided schedule (DDIM with
-    eta = 1); `dpmsolver-sde` is DPM-Solver++'s stochastic variant. Both draw fresh noise at every step.
-
-    Example:
-        ```py
-        >>> pipe.scheduler = scheduler_from_name("dpmsolver", pipe.scheduler.config)
-        ```
-    """
-    if name not in SCHEDULERS:
-        raise ValueError(f"Unknown scheduler {name!r}; choose one of {sorted(SCHEDULERS)}.")
-    return SCHEDULERS[name].from_config(config, **SCHEDULER_SETTINGS.get(name, {}))
 
 
 @dataclass
@@ -113,35 +54,6 @@ EXAMPLE_DOC_STRING = """
         >>> out.images[0].save("novel.png")
         ```
 """
-
-# What loading a pipeline reads from a Hub repo: the index, the configs and one set of weights (see
-# `download_allow_patterns`); model cards and pictures stay on the Hub.
-WEIGHTS_NAME = "diffusion_pytorch_model"
-
-
-def download_allow_patterns(variant: str | None = None, use_safetensors: bool | None = None) -> list[str]:
-    """The `allow_patterns` of `snapshot_download` that fetch what loading a pipeline needs, and nothing else.
-
-    That is `model_index.json`, every component's config, and the weights of `variant` (e.g. `"fp16"`; `None`:
-    the default weights), plain or sharded, as safetensors (or `.bin` with `use_safetensors=False`).
-
-    Example:
-        ```py
-        >>> download_allow_patterns("fp16")[3]
-        '*/diffusion_pytorch_model.fp16.safetensors'
-        ```
-    """
-    extension = "bin" if use_safetensors is False else "safetensors"
-    infix = f".{variant}" if variant else ""
-    return [
-        "model_index.json",
-        "*/config.json",
-        "*/scheduler_config.json",
-        f"*/{WEIGHTS_NAME}{infix}.{extension}",
-        f"*/{WEIGHTS_NAME}{infix}-*-of-*.{extension}",
-        f"*/{WEIGHTS_NAME}.{extension}.index{infix}.json",
-    ]
-
 
 def as_height_width(sample_size: int | tuple[int, int] | list[int]) -> tuple[int, int]:
     """A U-Net's `sample_size`, an `int` (square) or `(height, width)`, as `(height, width)`.
@@ -181,6 +93,10 @@ class ViewFusionPipeline(DiffusionPipeline):
             which samples ancestrally on `num_inference_steps` of its training steps (2,000 in the paper).
             Swap it with e.g. `DDIMScheduler.from_config(pipe.scheduler.config)` for a deterministic sampler.
 
+    Load a folder or Hub repo with [`~ViewFusionPipeline.from_pretrained`], the authors' original checkpoint with
+    [`~ViewFusionPipeline.from_single_file`]. `DiffusionPipeline.from_pretrained(folder, custom_pipeline=folder,
+    trust_remote_code=True)` loads a saved folder too, through the `pipeline.py` that `save_pretrained` writes.
+
     Example:
         ```py
         >>> pipe = ViewFusionPipeline.from_pretrained("pipelines/viewfusion-pybullet-64")
@@ -204,22 +120,6 @@ class ViewFusionPipeline(DiffusionPipeline):
         """The `(height, width)` of the generated views (the U-Net's `sample_size`)."""
         return as_height_width(self.unet.config.sample_size)
 
-    def noise_level(self, timestep) -> torch.Tensor | None:
-        """`alpha_bar` of the scheduler at `timestep`, for a U-Net conditioned on the noise level (else `None`).
-
-        Example:
-            ```py
-            >>> pipe.noise_level(torch.tensor(999))  # a converted checkpoint of the authors'
-            tensor(0.3671)
-            ```
-        """
-        if self.unet.config.conditioning != "noise_level":
-            return None
-        if not float(timestep).is_integer():
-            raise ValueError(f"{type(self.scheduler).__name__} gave the timestep {float(timestep)}; a U-Net conditioned "
-                             "on the noise level needs a scheduler of integer timesteps (DDPM, DDIM, DPM-Solver, UniPC).")
-        return self.scheduler.alphas_cumprod[int(timestep)]
-
     @property
     def num_timesteps(self) -> int:
         """The number of denoising steps of the last call (the scheduler's timesteps)."""
@@ -236,11 +136,9 @@ class ViewFusionPipeline(DiffusionPipeline):
 
         A repo id is first fetched with `huggingface_hub.snapshot_download` (honouring `revision`, `cache_dir`,
         `token`, `force_download`, `proxies`, `local_files_only` and `HF_HUB_OFFLINE`), fetching only the
-        index, the configs and the weights of the requested `variant`; then it is loaded as a local folder, since
-        plain diffusers cannot resolve a pipeline class that lives outside diffusers. For the same reason,
-        `DiffusionPipeline.from_pretrained` cannot load a ViewFusion folder: use this method. A folder saved by
-        a subclass of this pipeline, or by a pipeline this class derives from, loads; one saved by any other
-        pipeline is refused.
+        index, the configs and the weights of the requested `variant`; then it is loaded as a local folder. A folder
+        saved by a subclass of this pipeline, or by a pipeline this class derives from, loads; one saved by any
+        other pipeline is refused.
 
         Example:
             ```py
@@ -254,8 +152,7 @@ class ViewFusionPipeline(DiffusionPipeline):
         elif os.path.exists(path):
             raise ValueError(f"{path} is a file; pass the pipeline folder (the one holding model_index.json).")
         else:
-            folder = cls._download(path, variant=kwargs.get("variant"), use_safetensors=kwargs.get("use_safetensors"),
-                                   **download_kwargs)
+            folder = download_pipeline(path, kwargs.get("variant"), kwargs.get("use_safetensors"), **download_kwargs)
         index_path = os.path.join(folder, "model_index.json")
         if not os.path.isfile(index_path):
             raise ValueError(f"{path} is not a pipeline folder: it has no model_index.json.")
@@ -267,6 +164,17 @@ class ViewFusionPipeline(DiffusionPipeline):
                 "point to a folder written by ViewFusionPipeline.save_pretrained."
             )
         return super().from_pretrained(folder, **kwargs)
+
+    @classmethod
+    def _loadable_class_names(cls) -> set[str]:
+        # Folders saved by this class or a ViewFusion base of it, or by any subclass defined in this program.
+        names = {base.__name__ for base in cls.__mro__ if issubclass(base, ViewFusionPipeline)}
+        subclasses = list(cls.__subclasses__())
+        while subclasses:
+            subclass = subclasses.pop()
+            names.add(subclass.__name__)
+            subclasses += subclass.__subclasses__()
+        return names
 
     @classmethod
     def from_single_file(cls, pretrained_model_link_or_path: str | os.PathLike, config_file: str | os.PathLike | None = None,
@@ -302,35 +210,104 @@ class ViewFusionPipeline(DiffusionPipeline):
         pipeline = cls(**convert_original_checkpoint(checkpoint, config))
         return pipeline if torch_dtype is None else pipeline.to(dtype=torch_dtype)
 
-    @classmethod
-    def _loadable_class_names(cls) -> set[str]:
-        # Folders saved by this class or a ViewFusion base of it, or by any subclass defined in this program.
-        names = {base.__name__ for base in cls.__mro__ if issubclass(base, ViewFusionPipeline)}
-        subclasses = list(cls.__subclasses__())
-        while subclasses:
-            subclass = subclasses.pop()
-            names.add(subclass.__name__)
-            subclasses += subclass.__subclasses__()
-        return names
+    def save_pretrained(self, save_directory: str | os.PathLike, **kwargs) -> None:
+        """`DiffusionPipeline.save_pretrained`, plus the folder's `pipeline.py` for diffusers' own loader (written
+        first, so that `push_to_hub=True` uploads it too).
 
-    @staticmethod
-    def _download(path: str, variant: str | None, use_safetensors: bool | None, **download_kwargs) -> str:
-        """`snapshot_download` of a repo id, with errors that say the path was not found locally either."""
-        try:
-            validate_repo_id(path)
-        except HFValidationError:
-            raise FileNotFoundError(
-                f"No such folder {path!r} ({os.path.abspath(path)}), and it is not a Hub repo id ('name/repo'): "
-                "check the path."
-            ) from None
-        try:
-            return snapshot_download(path, allow_patterns=download_allow_patterns(variant, use_safetensors),
-                                     **download_kwargs)
-        except (OSError, ValueError) as error:
-            raise FileNotFoundError(
-                f"No such folder {path!r} ({os.path.abspath(path)}), and the Hub repo {path!r} could not be fetched "
-                f"({type(error).__name__}: {error}). Check the path, or the repo id and your connection."
-            ) from error
+        Example:
+            ```py
+            >>> pipe.save_pretrained("outputs/my-pipeline")
+            ```
+        """
+        os.makedirs(save_directory, exist_ok=True)
+        write_custom_pipeline_file(save_directory)
+        super().save_pretrained(save_directory, **kwargs)
+
+    def noise_level(self, timestep) -> torch.Tensor | None:
+        """`alpha_bar` of the scheduler at `timestep`, for a U-Net conditioned on the noise level (else `None`).
+
+        Example:
+            ```py
+            >>> pipe.noise_level(torch.tensor(999))  # a converted checkpoint of the authors'
+            tensor(0.0818)
+            ```
+        """
+        if self.unet.config.conditioning != "noise_level":
+            return None
+        if not float(timestep).is_integer():
+            raise ValueError(f"{type(self.scheduler).__name__} gave the timestep {float(timestep)}; a U-Net conditioned "
+                             "on the noise level needs a scheduler of integer timesteps (DDPM, DDIM, DPM-Solver, UniPC).")
+        return self.scheduler.alphas_cumprod[int(timestep)]
+
+    def check_inputs(self, num_inference_steps, num_images_per_prompt, view_batch_size, output_type,
+                     callback_on_step_end_tensor_inputs) -> None:
+        """Check the arguments that are not views or azimuths (those are checked as [`prepare_views`] converts them,
+        the generators and `latents` by [`prepare_latents`]); each error names the argument and the fix.
+
+        Example:
+            ```py
+            >>> pipe.check_inputs(0, 1, None, "pil", ["latents"])
+            ValueError: `num_inference_steps` must be a positive integer (the number of denoising steps), got 0.
+            ```
+        """
+        if not _is_positive_int(num_inference_steps):
+            raise ValueError(
+                f"`num_inference_steps` must be a positive integer (the number of denoising steps), got {num_inference_steps!r}."
+            )
+        if not _is_positive_int(num_images_per_prompt):
+            raise ValueError(
+                f"`num_images_per_prompt` must be a positive integer (samples per object), got {num_images_per_prompt!r}."
+            )
+        if output_type not in OUTPUT_TYPES:
+            raise ValueError(f"`output_type` must be one of {', '.join(map(repr, OUTPUT_TYPES))}, got {output_type!r}.")
+        if view_batch_size is not None and not _is_positive_int(view_batch_size):
+            raise ValueError(f"`view_batch_size` must be a positive integer or None, got {view_batch_size!r}.")
+        if not (hasattr(self.scheduler, "step") and hasattr(self.scheduler, "set_timesteps")):
+            raise TypeError(f"The scheduler must be a diffusers scheduler, got {type(self.scheduler).__name__}.")
+        unknown = [k for k in callback_on_step_end_tensor_inputs or [] if k not in self._callback_tensor_inputs]
+        if unknown:
+            raise ValueError(
+                f"`callback_on_step_end_tensor_inputs` has {unknown}, which this pipeline does not pass; "
+                f"choose from {self._callback_tensor_inputs}."
+            )
+
+    def prepare_views(self, input_views, target_azimuth, input_azimuths, num_images_per_prompt: int, device, dtype):
+        """Every (generated image, input view) pair of the call, flattened as the U-Net takes them.
+
+        `input_views` is one object's views or a batch of objects (see `__call__`); each object is repeated
+        `num_images_per_prompt` times. Degrees are reduced mod 360 in float64 on the host before they become
+        float32, so 1e9 degrees and its remainder give the same view (and no device needs float64).
+
+        Returns:
+            `(views, num_views, target_azimuths, view_azimuths)`: `(sum N, 3, H, W)` views in the U-Net's pixel
+            range, `(B,)` view counts, `(B,)` target azimuths and `(sum N,)` view azimuths (NaN where unknown; `None`
+            when no view's azimuth is given), in degrees.
+
+        Example:
+            ```py
+            >>> views, num_views, target_azimuths, view_azimuths = pipe.prepare_views([view_a, view_b], 90.0, None, 1,
+            ...                                                                       "cpu", torch.float32)
+            >>> views.shape, num_views.tolist(), view_azimuths
+            (torch.Size([2, 3, 64, 64]), [2], None)
+            ```
+        """
+        objects, is_batch = self._split_objects(input_views)
+        names = [f"input_views[{i}]" if is_batch else "input_views" for i in range(len(objects))]
+        azimuths = self._target_azimuths(target_azimuth, len(objects))
+        per_object_azimuths = self.prepare_input_azimuths(input_azimuths, [self._num_views(v) for v in objects], is_batch)
+        views = [self.view_processor.preprocess(v, *self.sample_size, name=name) for v, name in zip(objects, names)]
+
+        views, azimuths, per_object_azimuths = (
+            [entry for entry in per_object for _ in range(num_images_per_prompt)]
+            for per_object in (views, azimuths, per_object_azimuths)
+        )
+        num_views = torch.tensor([v.shape[0] for v in views], device=device)
+        target_azimuths = torch.tensor(np.remainder(azimuths, 360.0), device=device, dtype=torch.float32)
+        view_azimuths = None
+        if any(a is not None for a in per_object_azimuths):
+            flat = [a for object_azimuths, v in zip(per_object_azimuths, views) for a in (object_azimuths or [np.nan] * v.shape[0])]
+            view_azimuths = torch.tensor(np.remainder(flat, 360.0), device=device, dtype=torch.float32)
+        return torch.cat(views).to(device=device, dtype=dtype), num_views, target_azimuths, view_azimuths
 
     def _split_objects(self, input_views) -> tuple[list, bool]:
         """`input_views` as a list of objects (each one object's views) and whether it was a batch."""
@@ -351,8 +328,7 @@ class ViewFusionPipeline(DiffusionPipeline):
 
     @staticmethod
     def _target_azimuths(target_azimuth, num_objects: int) -> list[float]:
-        """One target azimuth per object, in float64 degrees (reduced mod 360 before anything rounds them to
-        float32, so 1e9 degrees and its remainder give the same view)."""
+        """One target azimuth per object, in float64 degrees."""
         if isinstance(target_azimuth, torch.Tensor):
             target_azimuth = target_azimuth.detach().cpu().double().tolist()
         try:
@@ -366,90 +342,6 @@ class ViewFusionPipeline(DiffusionPipeline):
         if not all(np.isfinite(azimuths)):
             raise ValueError(f"`target_azimuth` must be finite degrees, got {azimuths}.")
         return azimuths
-
-    def check_inputs(
-        self,
-        input_views,
-        target_azimuth,
-        input_azimuths,
-        num_inference_steps,
-        num_images_per_prompt,
-        generator,
-        latents,
-        view_batch_size,
-        drop_views_below,
-        output_type,
-        callback_on_step_end_tensor_inputs,
-    ) -> None:
-        """Check every argument of `__call__` before any work; each error names the argument and the fix.
-
-        The views' contents (type, shape, range) are checked by `self.view_processor` as they are converted.
-
-        Example:
-            ```py
-            >>> pipe.check_inputs([view], 90.0, None, 0, 1, None, None, None, None, "pil", ["latents"])
-            ValueError: `num_inference_steps` must be a positive integer (the number of denoising steps), got 0.
-            ```
-        """
-        if not _is_positive_int(num_inference_steps):
-            raise ValueError(
-                f"`num_inference_steps` must be a positive integer (the number of denoising steps), got {num_inference_steps!r}."
-            )
-        if not _is_positive_int(num_images_per_prompt):
-            raise ValueError(
-                f"`num_images_per_prompt` must be a positive integer (samples per object), got {num_images_per_prompt!r}."
-            )
-        if output_type not in OUTPUT_TYPES:
-            raise ValueError(f"`output_type` must be one of {', '.join(map(repr, OUTPUT_TYPES))}, got {output_type!r}.")
-        if view_batch_size is not None and not _is_positive_int(view_batch_size):
-            raise ValueError(f"`view_batch_size` must be a positive integer or None, got {view_batch_size!r}.")
-        if drop_views_below is not None and not 0 < drop_views_below < 1:
-            raise ValueError(f"`drop_views_below` is a fraction of an equal share and must lie in (0, 1), got {drop_views_below}.")
-        if not (hasattr(self.scheduler, "step") and hasattr(self.scheduler, "set_timesteps")):
-            raise TypeError(f"The scheduler must be a diffusers scheduler, got {type(self.scheduler).__name__}.")
-        unknown = [k for k in callback_on_step_end_tensor_inputs or [] if k not in self._callback_tensor_inputs]
-        if unknown:
-            raise ValueError(
-                f"`callback_on_step_end_tensor_inputs` has {unknown}, which this pipeline does not pass; "
-                f"choose from {self._callback_tensor_inputs}."
-            )
-
-        objects, is_batch = self._split_objects(input_views)
-        self._target_azimuths(target_azimuth, len(objects))
-        self.prepare_input_azimuths(input_azimuths, [self._num_views(v) for v in objects], is_batch)
-        batch_size = len(objects) * num_images_per_prompt
-        if isinstance(generator, list) and len(generator) != batch_size:
-            raise ValueError(
-                f"Got {len(generator)} generators for {batch_size} images (objects x num_images_per_prompt); "
-                "give one per image, or a single generator."
-            )
-        if latents is not None:
-            expected = (batch_size, 3, *self.sample_size)
-            if not isinstance(latents, torch.Tensor) or tuple(latents.shape) != expected:
-                shape = tuple(latents.shape) if isinstance(latents, torch.Tensor) else type(latents).__name__
-                raise ValueError(
-                    f"`latents` is {shape}; expected a tensor of shape {expected}: one (3, height, width) starting "
-                    "noise per generated image (objects x num_images_per_prompt), at the U-Net's sample_size."
-                )
-
-    def prepare_views(self, input_views, target_azimuth, input_azimuths=None) -> tuple[list[torch.Tensor], list[float], list]:
-        """Normalise `input_views` (one object or a batch), `target_azimuth` and `input_azimuths` to one entry per
-        object: `(N, 3, H, W)` views in [-1, 1], float64 degrees, and per object a list of one azimuth per view or
-        `None` (unposed).
-
-        Example:
-            ```py
-            >>> views, azimuths, input_azimuths = pipe.prepare_views([view_a, view_b], 90.0)
-            >>> views[0].shape, azimuths, input_azimuths
-            (torch.Size([2, 3, 64, 64]), [90.0], [None])
-            ```
-        """
-        objects, is_batch = self._split_objects(input_views)
-        height, width = self.sample_size
-        views = [self.view_processor.preprocess(v, height, width, name=f"input_views[{i}]" if is_batch else "input_views")
-                 for i, v in enumerate(objects)]
-        azimuths = self._target_azimuths(target_azimuth, len(views))
-        return views, azimuths, self.prepare_input_azimuths(input_azimuths, [v.shape[0] for v in views], is_batch)
 
     def prepare_input_azimuths(self, input_azimuths, num_views: list[int], is_batch: bool) -> list[list[float] | None]:
         """Check `input_azimuths` against the objects' numbers of views: per object one azimuth per view, or `None`.
@@ -496,7 +388,8 @@ class ViewFusionPipeline(DiffusionPipeline):
 
     def prepare_latents(self, batch_size, dtype, device, generator, latents=None) -> torch.Tensor:
         """The starting noisy targets: `latents` if given (moved to `device` / `dtype`), else fresh noise from
-        `generator`; scaled by the scheduler's `init_noise_sigma`, as in diffusers' pipelines.
+        `generator`; scaled by the scheduler's `init_noise_sigma`, as in diffusers' pipelines. A list of generators
+        must hold one per image, and `latents` one `(3, height, width)` noise per image.
 
         Example:
             ```py
@@ -504,8 +397,20 @@ class ViewFusionPipeline(DiffusionPipeline):
             torch.Size([2, 3, 64, 64])
             ```
         """
+        if isinstance(generator, list) and len(generator) != batch_size:
+            raise ValueError(
+                f"Got {len(generator)} generators for {batch_size} images (objects x num_images_per_prompt); "
+                "give one per image, or a single generator."
+            )
+        shape = (batch_size, 3, *self.sample_size)
         if latents is None:
-            latents = randn_tensor((batch_size, 3, *self.sample_size), generator=generator, device=device, dtype=dtype)
+            latents = randn_tensor(shape, generator=generator, device=device, dtype=dtype)
+        elif not isinstance(latents, torch.Tensor) or tuple(latents.shape) != shape:
+            got = tuple(latents.shape) if isinstance(latents, torch.Tensor) else type(latents).__name__
+            raise ValueError(
+                f"`latents` is {got}; expected a tensor of shape {shape}: one (3, height, width) starting "
+                "noise per generated image (objects x num_images_per_prompt), at the U-Net's sample_size."
+            )
         else:
             latents = latents.to(device=device, dtype=dtype)
         return latents * self.scheduler.init_noise_sigma
@@ -523,7 +428,6 @@ class ViewFusionPipeline(DiffusionPipeline):
         num_images_per_prompt: int = 1,
         weighting: bool = True,
         view_batch_size: int | None = None,
-        drop_views_below: float | None = None,
         output_type: str = "pil",
         return_dict: bool = True,
         callback_on_step_end: Callable[[Any, int, int, dict], dict] | PipelineCallback | MultiPipelineCallbacks | None = None,
@@ -555,13 +459,9 @@ class ViewFusionPipeline(DiffusionPipeline):
                 predictions (the paper's ablation).
             view_batch_size (`int`, *optional*): at most this many (object, view) pairs per U-Net call, to cap
                 memory; the result does not depend on it.
-            drop_views_below (`float`, *optional*): an approximation, off by default. After each step, a view
-                whose mean fusion weight has fallen below this fraction of an equal share (`1 / n` for `n` views
-                still in use) is left out of the remaining steps, so later steps cost less; each object keeps at
-                least its best view. Its weight map in the output is zero. Must lie in (0, 1).
             output_type (`str`, defaults to `"pil"`): `"pil"`, `"np"` (`(B, H, W, 3)` in [0, 1]), `"pt"`
-                (`(B, 3, H, W)` in [0, 1]) or `"latent"` (the final `(B, 3, H, W)` tensor in model space, about
-                [-1, 1], unprocessed, on the pipeline's device; the view weights stay tensors too).
+                (`(B, 3, H, W)` in [0, 1]) or `"latent"` (the final `(B, 3, H, W)` tensor in model space, the U-Net's
+                `pixel_range`, unprocessed, on the pipeline's device; the view weights stay tensors too).
             return_dict (`bool`, defaults to `True`): return a [`ViewFusionPipelineOutput`] instead of a tuple.
             callback_on_step_end (`Callable`, `PipelineCallback` or `MultiPipelineCallbacks`, *optional*): called
                 as `callback(pipe, i, t, callback_kwargs)` after each step with the tensors named in
@@ -576,86 +476,48 @@ class ViewFusionPipeline(DiffusionPipeline):
         Returns:
             [`ViewFusionPipelineOutput`] or `(images, view_weights)`.
         """
-        # 0. check the inputs, then convert them
+        # 0. check the inputs
         if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):
             callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
-        self.check_inputs(
-            input_views, target_azimuth, input_azimuths, num_inference_steps, num_images_per_prompt, generator,
-            latents, view_batch_size, drop_views_below, output_type, callback_on_step_end_tensor_inputs,
-        )
+        self.check_inputs(num_inference_steps, num_images_per_prompt, view_batch_size, output_type,
+                          callback_on_step_end_tensor_inputs)
         self._interrupt = False
-        views, azimuths, input_azimuths = self.prepare_views(input_views, target_azimuth, input_azimuths)
-        views = [v for v in views for _ in range(num_images_per_prompt)]
-        azimuths = [a for a in azimuths for _ in range(num_images_per_prompt)]
-        input_azimuths = [a for a in input_azimuths for _ in range(num_images_per_prompt)]
-        batch_size = len(views)
-
         device, dtype = self._execution_device, self.unet.dtype
-        num_views = torch.tensor([v.shape[0] for v in views], device=device)
-        views_flat = torch.cat(views).to(device=device, dtype=dtype)
-        view_owner = torch.repeat_interleave(torch.arange(batch_size, device=device), num_views)
-        # Degrees are reduced mod 360 in float64 on the host before they become float32 tensors, so 1e9 degrees
-        # and its remainder give the same view (and no device needs float64).
-        target_azimuths = torch.tensor(np.remainder(azimuths, 360.0), device=device, dtype=torch.float32)
-        # Each view's own azimuth, NaN for the views of unposed objects.
-        view_azimuths = None
-        if any(a is not None for a in input_azimuths):
-            flat = [a for object_azimuths, v in zip(input_azimuths, views) for a in (object_azimuths or [np.nan] * v.shape[0])]
-            view_azimuths = torch.tensor(np.remainder(flat, 360.0), device=device, dtype=torch.float32)
 
-        # 1. the noisy target starts as pure noise
-        latents = self.prepare_latents(batch_size, dtype, device, generator, latents)
+        # 1. the views of every generated image, as one batch of (image, view) pairs
+        views, num_views, target_azimuths, view_azimuths = self.prepare_views(
+            input_views, target_azimuth, input_azimuths, num_images_per_prompt, device, dtype
+        )
 
-        # The (object, view) pairs in use: all of them, unless `drop_views_below` leaves some out.
-        active = torch.arange(views_flat.shape[0], device=device)
-        pair_views, pair_view_azimuths, pair_owner, pair_counts = views_flat, view_azimuths, view_owner, num_views
-        # Before any step the views have not been weighed: each has an equal share. `weighed_*` are the pairs the
-        # latest weights belong to (dropping views changes the pairs after the weights were computed).
-        weights = pad_mask(num_views)[..., None, None, None] / num_views[:, None, None, None, None]
-        weights = weights.to(dtype).expand(-1, -1, *latents.shape[1:])
-        weighed_active, weighed_counts = active, pair_counts
+        # 2. the noisy targets start as pure noise
+        latents = self.prepare_latents(len(num_views), dtype, device, generator, latents)
 
         # Stochastic schedulers draw their noise from `generator`; deterministic ones (UniPC) take none.
         step_kwargs = {"generator": generator} if "generator" in inspect.signature(self.scheduler.step).parameters else {}
         self.scheduler.set_timesteps(num_inference_steps, device=device)
-        timesteps = self.scheduler.timesteps
-        self._num_timesteps = len(timesteps)
-        for i, t in enumerate(self.progress_bar(timesteps)):
+        self._num_timesteps = len(self.scheduler.timesteps)
+        for i, t in enumerate(self.progress_bar(self.scheduler.timesteps)):
             if self.interrupt:
                 continue
 
-            # 2. every (object, view) pair through the U-Net, in chunks of at most `view_batch_size`, then fused
+            # 3. predict the fused noise: every pair through the U-Net (in chunks of `view_batch_size`), fused per image
             model_input = self.scheduler.scale_model_input(latents, t)
-            fused, weights = predict_fused_noise(
-                self.unet, pair_views, model_input, t, target_azimuths, pair_counts, view_azimuth=pair_view_azimuths,
+            noise_pred, weights = predict_fused_noise(
+                self.unet, views, model_input, t, target_azimuths, num_views, view_azimuth=view_azimuths,
                 noise_level=self.noise_level(t), weighting=weighting, max_pairs=view_batch_size,
             )
-            weighed_active, weighed_counts = active, pair_counts
 
-            # 3. step: x_t -> x_t-1
-            latents = self.scheduler.step(fused, t, latents, **step_kwargs, return_dict=False)[0]
-
-            if drop_views_below is not None and i + 1 < len(timesteps):
-                # A view's share is its mean weight times the number of views in use (1 = an equal share).
-                # The best view of an object has a share of at least 1, so it is never dropped.
-                share = weights[pad_mask(pair_counts)].float().mean(dim=(1, 2, 3)) * pair_counts[pair_owner]
-                if bool((share < drop_views_below).any()):
-                    active = active[share >= drop_views_below]
-                    pair_views, pair_owner = views_flat[active], view_owner[active]
-                    pair_view_azimuths = None if view_azimuths is None else view_azimuths[active]
-                    pair_counts = torch.bincount(pair_owner, minlength=batch_size)
+            # 4. compute the previous noisy target: x_t -> x_t-1
+            latents = self.scheduler.step(noise_pred, t, latents, **step_kwargs, return_dict=False)[0]
 
             if callback_on_step_end is not None:
-                step_tensors = {"latents": latents}
-                callback_kwargs = {k: step_tensors[k] for k in callback_on_step_end_tensor_inputs}
+                callback_kwargs = {name: {"latents": latents}[name] for name in callback_on_step_end_tensor_inputs}
                 callback_outputs = callback_on_step_end(self, i, t, callback_kwargs) or {}
                 latents = callback_outputs.pop("latents", latents)
 
-        # 4. post-process
-        all_weights = weights.new_zeros((views_flat.shape[0], *weights.shape[2:]))
-        all_weights[weighed_active] = weights[pad_mask(weighed_counts)]
-        view_weights = [w.float() for w in all_weights.split(num_views.tolist())]
+        # 5. post-process: the images, and each image's view weights of the last step
         images = self.view_processor.postprocess(latents, output_type=output_type)
+        view_weights = [w.float() for w in weights[pad_mask(num_views)].split(num_views.tolist())]
         if output_type != "latent":
             view_weights = [w.cpu() if output_type == "pt" else w.cpu().numpy() for w in view_weights]
 

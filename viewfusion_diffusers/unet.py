@@ -3,18 +3,21 @@
 from dataclasses import dataclass
 
 import torch
-from diffusers import UNet2DModel
+from diffusers import ModelMixin, UNet2DModel
 from diffusers.configuration_utils import register_to_config
 from diffusers.models.attention_processor import Attention
 from diffusers.models.embeddings import TimestepEmbedding, Timesteps
-from diffusers.models.modeling_utils import ModelMixin  # noqa: F401  (see below)
 from diffusers.models.resnet import ResnetBlock2D
 from diffusers.utils import BaseOutput
 from torch import nn
 
-# `DiffusionPipeline.from_pretrained` finds a component's loading method by looking up diffusers' base
-# classes (`ModelMixin`, ...) by name in the module that `model_index.json` names, here this one: the
-# import of `ModelMixin` above is what lets a saved pipeline reload its U-Net.
+# diffusers' pipeline loader finds how to load a component by looking its base classes up by name (`ModelMixin`,
+# ...) in the module that `model_index.json` names for it, which for the U-Net is this one: so this module exports
+# the base class the loader looks for, beside its own names.
+__all__ = [
+    "UNET_PRESETS", "AzimuthEmbedding", "ModelMixin", "PoseEmbedding", "ViewFusionUNet2DModel", "ViewFusionUNetOutput",
+    "per_sample", "reduce_degrees",
+]
 
 # Named configurations. `paper` is the network of the ViewFusion paper (about 34M parameters); `small` is
 # a 4.6M-parameter version that trains and samples at a useful speed on a laptop CPU.

@@ -7,7 +7,8 @@ import argparse
 import os
 import sys
 
-from ..constants import DEFAULT_PIPELINE, SCHEDULER_NAMES
+from ..constants import DEFAULT_PIPELINE
+from ..schedulers import SCHEDULER_NAMES
 from .methods import SAMPLER_STUDY_STEPS
 
 DESCRIPTION = "PSNR / SSIM / LPIPS-VGG and pose accuracy per number of input views, with baselines and the ablation."
@@ -54,8 +55,6 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--compare_to", default=None, metavar="RESULTS_JSON",
                         help="Another run's results.json on the same data, split, seed and --num_objects: adds this "
                              "run's viewfusion (and viewfusion_posed) LPIPS minus that run's, paired per sample.")
-    parser.add_argument("--drop_views_below", type=float, default=None,
-                        help="Also score the pipeline with `drop_views_below` set to this (method `dropped_views`).")
     parser.add_argument("--num_grid_rows", type=int, default=8, help="Samples shown in each image grid.")
     parser.add_argument("--sampler_study", action="store_true",
                         help="Also compare DDPM at all training steps with fast samplers at few steps on a subset.")
@@ -99,8 +98,6 @@ def check_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Non
         parser.error("--num_objects must be at least 1")
     if min(args.sampler_study_steps) < 1:
         parser.error("--sampler_study_steps must all be at least 1")
-    if args.drop_views_below is not None and not 0 < args.drop_views_below < 1:
-        parser.error(f"--drop_views_below is a fraction of an equal share and must lie in (0, 1), got {args.drop_views_below}")
     if args.compare_to is not None and not os.path.isfile(args.compare_to):
         parser.error(f"--compare_to {args.compare_to!r} does not exist; give the results.json of an earlier run")
     if args.output_dir is None:
@@ -128,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
             args.pipeline, args.data_dir, args.output_dir, split=args.split, categories=args.categories,
             num_views=tuple(args.num_views), num_objects=args.num_objects, scheduler=args.scheduler,
             num_inference_steps=args.num_inference_steps, seed=args.seed, batch_size=args.batch_size, device=args.device,
-            lpips_weights=args.lpips_weights, posed=args.posed, drop_views_below=args.drop_views_below,
+            lpips_weights=args.lpips_weights, posed=args.posed,
             num_grid_rows=args.num_grid_rows, sampler_study=study, compare_to=args.compare_to,
         )
     except (ValueError, FileNotFoundError, KeyError) as error:

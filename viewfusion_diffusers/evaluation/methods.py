@@ -10,7 +10,6 @@ class EvalMethod:
     Args:
         name (`str`): the method's name in the tables and records.
         weighting (`bool`): the learned fusion weights (`True`) or equal weights (the paper's ablation).
-        drop_views_below (`float`, *optional*): passed to the pipeline; `None` keeps every view.
         posed (`bool`): give the pipeline the input views' true azimuths (`input_azimuths`).
 
     Example:
@@ -21,21 +20,20 @@ class EvalMethod:
 
     name: str
     weighting: bool = True
-    drop_views_below: float | None = None
     posed: bool = False
 
 
 # Table order. `viewfusion` is the paper's method; `_posed` the same pipeline told the input views' azimuths.
 METHODS = (
-    "viewfusion", "viewfusion_posed", "dropped_views", "dropped_views_posed", "equal_weights", "equal_weights_posed",
+    "viewfusion", "viewfusion_posed", "equal_weights", "equal_weights_posed",
     "nearest_view", "mean_view",
 )
 BASELINES = ("nearest_view", "mean_view")
 
 
-def pipeline_methods(posed: bool = False, drop_views_below: float | None = None) -> tuple[EvalMethod, ...]:
-    """The pipeline methods of an evaluation: the learned weights and the equal-weights ablation, with
-    `dropped_views` when `drop_views_below` is set, each also in posed mode when `posed`.
+def pipeline_methods(posed: bool = False) -> tuple[EvalMethod, ...]:
+    """The pipeline methods of an evaluation: the learned weights and the equal-weights ablation, each also in posed
+    mode when `posed`.
 
     Example:
         ```py
@@ -43,15 +41,11 @@ def pipeline_methods(posed: bool = False, drop_views_below: float | None = None)
         ['viewfusion', 'viewfusion_posed', 'equal_weights', 'equal_weights_posed']
         ```
     """
-    unposed = [EvalMethod("viewfusion")]
-    if drop_views_below is not None:
-        unposed.append(EvalMethod("dropped_views", drop_views_below=drop_views_below))
-    unposed.append(EvalMethod("equal_weights", weighting=False))
     methods = []
-    for method in unposed:
+    for method in (EvalMethod("viewfusion"), EvalMethod("equal_weights", weighting=False)):
         methods.append(method)
         if posed:
-            methods.append(EvalMethod(f"{method.name}_posed", method.weighting, method.drop_views_below, posed=True))
+            methods.append(EvalMethod(f"{method.name}_posed", method.weighting, posed=True))
     return tuple(methods)
 
 

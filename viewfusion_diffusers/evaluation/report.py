@@ -77,7 +77,7 @@ def paired_comparisons(methods) -> list[tuple[str, str]]:
     methods = set(methods)
     pairs = [(m, "nearest_view") for m in sorted(methods, key=method_order) if m != "nearest_view"]
     pairs += [("viewfusion", "equal_weights"), ("viewfusion_posed", "equal_weights_posed"),
-              ("viewfusion_posed", "viewfusion"), ("dropped_views", "viewfusion"), ("dropped_views_posed", "viewfusion_posed")]
+              ("viewfusion_posed", "viewfusion")]
     return [pair for pair in dict.fromkeys(pairs) if pair[0] in methods and pair[1] in methods]
 
 

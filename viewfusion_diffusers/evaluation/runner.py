@@ -13,7 +13,8 @@ from ..data import NMRDataset, make_eval_samples
 from ..dependencies import import_optional
 from ..distributed import cpu_distributed
 from ..metrics import LPIPS
-from ..pipeline import ViewFusionPipeline, scheduler_from_name
+from ..pipeline import ViewFusionPipeline
+from ..schedulers import scheduler_from_name
 from .methods import EvalMethod, SamplerStudySettings, method_order, pipeline_methods
 from .report import grid_rows, write_results
 from .samples import EvalBatch, baseline_predictions
@@ -70,13 +71,13 @@ def sample_pipeline(pipeline, batch: EvalBatch, seeds, method: EvalMethod, num_i
     generators = [torch.Generator().manual_seed(seed) for seed in seeds]
     out = pipeline(
         batch.input_views, batch.target_azimuths, input_azimuths=batch.input_azimuths if method.posed else None,
-        num_inference_steps=num_inference_steps, generator=generators, weighting=method.weighting,
-        drop_views_below=method.drop_views_below, output_type="pt",
+        num_inference_steps=num_inference_steps, generator=generators, weighting=method.weighting, output_type="pt",
     )
-    images = out.images.to(batch.targets.device)
-    if images.shape[-1] != batch.resolution:
+    images, weights = out.images.to(batch.targets.device), out.view_weights
+    if images.shape[-1] != batch.resolution:  # a pipeline working at another size than the data: score at the data's
         images = F.interpolate(images, size=batch.resolution, mode="bicubic", antialias=True).clamp(0, 1)
-    return images, out.view_weights
+        weights = [F.interpolate(w, size=batch.resolution, mode="nearest") for w in weights]
+    return images, weights
 
 
 def evaluate_batch(pipeline, batch: EvalBatch, seeds, lpips: LPIPS, methods=pipeline_methods(), num_inference_steps: int = 50,
@@ -133,7 +134,6 @@ def run_evaluation(
     device: str | None = None,
     lpips_weights: str | None = None,
     posed: bool = False,
-    drop_views_below: float | None = None,
     num_grid_rows: int = 8,
     sampler_study: SamplerStudySettings | None = None,
     compare_to: str | None = None,
@@ -158,7 +158,7 @@ def run_evaluation(
         "pipeline": str(pipeline), "data_dir": os.path.abspath(data_dir), "split": split, "categories": categories,
         "num_views": list(num_views), "num_objects": num_objects, "scheduler": scheduler,
         "num_inference_steps": num_inference_steps, "seed": seed, "batch_size": batch_size, "posed": posed,
-        "drop_views_below": drop_views_below, "lpips_weights": lpips_weights,
+        "lpips_weights": lpips_weights,
         "sampler_study": None if sampler_study is None else vars(sampler_study),
     }
     other_run = None
@@ -179,7 +179,7 @@ def run_evaluation(
     loaded.set_progress_bar_config(disable=True)
     lpips = LPIPS.from_pretrained(lpips_weights).to(device).eval()
     seeds = [seed * 1_000_003 + i for i in range(len(samples))]
-    methods = pipeline_methods(posed=posed, drop_views_below=drop_views_below)
+    methods = pipeline_methods(posed=posed)
 
     records, grids = [], {}
     with state.split_between_processes(list(range(len(samples)))) as shard:

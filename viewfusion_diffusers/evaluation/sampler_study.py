@@ -5,7 +5,7 @@ import time
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..pipeline import scheduler_from_name
+from ..schedulers import scheduler_from_name
 from .methods import EvalMethod, SamplerStudySettings
 from .samples import EvalBatch
 from .scoring import score_predictions
