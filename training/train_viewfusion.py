@@ -68,9 +68,12 @@ def parse_args(argv=None):
         "--pretrained_model_name_or_path", type=str, default=None,
         help="Start from this trained pipeline (folder or Hub repo id) instead of random weights; overrides --model_config.",
     )
-    parser.add_argument("--prediction_type", type=str, default=None, choices=["epsilon", "v_prediction"],
-                        help="What the U-Net predicts: the paper's epsilon (the default for a new model), or v (trains "
-                        "faster on small compute). A fine-tuned pipeline keeps its own.")
+    parser.add_argument("--prediction_type", type=str, default=None, choices=["epsilon", "v_prediction", "sample"],
+                        help="What the U-Net predicts: the paper's epsilon (the default for a new model), v (trains "
+                        "faster on small compute), or the clean target view (sample). A fine-tuned pipeline keeps its own.")
+    parser.add_argument("--snr_gamma", type=float, default=None,
+                        help="Weight each sample's loss by min-SNR-gamma (Hang et al. 2023; they recommend 5), for any "
+                        "prediction type. Default: the plain mean, as the paper.")
     parser.add_argument("--relative_pose", action="store_true",
                         help="Condition on the input views' azimuths when known (posed and unposed in one model); adds "
                         "the zero-initialised pose layers to a pretrained pose-free pipeline.")
@@ -118,6 +121,10 @@ def parse_args(argv=None):
     parser.add_argument("--max_train_minutes", type=float, default=None,
                         help="Stop after this many minutes from the start (loading and compiling included, the final "
                         "save not), then write a checkpoint and the final pipeline.")
+    parser.add_argument("--max_train_cpu_minutes", type=float, default=None,
+                        help="Stop once the training loop has used this many minutes of this process's CPU time (all "
+                        "its threads; loading not counted), then save as --max_train_minutes does. Runs compared at "
+                        "equal CPU time on a shared machine are not penalised for what other programs take.")
     parser.add_argument("--output_dir", type=str, default="viewfusion-model", help="Where the pipeline and checkpoints go.")
     parser.add_argument("--logging_dir", type=str, default="logs", help="Tracker logs, relative to --output_dir.")
     parser.add_argument("--report_to", type=str, default="tensorboard", help='"tensorboard", "wandb", "all" or "none".')
@@ -132,6 +139,10 @@ def parse_args(argv=None):
         parser.error(f"--logging_steps must be at least 1, got {args.logging_steps}.")
     if args.max_train_minutes is not None and args.max_train_minutes <= 0:
         parser.error(f"--max_train_minutes must be positive, got {args.max_train_minutes}.")
+    if args.max_train_cpu_minutes is not None and args.max_train_cpu_minutes <= 0:
+        parser.error(f"--max_train_cpu_minutes must be positive, got {args.max_train_cpu_minutes}.")
+    if args.snr_gamma is not None and args.snr_gamma <= 0:
+        parser.error(f"--snr_gamma must be positive, got {args.snr_gamma}.")
     if not 0 <= args.pose_dropout <= 1:
         parser.error(f"--pose_dropout is a probability in [0, 1], got {args.pose_dropout}.")
     if args.train_only_pose_layers and not args.pretrained_model_name_or_path:
@@ -407,10 +418,14 @@ def main(args):
             device=accelerator.device, skip_first_batches=accelerator.skip_first_batches,
         )
 
+    cpu_started = time.process_time()
+    cpu_deadline = None if args.max_train_cpu_minutes is None else cpu_started + 60 * args.max_train_cpu_minutes
+
     def out_of_time():
-        if deadline is None:
+        if deadline is None and cpu_deadline is None:
             return False
-        late = time.monotonic() > deadline
+        late = (deadline is not None and time.monotonic() > deadline) or (
+            cpu_deadline is not None and time.process_time() > cpu_deadline)
         if accelerator.num_processes > 1:  # every process must stop at the same step
             late = bool(accelerator.reduce(torch.tensor(float(late), device=accelerator.device), "max"))
         return late
@@ -429,7 +444,8 @@ def main(args):
             last = part == args.gradient_accumulation_steps - 1
             with accelerator.no_sync(unet) if not last else contextlib.nullcontext():
                 with accelerator.autocast():
-                    loss = fused_loss(forward_unet, noise_scheduler, batch, args.resolution, pad_pairs_to=pad_to)
+                    loss = fused_loss(forward_unet, noise_scheduler, batch, args.resolution, pad_pairs_to=pad_to,
+                                      snr_gamma=args.snr_gamma)
                 accelerator.backward(loss / args.gradient_accumulation_steps)
             step_loss = step_loss + loss.detach() / args.gradient_accumulation_steps
         accelerator.clip_grad_norm_(unet.parameters(), args.max_grad_norm)
@@ -471,8 +487,9 @@ def main(args):
                 ema_unet.restore(model.parameters())
         if stop:
             stopped_early = True
-            logger.info(f"--max_train_minutes {args.max_train_minutes} reached at step {global_step}; "
-                        f"checkpoint in {last_checkpoint}.")
+            limit = (f"--max_train_minutes {args.max_train_minutes}" if deadline is not None and time.monotonic() > deadline
+                     else f"--max_train_cpu_minutes {args.max_train_cpu_minutes}")
+            logger.info(f"{limit} reached at step {global_step}; checkpoint in {last_checkpoint}.")
             break
 
     # 6. the final pipeline, in the Hub format
@@ -480,6 +497,7 @@ def main(args):
     if accelerator.is_main_process:
         training_config = {k: v for k, v in vars(args).items() if k != "hub_token"}
         training_config["trained_steps"], training_config["stopped_by_time_limit"] = global_step, stopped_early
+        training_config["train_cpu_minutes"] = round((time.process_time() - cpu_started) / 60, 2)
         save_final_pipeline(accelerator.unwrap_model(unet), noise_scheduler, ema_unet, training_config, args.output_dir,
                             global_step, len(train_objects), args.hub_model_id)
         logger.info(f"Pipeline written to {args.output_dir} after {global_step} steps, "
