@@ -333,3 +333,46 @@ def test_cpu_time_budget_stops_an_x0_run_with_min_snr_and_a_usable_pipeline(rend
     image = pipe([torch.rand(3, 32, 32)], 90.0, num_inference_steps=2, output_type="pt",
                  generator=torch.Generator().manual_seed(0)).images
     assert image.shape == (1, 3, 32, 32) and torch.isfinite(image).all()
+
+
+def test_campaign_continues_the_state_and_counts_every_sample_once(rendered_dataset, tiny_unet_config_file, tmp_path):
+    """A lineage's state from a run, `continue_default.sh` trains on from it (weights and EMA), writes the new
+    state back, and the totals add up; a second export counts nothing twice."""
+    import json
+
+    first = tmp_path / "first"
+    run(launch(1, rendered_dataset, first, tiny_unet_config_file, "--relative_pose", "--use_ema", "--max_train_steps", "2",
+               "--checkpointing_steps", "2", "--validation_steps", "0", "--report_to", "none"))
+    progress = json.loads((first / "checkpoint-2" / "training_progress.json").read_text())
+    assert progress["global_step"] == 2 and progress["samples_seen"] == 4 and progress["cpu_core_seconds"] > 0
+    state = tmp_path / "state"
+    before = tmp_path / "before.json"
+    before.write_text(json.dumps({"samples_seen": 100, "optimizer_steps": 10, "cpu_core_hours": 1.0, "gpu_hours": 0.5}))
+    script = str(Path(SCRIPT).parent / "campaign_state.py")
+    run([sys.executable, script, "init", str(first), str(state), "--totals_before", str(before), "--recipe", "tiny"])
+    totals = json.loads((state / "totals.json").read_text())
+    assert (totals["samples_seen"], totals["optimizer_steps"], totals["gpu_hours"]) == (104, 12, 0.5)
+    assert totals["cpu_core_hours"] > 1.0 and [r["run"] for r in totals["runs"]] == ["first"]
+    state_weights = unet_weights(state)
+    for name, tensor in unet_weights(first / "checkpoint-2").items():
+        assert torch.equal(state_weights[name], tensor), name
+    ema = load_file(state / "unet_ema" / "diffusion_pytorch_model.safetensors")
+    assert all(t.dtype == torch.float16 for t in ema.values())
+
+    campaign = tmp_path / "campaign"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "DATA_DIR": str(rendered_dataset),
+           "STATE_DIR": str(state), "RENDER": "0"}
+    result = subprocess.run(["bash", str(Path(SCRIPT).parent / "continue_default.sh"), "0.002", str(campaign),
+                             "--resolution", "32", "--train_batch_size", "2", "--max_views", "3", "--report_to", "none"],
+                            capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "EMA continued from" in result.stderr and "at its step 2" in result.stderr
+    assert "--seed 1" in (campaign / "recipe.txt").read_text()
+    steps = int(next(campaign.glob("checkpoint-*")).name.split("-")[1])
+    after = json.loads((state / "totals.json").read_text())
+    assert after["samples_seen"] == 104 + 2 * steps and after["optimizer_steps"] == 12 + steps
+    assert [r["run"] for r in after["runs"]] == ["first", "campaign"]
+    assert not torch.equal(unet_weights(state)["conv_in.weight"], state_weights["conv_in.weight"])
+    run([sys.executable, script, "export", str(campaign), str(state)])
+    assert json.loads((state / "totals.json").read_text())["samples_seen"] == after["samples_seen"]
+    assert not list(tmp_path.glob(".new-*")) and not list(tmp_path.glob(".old-*"))

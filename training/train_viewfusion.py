@@ -99,6 +99,10 @@ def parse_args(argv=None):
                         help="Overrides the accelerate config's mixed precision.")
     parser.add_argument("--use_ema", action="store_true", help="Keep an exponential moving average of the weights.")
     parser.add_argument("--ema_max_decay", type=float, default=0.9999, help="The EMA's highest decay.")
+    parser.add_argument("--ema_from", type=str, default=None,
+                        help="Start the EMA from this saved one (a unet_ema folder: its weights, step count and decay "
+                        "settings) instead of from the starting weights: to continue a lineage whose optimizer state was "
+                        "not kept (training/continue_default.sh). Needs --use_ema; a resumed checkpoint's EMA replaces it.")
     parser.add_argument("--checkpointing_steps", type=int, default=500, help="Save a resumable checkpoint every N steps.")
     parser.add_argument("--checkpoints_total_limit", type=int, default=None, help="Keep at most this many checkpoints.")
     parser.add_argument("--resume_from_checkpoint", type=str, default=None,
@@ -139,6 +143,8 @@ def parse_args(argv=None):
         parser.error(f"--logging_steps must be at least 1, got {args.logging_steps}.")
     if args.max_train_minutes is not None and args.max_train_minutes <= 0:
         parser.error(f"--max_train_minutes must be positive, got {args.max_train_minutes}.")
+    if args.ema_from and not args.use_ema:
+        parser.error("--ema_from continues a saved EMA; add --use_ema.")
     if args.max_train_cpu_minutes is not None and args.max_train_cpu_minutes <= 0:
         parser.error(f"--max_train_cpu_minutes must be positive, got {args.max_train_cpu_minutes}.")
     if args.snr_gamma is not None and args.snr_gamma <= 0:
@@ -238,6 +244,24 @@ def save_final_pipeline(unet, noise_scheduler, ema_unet, training_config: dict, 
     save_pipeline_atomically(pipeline, folder, card)
 
 
+PROGRESS_FILE = "training_progress.json"
+
+
+def run_progress(global_step: int, samples_per_step: int, num_processes: int, on_gpu: bool, earlier: dict,
+                 started: float) -> dict:
+    """What the run has done and cost up to `global_step`: samples, CPU core-seconds (this process's CPU time
+    times the processes) and GPU-seconds (wall time times the processes, on GPUs), added to `earlier` (the
+    progress of the checkpoint the run resumed from, so a run stopped and resumed counts each second once)."""
+    wall = time.monotonic() - started
+    return {
+        "global_step": global_step,
+        "samples_seen": global_step * samples_per_step,
+        "cpu_core_seconds": earlier.get("cpu_core_seconds", 0.0) + (0.0 if on_gpu else time.process_time() * num_processes),
+        "gpu_seconds": earlier.get("gpu_seconds", 0.0) + (wall * num_processes if on_gpu else 0.0),
+        "wall_seconds": earlier.get("wall_seconds", 0.0) + wall,
+    }
+
+
 def list_checkpoints(output_dir) -> list[Path]:
     """The complete `checkpoint-N` folders of `output_dir`, oldest (lowest N) first."""
     checkpoints = [p for p in Path(output_dir).glob("checkpoint-*") if p.is_dir() and p.name.split("-", 1)[1].isdigit()]
@@ -250,9 +274,11 @@ def remove_partial_checkpoints(output_dir) -> None:
         shutil.rmtree(partial, ignore_errors=True)
 
 
-def save_checkpoint(accelerator, output_dir: str, global_step: int, checkpoints_total_limit: int | None) -> str:
+def save_checkpoint(accelerator, output_dir: str, global_step: int, checkpoints_total_limit: int | None,
+                    progress: dict | None = None) -> str:
     """A resumable `checkpoint-N`: accelerate's optimizer, schedule and RNG state, the U-Net in the diffusers
-    format (`unet/`) and the EMA (`unet_ema/`), written by the save hook. Returns the folder."""
+    format (`unet/`) and the EMA (`unet_ema/`), written by the save hook, and `progress` as
+    `training_progress.json` (what the run has cost so far). Returns the folder."""
     accelerator.wait_for_everyone()
     if accelerator.is_main_process and checkpoints_total_limit is not None:
         checkpoints = list_checkpoints(output_dir)
@@ -264,6 +290,9 @@ def save_checkpoint(accelerator, output_dir: str, global_step: int, checkpoints_
     staging = os.path.join(output_dir, f".tmp-checkpoint-{global_step}")
     accelerator.save_state(staging)
     if accelerator.is_main_process:
+        if progress is not None:
+            with open(os.path.join(staging, PROGRESS_FILE), "w") as f:
+                json.dump(progress, f, indent=1)
         shutil.rmtree(path, ignore_errors=True)
         os.rename(staging, path)
     accelerator.wait_for_everyone()
@@ -301,6 +330,13 @@ def main(args):
     if args.use_ema:
         ema_unet = EMAModel(unet.parameters(), decay=args.ema_max_decay, use_ema_warmup=True, foreach=True,
                             model_cls=ViewFusionUNet2DModel, model_config=unet.config)
+        if args.ema_from:
+            load_ema_state(ema_unet, args.ema_from, ViewFusionUNet2DModel, "cpu")
+            # A lineage's EMA may be stored in half precision; averaging in it would lose the small updates.
+            ema_unet.to(dtype=torch.float32)
+            if [tuple(p.shape) for p in ema_unet.shadow_params] != [tuple(p.shape) for p in unet.parameters()]:
+                raise ValueError(f"--ema_from {args.ema_from} holds the EMA of another network than the one trained.")
+            logger.info(f"EMA continued from {args.ema_from} at its step {ema_unet.optimization_step}.")
 
     # As in diffusers' training scripts: each checkpoint holds the U-Net once, in the diffusers format, and the
     # EMA beside it; accelerate's own copy of the weights is dropped.
@@ -390,7 +426,7 @@ def main(args):
     )
 
     # 4. resume
-    global_step = 0
+    global_step, earlier_progress = 0, {}
     if args.resume_from_checkpoint:
         path = args.resume_from_checkpoint
         if path == "latest":
@@ -403,6 +439,9 @@ def main(args):
         else:
             accelerator.load_state(path)
             global_step = int(Path(path).name.split("-")[1])
+            if os.path.isfile(os.path.join(path, PROGRESS_FILE)):
+                with open(os.path.join(path, PROGRESS_FILE)) as f:
+                    earlier_progress = json.load(f)
             logger.info(f"Resumed from {path} at step {global_step}.")
 
     # 5. train
@@ -473,7 +512,10 @@ def main(args):
             stop = out_of_time()
 
         if global_step % args.checkpointing_steps == 0 or global_step == args.max_train_steps or stop:
-            last_checkpoint = save_checkpoint(accelerator, args.output_dir, global_step, args.checkpoints_total_limit)
+            progress = run_progress(global_step, step_batch * accelerator.num_processes, accelerator.num_processes,
+                                    on_gpu, earlier_progress, started)
+            last_checkpoint = save_checkpoint(accelerator, args.output_dir, global_step, args.checkpoints_total_limit,
+                                              progress)
         if accelerator.is_main_process and args.validation_steps and global_step % args.validation_steps == 0:
             model = accelerator.unwrap_model(unet)
             if ema_unet is not None:
