@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -376,3 +377,33 @@ def test_campaign_continues_the_state_and_counts_every_sample_once(rendered_data
     run([sys.executable, script, "export", str(campaign), str(state)])
     assert json.loads((state / "totals.json").read_text())["samples_seen"] == after["samples_seen"]
     assert not list(tmp_path.glob(".new-*")) and not list(tmp_path.glob(".old-*"))
+
+
+def test_lineage_verdict_needs_both_modes_better_beyond_the_interval(tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("evaluate_lineage", Path(SCRIPT).parent / "evaluate_lineage.py")
+    lineage = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(lineage)
+    generator = np.random.default_rng(0)
+
+    def records(offsets):
+        rows = []
+        for method, offset in offsets.items():
+            for n in (1, 3, 6):
+                for k in range(12):
+                    rows.append({"method": method, "num_views": n, "category": "car", "object_id": f"{k:03d}",
+                                 "target_index": k, "input_indices": list(range(n)), "pose_within_15": float(k % 2),
+                                 "lpips": 0.3 + offset + 0.01 * generator.standard_normal()})
+        return rows
+
+    reference = records({"viewfusion": 0.0, "viewfusion_posed": 0.0, "nearest_view": -0.1, "mean_view": 0.0})
+    both = records({"viewfusion": -0.03, "viewfusion_posed": -0.03, "nearest_view": -0.1, "mean_view": 0.0})
+    one = records({"viewfusion": -0.03, "viewfusion_posed": 0.0, "nearest_view": -0.1, "mean_view": 0.0})
+    assert lineage.better_than(both, reference)[0]
+    better, lines = lineage.better_than(one, reference)
+    assert not better and lines[0].startswith("unposed: -0.03")
+    points = [{"samples_seen": s, **{d: lineage.summary(r) for d in lineage.DATASETS}} for s, r in ((143300, reference), (200000, both))]
+    assert points[1]["pybullet"]["viewfusion"]["3"]["pose_within_15"] == 0.5
+    lineage.draw_lineage(points, tmp_path / "lineage.png")
+    assert (tmp_path / "lineage.png").stat().st_size > 1000
