@@ -15,3 +15,4 @@ OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 nice -n 10 python "$root/training/train_view
   --learning_rate 2e-4 --lr_warmup_steps 50 --train_batch_size 8 --max_views 6 --pose_dropout 0.5 --use_ema \
   --checkpointing_steps "${CHECKPOINTING_STEPS:-100}" --validation_steps 0 --logging_steps 10 "$@" \
   > "$out/train.log" 2>&1
+touch "$out/DONE"
