@@ -121,6 +121,51 @@ def test_baselines_on_constructed_cases(tiny_pipeline_32_dir, rendered_dataset):
 
 
 @lpips_needed
+def test_pose_scoring_and_lpips_match_the_pairwise_computation(tiny_pipeline_32_dir, rendered_dataset):
+    """Records built from each object's view features computed once equal LPIPS and closest-view errors computed
+    pair by pair against all 24 views (the earlier way), to float rounding."""
+    from viewfusion_diffusers.evaluation import score_predictions
+    from viewfusion_diffusers.evaluation.samples import circular_view_distance
+    from viewfusion_diffusers.metrics import LPIPS
+
+    dataset = NMRDataset(rendered_dataset, split="train")
+    samples = [EvalSample(object_index=k, category=dataset.objects[k][0], object_id=dataset.objects[k][1],
+                          target_index=t, input_indices=(1, 13), num_views=2) for k, t in ((0, 5), (1, 20), (1, 7))]
+    batch = EvalBatch.load(dataset, samples)
+    generator = torch.Generator().manual_seed(0)
+    # A slightly noisy copy of each sample's view 3 steps (45 degrees) from its target, and a random image.
+    shifted = torch.stack([(views[(s.target_index + 3) % 24] + 0.05 * torch.randn(3, 32, 32, generator=generator)).clamp(0, 1)
+                           for views, s in zip(batch.object_views, samples)])
+    predictions = {"shifted": shifted, "random": torch.rand(3, 3, 32, 32, generator=generator)}
+    lpips = LPIPS.from_pretrained()
+    records = score_predictions(batch, predictions, lpips)
+    for record in records:
+        i = next(k for k, s in enumerate(samples) if (s.object_id, s.target_index) == (record["object_id"], record["target_index"]))
+        image, views = predictions[record["method"]][i], batch.object_views[i]
+        pairwise = lpips(image[None].expand(24, -1, -1, -1), views)
+        assert record["lpips"] == pytest.approx(pairwise[samples[i].target_index].item(), abs=1e-6)
+        closest = circular_view_distance(int(pairwise.argmin()), samples[i].target_index)
+        assert record["closest_view_error"] == 15 * closest
+    assert [r["closest_view_error"] for r in records if r["method"] == "shifted"] == [45, 45, 45]
+
+
+@lpips_needed
+def test_methods_option_samples_only_the_named_methods(tiny_pipeline_32_dir, rendered_dataset, tmp_path, capsys):
+    assert main(eval_args(tiny_pipeline_32_dir, rendered_dataset, tmp_path / "all", "--num_views", 1)) == 0
+    assert main(eval_args(tiny_pipeline_32_dir, rendered_dataset, tmp_path / "some", "--num_views", 1,
+                          "--methods", "viewfusion", "--compare_to", tmp_path / "all" / "results.json")) == 0
+    every = json.loads((tmp_path / "all" / "results.json").read_text())
+    some = json.loads((tmp_path / "some" / "results.json").read_text())
+    assert {r["method"] for r in some["records"]} == {"viewfusion", "nearest_view", "mean_view"}
+    assert some["config"]["methods"] == ["viewfusion"]
+    drop_seconds = lambda records, method: [{k: v for k, v in r.items() if k != "seconds"} for r in records if r["method"] == method]
+    assert drop_seconds(some["records"], "viewfusion") == drop_seconds(every["records"], "viewfusion")
+    capsys.readouterr()
+    assert main(eval_args(tiny_pipeline_32_dir, rendered_dataset, tmp_path / "bad", "--methods", "viewfusion_posed")) == 2
+    assert "need --posed" in capsys.readouterr().err
+
+
+@lpips_needed
 def test_bad_inputs_give_clear_errors(tiny_pipeline_32_dir, rendered_dataset, tmp_path, capsys):
     assert main(eval_args(rendered_dataset, rendered_dataset, tmp_path)) == 2
     assert "no model_index.json" in capsys.readouterr().err

@@ -82,6 +82,17 @@ def test_lpips_is_zero_on_identical_images_and_symmetric(lpips):
     assert (lpips(a, b) > 0.1).all()
 
 
+def test_lpips_from_features_computed_once_matches_pairwise_lpips(lpips):
+    """Features of many views computed once, then one image against all of them, as pose scoring does: the same
+    distances as LPIPS of each pair, up to float rounding."""
+    generator = torch.Generator().manual_seed(0)
+    views, image = torch.rand(24, 3, 64, 64, generator=generator), torch.rand(1, 3, 64, 64, generator=generator)
+    pairwise = torch.stack([lpips(image, view[None])[0] for view in views])
+    from_features = lpips.distance(lpips.normalized_features(image), lpips.normalized_features(views))
+    assert from_features.shape == (24,) and pairwise.std() > 1e-3
+    torch.testing.assert_close(from_features, pairwise, rtol=0, atol=1e-6)
+
+
 def test_lpips_grows_with_blur_and_noise(lpips):
     generator = torch.Generator().manual_seed(0)
     for image in structured_images():

@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -261,3 +262,148 @@ def test_timed_run_script_trains_and_ships_within_its_budget(rendered_dataset, t
     assert shipped.unet.config.sample_size == 32
     assert load_file(output / "pipeline-fp16" / "unet" / "diffusion_pytorch_model.safetensors")["conv_in.weight"].dtype == torch.float16
     assert "benchmark_training" in (output / "pipeline-fp16" / "README.md").read_text()
+
+
+def test_min_snr_weights_weight_every_target_as_the_clean_image_by_min_snr_gamma():
+    """One wrong clean-image estimate, expressed as epsilon, v and x0: weighted, all three MSEs equal min(SNR, 5) times
+    the clean-image MSE (Hang et al.'s weighting), whatever space the U-Net predicts in."""
+    from diffusers.training_utils import compute_snr
+
+    from viewfusion_diffusers import default_scheduler
+    from viewfusion_diffusers.training_utils import min_snr_weights
+
+    generator = torch.Generator().manual_seed(0)
+    clean, noise = torch.rand(4, 3, 8, 8, generator=generator) * 2 - 1, torch.randn(4, 3, 8, 8, generator=generator)
+    timesteps = torch.tensor([0, 20, 600, 1999])  # SNR from about 1e6 to 5e-5: both sides of gamma = 5
+    schedulers = {kind: default_scheduler(kind) for kind in ("epsilon", "v_prediction", "sample")}
+    alpha_bar = schedulers["epsilon"].alphas_cumprod[timesteps].double().view(-1, 1, 1, 1)
+    noisy = alpha_bar.sqrt() * clean + (1 - alpha_bar).sqrt() * noise
+    estimate = clean + 0.1 * torch.randn(4, 3, 8, 8, generator=generator)
+    implied_noise = (noisy - alpha_bar.sqrt() * estimate) / (1 - alpha_bar).sqrt()
+    predicted = {"epsilon": implied_noise, "sample": estimate,
+                 "v_prediction": alpha_bar.sqrt() * implied_noise - (1 - alpha_bar).sqrt() * estimate}
+    truth = {"epsilon": noise, "sample": clean, "v_prediction": alpha_bar.sqrt() * noise - (1 - alpha_bar).sqrt() * clean}
+    clean_mse = (estimate - clean).pow(2).mean(dim=(1, 2, 3))
+    expected = compute_snr(schedulers["epsilon"], timesteps).double().clamp(max=5.0) * clean_mse
+    for kind, scheduler in schedulers.items():
+        weighted = min_snr_weights(scheduler, timesteps, 5.0).double() * (predicted[kind] - truth[kind]).pow(2).mean(dim=(1, 2, 3))
+        torch.testing.assert_close(weighted, expected, rtol=2e-3, atol=0, msg=kind)
+
+
+def test_fused_loss_targets_and_snr_weighting(rendered_dataset):
+    """x0 prediction is scored against the clean target view; min-SNR with a gamma above every SNR leaves the
+    epsilon loss as it was, and with gamma 5 down-weights the low-noise steps."""
+    from viewfusion_diffusers import default_scheduler
+    from viewfusion_diffusers.data import NMRDataset
+    from viewfusion_diffusers.data.samplers import InMemoryViewSampler, draw_step_noise, load_views_in_memory
+    from viewfusion_diffusers.fusion import predict_fused_noise
+    from viewfusion_diffusers.training_utils import fused_loss
+
+    views = load_views_in_memory(NMRDataset(rendered_dataset, split="train"), show_progress=False)
+    batch = {**InMemoryViewSampler(views, batch_size=4, max_views=3, seed=0).batch(0),
+             **draw_step_noise(4, (3, 32, 32), 2000, 0.5, seed=1)}
+    batch["timesteps"] = torch.tensor([0, 5, 900, 1999])
+    torch.manual_seed(0)
+    unet = ViewFusionUNet2DModel(**TINY_UNET_32).eval()
+    with torch.no_grad():
+        epsilon = fused_loss(unet, default_scheduler("epsilon"), batch, 32)
+        # Equal up to the order of the float sums (per sample, then over the batch).
+        torch.testing.assert_close(fused_loss(unet, default_scheduler("epsilon"), batch, 32, snr_gamma=1e12), epsilon,
+                                   rtol=1e-6, atol=0)
+        assert fused_loss(unet, default_scheduler("epsilon"), batch, 32, snr_gamma=5.0) < 0.9 * epsilon
+
+        scheduler = default_scheduler("sample")
+        noisy = scheduler.add_noise(batch["target"], batch["noise"], batch["timesteps"])
+        fused, _ = predict_fused_noise(unet, batch["input_views"], noisy, batch["timesteps"], batch["target_azimuth"],
+                                       batch["num_views"])
+        torch.testing.assert_close(fused_loss(unet, scheduler, batch, 32), torch.nn.functional.mse_loss(fused, batch["target"]))
+        assert not torch.isclose(fused_loss(unet, scheduler, batch, 32), torch.nn.functional.mse_loss(fused, batch["noise"]))
+
+
+def test_cpu_time_budget_stops_an_x0_run_with_min_snr_and_a_usable_pipeline(rendered_dataset, tiny_unet_config_file, tmp_path):
+    output = tmp_path / "cpu-budget"
+    result = run(launch(1, rendered_dataset, output, tiny_unet_config_file, "--prediction_type", "sample", "--snr_gamma", "5",
+                        "--max_train_cpu_minutes", "0.05", "--max_train_steps", "1000000", "--checkpointing_steps", "1000000",
+                        "--validation_steps", "0", "--report_to", "none"))
+    assert "--max_train_cpu_minutes 0.05 reached at step" in result.stderr
+    pipe = ViewFusionPipeline.from_pretrained(output)
+    assert pipe.scheduler.config.prediction_type == "sample"
+    card = (output / "README.md").read_text()
+    cpu_minutes = float(card.split('"train_cpu_minutes": ')[1].split(",")[0].split("\n")[0])
+    assert 0.05 <= cpu_minutes < 0.5
+    image = pipe([torch.rand(3, 32, 32)], 90.0, num_inference_steps=2, output_type="pt",
+                 generator=torch.Generator().manual_seed(0)).images
+    assert image.shape == (1, 3, 32, 32) and torch.isfinite(image).all()
+
+
+def test_campaign_continues_the_state_and_counts_every_sample_once(rendered_dataset, tiny_unet_config_file, tmp_path):
+    """A lineage's state from a run, `continue_default.sh` trains on from it (weights and EMA), writes the new
+    state back, and the totals add up; a second export counts nothing twice."""
+    import json
+
+    first = tmp_path / "first"
+    run(launch(1, rendered_dataset, first, tiny_unet_config_file, "--relative_pose", "--use_ema", "--max_train_steps", "2",
+               "--checkpointing_steps", "2", "--validation_steps", "0", "--report_to", "none"))
+    progress = json.loads((first / "checkpoint-2" / "training_progress.json").read_text())
+    assert progress["global_step"] == 2 and progress["samples_seen"] == 4 and progress["cpu_core_seconds"] > 0
+    state = tmp_path / "state"
+    before = tmp_path / "before.json"
+    before.write_text(json.dumps({"samples_seen": 100, "optimizer_steps": 10, "cpu_core_hours": 1.0, "gpu_hours": 0.5}))
+    script = str(Path(SCRIPT).parent / "campaign_state.py")
+    run([sys.executable, script, "init", str(first), str(state), "--totals_before", str(before), "--recipe", "tiny"])
+    totals = json.loads((state / "totals.json").read_text())
+    assert (totals["samples_seen"], totals["optimizer_steps"], totals["gpu_hours"]) == (104, 12, 0.5)
+    assert totals["cpu_core_hours"] > 1.0 and [r["run"] for r in totals["runs"]] == ["first"]
+    state_weights = unet_weights(state)
+    for name, tensor in unet_weights(first / "checkpoint-2").items():
+        assert torch.equal(state_weights[name], tensor), name
+    ema = load_file(state / "unet_ema" / "diffusion_pytorch_model.safetensors")
+    assert all(t.dtype == torch.float16 for t in ema.values())
+
+    campaign = tmp_path / "campaign"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "DATA_DIR": str(rendered_dataset),
+           "STATE_DIR": str(state), "RENDER": "0"}
+    result = subprocess.run(["bash", str(Path(SCRIPT).parent / "continue_default.sh"), "0.002", str(campaign),
+                             "--resolution", "32", "--train_batch_size", "2", "--max_views", "3", "--report_to", "none"],
+                            capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "EMA continued from" in result.stderr and "at its step 2" in result.stderr
+    assert "--seed 1" in (campaign / "recipe.txt").read_text()
+    steps = int(next(campaign.glob("checkpoint-*")).name.split("-")[1])
+    after = json.loads((state / "totals.json").read_text())
+    assert after["samples_seen"] == 104 + 2 * steps and after["optimizer_steps"] == 12 + steps
+    assert [r["run"] for r in after["runs"]] == ["first", "campaign"]
+    assert not torch.equal(unet_weights(state)["conv_in.weight"], state_weights["conv_in.weight"])
+    run([sys.executable, script, "export", str(campaign), str(state)])
+    assert json.loads((state / "totals.json").read_text())["samples_seen"] == after["samples_seen"]
+    assert not list(tmp_path.glob(".new-*")) and not list(tmp_path.glob(".old-*"))
+
+
+def test_lineage_verdict_needs_both_modes_better_beyond_the_interval(tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("evaluate_lineage", Path(SCRIPT).parent / "evaluate_lineage.py")
+    lineage = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(lineage)
+    generator = np.random.default_rng(0)
+
+    def records(offsets):
+        rows = []
+        for method, offset in offsets.items():
+            for n in (1, 3, 6):
+                for k in range(12):
+                    rows.append({"method": method, "num_views": n, "category": "car", "object_id": f"{k:03d}",
+                                 "target_index": k, "input_indices": list(range(n)), "pose_within_15": float(k % 2),
+                                 "lpips": 0.3 + offset + 0.01 * generator.standard_normal()})
+        return rows
+
+    reference = records({"viewfusion": 0.0, "viewfusion_posed": 0.0, "nearest_view": -0.1, "mean_view": 0.0})
+    both = records({"viewfusion": -0.03, "viewfusion_posed": -0.03, "nearest_view": -0.1, "mean_view": 0.0})
+    one = records({"viewfusion": -0.03, "viewfusion_posed": 0.0, "nearest_view": -0.1, "mean_view": 0.0})
+    assert lineage.better_than(both, reference)[0]
+    better, lines = lineage.better_than(one, reference)
+    assert not better and lines[0].startswith("unposed: -0.03")
+    points = [{"samples_seen": s, **{d: lineage.summary(r) for d in lineage.DATASETS}} for s, r in ((143300, reference), (200000, both))]
+    assert points[1]["pybullet"]["viewfusion"]["3"]["pose_within_15"] == 0.5
+    lineage.draw_lineage(points, tmp_path / "lineage.png")
+    assert (tmp_path / "lineage.png").stat().st_size > 1000

@@ -68,9 +68,12 @@ def parse_args(argv=None):
         "--pretrained_model_name_or_path", type=str, default=None,
         help="Start from this trained pipeline (folder or Hub repo id) instead of random weights; overrides --model_config.",
     )
-    parser.add_argument("--prediction_type", type=str, default=None, choices=["epsilon", "v_prediction"],
-                        help="What the U-Net predicts: the paper's epsilon (the default for a new model), or v (trains "
-                        "faster on small compute). A fine-tuned pipeline keeps its own.")
+    parser.add_argument("--prediction_type", type=str, default=None, choices=["epsilon", "v_prediction", "sample"],
+                        help="What the U-Net predicts: the paper's epsilon (the default for a new model), v (trains "
+                        "faster on small compute), or the clean target view (sample). A fine-tuned pipeline keeps its own.")
+    parser.add_argument("--snr_gamma", type=float, default=None,
+                        help="Weight each sample's loss by min-SNR-gamma (Hang et al. 2023; they recommend 5), for any "
+                        "prediction type. Default: the plain mean, as the paper.")
     parser.add_argument("--relative_pose", action="store_true",
                         help="Condition on the input views' azimuths when known (posed and unposed in one model); adds "
                         "the zero-initialised pose layers to a pretrained pose-free pipeline.")
@@ -96,6 +99,10 @@ def parse_args(argv=None):
                         help="Overrides the accelerate config's mixed precision.")
     parser.add_argument("--use_ema", action="store_true", help="Keep an exponential moving average of the weights.")
     parser.add_argument("--ema_max_decay", type=float, default=0.9999, help="The EMA's highest decay.")
+    parser.add_argument("--ema_from", type=str, default=None,
+                        help="Start the EMA from this saved one (a unet_ema folder: its weights, step count and decay "
+                        "settings) instead of from the starting weights: to continue a lineage whose optimizer state was "
+                        "not kept (training/continue_default.sh). Needs --use_ema; a resumed checkpoint's EMA replaces it.")
     parser.add_argument("--checkpointing_steps", type=int, default=500, help="Save a resumable checkpoint every N steps.")
     parser.add_argument("--checkpoints_total_limit", type=int, default=None, help="Keep at most this many checkpoints.")
     parser.add_argument("--resume_from_checkpoint", type=str, default=None,
@@ -118,6 +125,10 @@ def parse_args(argv=None):
     parser.add_argument("--max_train_minutes", type=float, default=None,
                         help="Stop after this many minutes from the start (loading and compiling included, the final "
                         "save not), then write a checkpoint and the final pipeline.")
+    parser.add_argument("--max_train_cpu_minutes", type=float, default=None,
+                        help="Stop once the training loop has used this many minutes of this process's CPU time (all "
+                        "its threads; loading not counted), then save as --max_train_minutes does. Runs compared at "
+                        "equal CPU time on a shared machine are not penalised for what other programs take.")
     parser.add_argument("--output_dir", type=str, default="viewfusion-model", help="Where the pipeline and checkpoints go.")
     parser.add_argument("--logging_dir", type=str, default="logs", help="Tracker logs, relative to --output_dir.")
     parser.add_argument("--report_to", type=str, default="tensorboard", help='"tensorboard", "wandb", "all" or "none".')
@@ -132,6 +143,12 @@ def parse_args(argv=None):
         parser.error(f"--logging_steps must be at least 1, got {args.logging_steps}.")
     if args.max_train_minutes is not None and args.max_train_minutes <= 0:
         parser.error(f"--max_train_minutes must be positive, got {args.max_train_minutes}.")
+    if args.ema_from and not args.use_ema:
+        parser.error("--ema_from continues a saved EMA; add --use_ema.")
+    if args.max_train_cpu_minutes is not None and args.max_train_cpu_minutes <= 0:
+        parser.error(f"--max_train_cpu_minutes must be positive, got {args.max_train_cpu_minutes}.")
+    if args.snr_gamma is not None and args.snr_gamma <= 0:
+        parser.error(f"--snr_gamma must be positive, got {args.snr_gamma}.")
     if not 0 <= args.pose_dropout <= 1:
         parser.error(f"--pose_dropout is a probability in [0, 1], got {args.pose_dropout}.")
     if args.train_only_pose_layers and not args.pretrained_model_name_or_path:
@@ -227,6 +244,24 @@ def save_final_pipeline(unet, noise_scheduler, ema_unet, training_config: dict, 
     save_pipeline_atomically(pipeline, folder, card)
 
 
+PROGRESS_FILE = "training_progress.json"
+
+
+def run_progress(global_step: int, samples_per_step: int, num_processes: int, on_gpu: bool, earlier: dict,
+                 started: float) -> dict:
+    """What the run has done and cost up to `global_step`: samples, CPU core-seconds (this process's CPU time
+    times the processes) and GPU-seconds (wall time times the processes, on GPUs), added to `earlier` (the
+    progress of the checkpoint the run resumed from, so a run stopped and resumed counts each second once)."""
+    wall = time.monotonic() - started
+    return {
+        "global_step": global_step,
+        "samples_seen": global_step * samples_per_step,
+        "cpu_core_seconds": earlier.get("cpu_core_seconds", 0.0) + (0.0 if on_gpu else time.process_time() * num_processes),
+        "gpu_seconds": earlier.get("gpu_seconds", 0.0) + (wall * num_processes if on_gpu else 0.0),
+        "wall_seconds": earlier.get("wall_seconds", 0.0) + wall,
+    }
+
+
 def list_checkpoints(output_dir) -> list[Path]:
     """The complete `checkpoint-N` folders of `output_dir`, oldest (lowest N) first."""
     checkpoints = [p for p in Path(output_dir).glob("checkpoint-*") if p.is_dir() and p.name.split("-", 1)[1].isdigit()]
@@ -239,9 +274,11 @@ def remove_partial_checkpoints(output_dir) -> None:
         shutil.rmtree(partial, ignore_errors=True)
 
 
-def save_checkpoint(accelerator, output_dir: str, global_step: int, checkpoints_total_limit: int | None) -> str:
+def save_checkpoint(accelerator, output_dir: str, global_step: int, checkpoints_total_limit: int | None,
+                    progress: dict | None = None) -> str:
     """A resumable `checkpoint-N`: accelerate's optimizer, schedule and RNG state, the U-Net in the diffusers
-    format (`unet/`) and the EMA (`unet_ema/`), written by the save hook. Returns the folder."""
+    format (`unet/`) and the EMA (`unet_ema/`), written by the save hook, and `progress` as
+    `training_progress.json` (what the run has cost so far). Returns the folder."""
     accelerator.wait_for_everyone()
     if accelerator.is_main_process and checkpoints_total_limit is not None:
         checkpoints = list_checkpoints(output_dir)
@@ -253,6 +290,9 @@ def save_checkpoint(accelerator, output_dir: str, global_step: int, checkpoints_
     staging = os.path.join(output_dir, f".tmp-checkpoint-{global_step}")
     accelerator.save_state(staging)
     if accelerator.is_main_process:
+        if progress is not None:
+            with open(os.path.join(staging, PROGRESS_FILE), "w") as f:
+                json.dump(progress, f, indent=1)
         shutil.rmtree(path, ignore_errors=True)
         os.rename(staging, path)
     accelerator.wait_for_everyone()
@@ -290,6 +330,13 @@ def main(args):
     if args.use_ema:
         ema_unet = EMAModel(unet.parameters(), decay=args.ema_max_decay, use_ema_warmup=True, foreach=True,
                             model_cls=ViewFusionUNet2DModel, model_config=unet.config)
+        if args.ema_from:
+            load_ema_state(ema_unet, args.ema_from, ViewFusionUNet2DModel, "cpu")
+            # A lineage's EMA may be stored in half precision; averaging in it would lose the small updates.
+            ema_unet.to(dtype=torch.float32)
+            if [tuple(p.shape) for p in ema_unet.shadow_params] != [tuple(p.shape) for p in unet.parameters()]:
+                raise ValueError(f"--ema_from {args.ema_from} holds the EMA of another network than the one trained.")
+            logger.info(f"EMA continued from {args.ema_from} at its step {ema_unet.optimization_step}.")
 
     # As in diffusers' training scripts: each checkpoint holds the U-Net once, in the diffusers format, and the
     # EMA beside it; accelerate's own copy of the weights is dropped.
@@ -379,7 +426,7 @@ def main(args):
     )
 
     # 4. resume
-    global_step = 0
+    global_step, earlier_progress = 0, {}
     if args.resume_from_checkpoint:
         path = args.resume_from_checkpoint
         if path == "latest":
@@ -392,6 +439,9 @@ def main(args):
         else:
             accelerator.load_state(path)
             global_step = int(Path(path).name.split("-")[1])
+            if os.path.isfile(os.path.join(path, PROGRESS_FILE)):
+                with open(os.path.join(path, PROGRESS_FILE)) as f:
+                    earlier_progress = json.load(f)
             logger.info(f"Resumed from {path} at step {global_step}.")
 
     # 5. train
@@ -409,10 +459,14 @@ def main(args):
             device=accelerator.device, skip_first_batches=accelerator.skip_first_batches, min_timestep=min_timestep,
         )
 
+    cpu_started = time.process_time()
+    cpu_deadline = None if args.max_train_cpu_minutes is None else cpu_started + 60 * args.max_train_cpu_minutes
+
     def out_of_time():
-        if deadline is None:
+        if deadline is None and cpu_deadline is None:
             return False
-        late = time.monotonic() > deadline
+        late = (deadline is not None and time.monotonic() > deadline) or (
+            cpu_deadline is not None and time.process_time() > cpu_deadline)
         if accelerator.num_processes > 1:  # every process must stop at the same step
             late = bool(accelerator.reduce(torch.tensor(float(late), device=accelerator.device), "max"))
         return late
@@ -431,7 +485,8 @@ def main(args):
             last = part == args.gradient_accumulation_steps - 1
             with accelerator.no_sync(unet) if not last else contextlib.nullcontext():
                 with accelerator.autocast():
-                    loss = fused_loss(forward_unet, noise_scheduler, batch, args.resolution, pad_pairs_to=pad_to)
+                    loss = fused_loss(forward_unet, noise_scheduler, batch, args.resolution, pad_pairs_to=pad_to,
+                                      snr_gamma=args.snr_gamma)
                 accelerator.backward(loss / args.gradient_accumulation_steps)
             step_loss = step_loss + loss.detach() / args.gradient_accumulation_steps
         accelerator.clip_grad_norm_(unet.parameters(), args.max_grad_norm)
@@ -459,7 +514,10 @@ def main(args):
             stop = out_of_time()
 
         if global_step % args.checkpointing_steps == 0 or global_step == args.max_train_steps or stop:
-            last_checkpoint = save_checkpoint(accelerator, args.output_dir, global_step, args.checkpoints_total_limit)
+            progress = run_progress(global_step, step_batch * accelerator.num_processes, accelerator.num_processes,
+                                    on_gpu, earlier_progress, started)
+            last_checkpoint = save_checkpoint(accelerator, args.output_dir, global_step, args.checkpoints_total_limit,
+                                              progress)
         if accelerator.is_main_process and args.validation_steps and global_step % args.validation_steps == 0:
             model = accelerator.unwrap_model(unet)
             if ema_unet is not None:
@@ -473,8 +531,9 @@ def main(args):
                 ema_unet.restore(model.parameters())
         if stop:
             stopped_early = True
-            logger.info(f"--max_train_minutes {args.max_train_minutes} reached at step {global_step}; "
-                        f"checkpoint in {last_checkpoint}.")
+            limit = (f"--max_train_minutes {args.max_train_minutes}" if deadline is not None and time.monotonic() > deadline
+                     else f"--max_train_cpu_minutes {args.max_train_cpu_minutes}")
+            logger.info(f"{limit} reached at step {global_step}; checkpoint in {last_checkpoint}.")
             break
 
     # 6. the final pipeline, in the Hub format
@@ -482,6 +541,7 @@ def main(args):
     if accelerator.is_main_process:
         training_config = {k: v for k, v in vars(args).items() if k != "hub_token"}
         training_config["trained_steps"], training_config["stopped_by_time_limit"] = global_step, stopped_early
+        training_config["train_cpu_minutes"] = round((time.process_time() - cpu_started) / 60, 2)
         save_final_pipeline(accelerator.unwrap_model(unet), noise_scheduler, ema_unet, training_config, args.output_dir,
                             global_step, len(train_objects), args.hub_model_id)
         logger.info(f"Pipeline written to {args.output_dir} after {global_step} steps, "

@@ -9,15 +9,18 @@ from .fusion import predict_fused_noise
 from .image_processor import ViewProcessor
 
 
-def fused_loss(unet, noise_scheduler, batch, resolution: int, pad_pairs_to: int | None = None):
-    """The paper's loss: MSE between the true noise (or v) and the fused prediction of each sample's views.
+def fused_loss(unet, noise_scheduler, batch, resolution: int, pad_pairs_to: int | None = None,
+               snr_gamma: float | None = None):
+    """The paper's loss: MSE between the true noise (or v, or the clean target) and the fused prediction of each
+    sample's views.
 
     Deterministic given the batch: the step's random draws travel in it (see `draw_step_noise`), so the loss
     of a step is the same in a resumed run, and in micro-batches of it.
 
     Args:
         unet: a [`ViewFusionUNet2DModel`] (possibly wrapped for distributed training or compiled).
-        noise_scheduler: the training noise schedule; its `prediction_type` picks the objective.
+        noise_scheduler: the training noise schedule; its `prediction_type` (`epsilon`, `v_prediction` or
+            `sample`) picks the objective.
         batch (`dict`): `input_views` `(sum N, 3, H, W)` in [-1, 1], `input_azimuths` `(sum N,)`, `num_views`
             `(B,)`, `target` `(B, 3, H, W)`, `target_azimuth` `(B,)` degrees (as made by `collate_views` or
             `InMemoryViewSampler`), and the draws `noise` `(B, 3, H, W)`, `timesteps` `(B,)`, `posed` `(B,)`:
@@ -29,11 +32,14 @@ def fused_loss(unet, noise_scheduler, batch, resolution: int, pad_pairs_to: int 
             [`ViewProcessor.resize`], as for sampling).
         pad_pairs_to (`int`, *optional*): run the U-Net on this many pairs (see `pair_bucket`); the loss does
             not depend on it.
+        snr_gamma (`float`, *optional*): weight each sample's MSE by min-SNR-gamma (see [`min_snr_weights`]);
+            `None` is the plain mean.
 
     Example:
         ```py
         >>> batch = {**sampler.batch(0), **draw_step_noise(8, (3, 64, 64), 1000, 0.5, step_seed(0, 0))}
         >>> fused_loss(unet, default_scheduler(), batch, 64).backward()
+        >>> fused_loss(unet, default_scheduler("v_prediction"), batch, 64, snr_gamma=5.0).backward()
         ```
     """
     views, target = batch["input_views"], batch["target"]
@@ -72,13 +78,57 @@ def fused_loss(unet, noise_scheduler, batch, resolution: int, pad_pairs_to: int 
     fused, _ = predict_fused_noise(unet, views, noisy_target, timesteps, batch["target_azimuth"].to(device, non_blocking=True),
                                    num_views, view_azimuth=view_azimuth, noise_level=noise_level, pad_pairs_to=pad_pairs_to)
 
-    if noise_scheduler.config.prediction_type == "epsilon":
+    prediction_type = noise_scheduler.config.prediction_type
+    if prediction_type == "epsilon":
         objective = noise
-    elif noise_level is not None:
+    elif prediction_type == "v_prediction" and noise_level is not None:
         objective = alpha_bar.sqrt() * noise - (1 - alpha_bar).sqrt() * target
-    else:
+    elif prediction_type == "v_prediction":
         objective = noise_scheduler.get_velocity(target, noise, timesteps)
-    return F.mse_loss(fused.float(), objective.float())
+    elif prediction_type == "sample":
+        objective = target
+    else:
+        raise ValueError(f"Unknown prediction_type {prediction_type!r}; use epsilon, v_prediction or sample.")
+    if snr_gamma is None:
+        return F.mse_loss(fused.float(), objective.float())
+    per_sample = (fused.float() - objective.float()).pow(2).mean(dim=(1, 2, 3))
+    return (min_snr_weights(noise_scheduler, timesteps, snr_gamma, noise_level) * per_sample).mean()
+
+
+def min_snr_weights(noise_scheduler, timesteps: torch.Tensor, snr_gamma: float,
+                    noise_level: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-sample loss weights `(B,)` of min-SNR-gamma (Hang et al. 2023), for the scheduler's prediction type.
+
+    The SNR is that of `timesteps` in the schedule, or `alpha_bar / (1 - alpha_bar)` of `noise_level` when given
+    (a U-Net conditioned on a continuous noise level).
+
+    The method weights the MSE of the clean image by `min(SNR, gamma)`: low-noise steps, whose high SNR would
+    dominate the gradient, are capped. The MSE of epsilon is SNR times that of the clean image, and the MSE of v
+    is SNR + 1 times it, so the same weighting of those targets is `min(SNR, gamma) / SNR` and
+    `min(SNR, gamma) / (SNR + 1)`.
+
+    Example:
+        ```py
+        >>> weights = min_snr_weights(default_scheduler("v_prediction"), torch.tensor([0, 1999]), 5.0)
+        >>> weights.shape
+        torch.Size([2])
+        ```
+    """
+    from diffusers.training_utils import compute_snr
+
+    if noise_level is None:
+        snr = compute_snr(noise_scheduler, timesteps).float()
+    else:
+        snr = (noise_level / (1 - noise_level)).float()
+    capped = torch.clamp(snr, max=snr_gamma)
+    prediction_type = noise_scheduler.config.prediction_type
+    if prediction_type == "epsilon":
+        return capped / snr
+    if prediction_type == "v_prediction":
+        return capped / (snr + 1)
+    if prediction_type == "sample":
+        return capped
+    raise ValueError(f"Unknown prediction_type {prediction_type!r}; use epsilon, v_prediction or sample.")
 
 
 def load_ema_state(ema, folder, model_cls, device) -> None:
@@ -161,3 +211,50 @@ def count_flops(function) -> int:
     with FlopCounterMode(display=False) as counter:
         function()
     return counter.get_total_flops()
+
+
+@torch.no_grad()
+def validation_losses(unet, noise_scheduler, views: torch.Tensor, num_batches: int = 16, batch_size: int = 8,
+                      max_views: int = 6, seed: int = 123) -> dict[str, list[float]]:
+    """The fused loss of `unet` on fixed batches of held-out views, posed and unposed: the same views, noise and
+    timesteps for every U-Net given the same `views` and `seed`, so runs are compared sample for sample.
+
+    The loss is the plain mean (no min-SNR weighting) in the scheduler's own prediction target, so it compares
+    U-Nets of one prediction type.
+
+    Args:
+        unet: a [`ViewFusionUNet2DModel`]; one without pose layers scores the same both ways.
+        noise_scheduler: the schedule it was trained with.
+        views (`torch.Tensor`): `(objects, 24, 3, H, W)` uint8, from `load_views_in_memory` of the val split.
+        num_batches (`int`), batch_size (`int`): `num_batches * batch_size` samples (default 128).
+        max_views (`int`): input views per sample are drawn from 1..max_views.
+        seed (`int`): chooses the samples, noise and timesteps.
+
+    Returns:
+        `{"posed": [...], "unposed": [...]}`, one mean loss per batch.
+
+    Example:
+        ```py
+        >>> views = load_views_in_memory(NMRDataset("data/pybullet-64", split="val"), 64)
+        >>> losses = validation_losses(pipe.unet, pipe.scheduler, views)
+        >>> len(losses["posed"])
+        16
+        ```
+    """
+    from .data.samplers import InMemoryViewSampler, draw_step_noise, step_seed
+
+    resolution = views.shape[-1]
+    sampler = InMemoryViewSampler(views, batch_size, max_views=max_views, seed=seed)
+    num_train_timesteps = noise_scheduler.config.num_train_timesteps
+    was_training = unet.training
+    unet.eval()
+    losses = {"posed": [], "unposed": []}
+    for step in range(num_batches):
+        batch = sampler.batch(step)
+        for mode, pose_dropout in (("posed", 0.0), ("unposed", 1.0)):
+            # The same seed for both modes: only the posed flags differ between them.
+            noise = draw_step_noise(batch_size, (3, resolution, resolution), num_train_timesteps, pose_dropout,
+                                    step_seed(seed, step, 0, stream=2))
+            losses[mode].append(fused_loss(unet, noise_scheduler, {**batch, **noise}, resolution).item())
+    unet.train(was_training)
+    return losses

@@ -33,7 +33,7 @@ _import_structure = {
     "runner": ["evaluate_batch", "pipeline_fingerprint", "run_evaluation"],
     "sampler_study": ["run_sampler_study"],
     "samples": ["EvalBatch", "baseline_predictions", "circular_view_distance", "nearest_input_view"],
-    "scoring": ["closest_view_errors", "score", "score_predictions"],
+    "scoring": ["closest_view_errors", "score", "score_predictions", "view_distances"],
     "statistics": ["mean_and_ci", "paired_differences", "paired_lpips_difference"],
 }
 
@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from .runner import evaluate_batch, pipeline_fingerprint, run_evaluation
     from .sampler_study import run_sampler_study
     from .samples import EvalBatch, baseline_predictions, circular_view_distance, nearest_input_view
-    from .scoring import closest_view_errors, score, score_predictions
+    from .scoring import closest_view_errors, score, score_predictions, view_distances
     from .statistics import mean_and_ci, paired_differences, paired_lpips_difference
 
 

@@ -55,6 +55,11 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--compare_to", default=None, metavar="RESULTS_JSON",
                         help="Another run's results.json on the same data, split, seed and --num_objects: adds this "
                              "run's viewfusion (and viewfusion_posed) LPIPS minus that run's, paired per sample.")
+    parser.add_argument("--methods", nargs="+", default=None, metavar="METHOD",
+                        help="Sample only these pipeline methods, e.g. `--methods viewfusion viewfusion_posed` to skip "
+                             "the equal-weights ablation (about half the time with --posed). Default: all of them "
+                             "(viewfusion, equal_weights, and their _posed variants with --posed). The baselines "
+                             "nearest_view and mean_view are always scored.")
     parser.add_argument("--num_grid_rows", type=int, default=8, help="Samples shown in each image grid.")
     parser.add_argument("--sampler_study", action="store_true",
                         help="Also compare DDPM at all training steps with fast samplers at few steps on a subset.")
@@ -127,6 +132,7 @@ def run(args: argparse.Namespace) -> int:
             num_inference_steps=args.num_inference_steps, seed=args.seed, batch_size=args.batch_size, device=args.device,
             lpips_weights=args.lpips_weights, posed=args.posed,
             num_grid_rows=args.num_grid_rows, sampler_study=study, compare_to=args.compare_to,
+            methods=None if args.methods is None else tuple(args.methods),
         )
     except (ValueError, FileNotFoundError, KeyError) as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error

@@ -105,6 +105,24 @@ def evaluate_batch(pipeline, batch: EvalBatch, seeds, lpips: LPIPS, methods=pipe
     return records, grids
 
 
+def select_methods(available: tuple[EvalMethod, ...], names=None) -> tuple[EvalMethod, ...]:
+    """The methods of `available` named in `names` (all of them when `names` is None), in table order.
+
+    Example:
+        ```py
+        >>> [m.name for m in select_methods(pipeline_methods(posed=True), ["viewfusion_posed", "viewfusion"])]
+        ['viewfusion', 'viewfusion_posed']
+        ```
+    """
+    if names is None:
+        return available
+    unknown = sorted(set(names) - {m.name for m in available})
+    if unknown:
+        raise ValueError(f"methods {unknown} are not among this evaluation's pipeline methods "
+                         f"{[m.name for m in available]} (the _posed ones need --posed).")
+    return tuple(m for m in available if m.name in set(names))
+
+
 def gather(items: list, state) -> list:
     """Every process's list, concatenated, on every process (the list itself with one process).
 
@@ -137,13 +155,16 @@ def run_evaluation(
     num_grid_rows: int = 8,
     sampler_study: SamplerStudySettings | None = None,
     compare_to: str | None = None,
+    methods: tuple[str, ...] | None = None,
 ) -> dict:
     """Evaluate a pipeline (folder or Hub id) on a dataset in the NMR layout; on the main process writes
     results.json, results.md and the grids to `output_dir` and returns the results (`{}` on the others).
 
     With `posed`, every pipeline method also runs in posed mode (the input views' true azimuths given) on the
     same samples and noise. `compare_to` is another run's results.json, on the same samples, that this run's
-    `viewfusion` (and `viewfusion_posed`) are compared with sample by sample.
+    `viewfusion` (and `viewfusion_posed`) are compared with sample by sample. `methods` names the pipeline methods
+    to sample (default: all that `posed` gives, see `pipeline_methods`); the baselines are
+    always scored.
 
     Example:
         ```py
@@ -160,7 +181,9 @@ def run_evaluation(
         "num_inference_steps": num_inference_steps, "seed": seed, "batch_size": batch_size, "posed": posed,
         "lpips_weights": lpips_weights,
         "sampler_study": None if sampler_study is None else vars(sampler_study),
+        "methods": None if methods is None else list(methods),
     }
+    chosen_methods = select_methods(pipeline_methods(posed=posed), methods)
     other_run = None
     if compare_to is not None:
         with open(compare_to) as f:
@@ -179,15 +202,13 @@ def run_evaluation(
     loaded.set_progress_bar_config(disable=True)
     lpips = LPIPS.from_pretrained(lpips_weights).to(device).eval()
     seeds = [seed * 1_000_003 + i for i in range(len(samples))]
-    methods = pipeline_methods(posed=posed)
-
     records, grids = [], {}
     with state.split_between_processes(list(range(len(samples)))) as shard:
         bar = tqdm(range(0, len(shard), batch_size), desc="Evaluating", disable=not state.is_local_main_process)
         for start in bar:
             indices = shard[start : start + batch_size]
             batch = EvalBatch.load(dataset, [samples[i] for i in indices], device)
-            batch_records, batch_grids = evaluate_batch(loaded, batch, [seeds[i] for i in indices], lpips, methods,
+            batch_records, batch_grids = evaluate_batch(loaded, batch, [seeds[i] for i in indices], lpips, chosen_methods,
                                                         num_inference_steps, num_grid_slots=max(num_views))
             records += batch_records
             for name, rows in batch_grids.items():

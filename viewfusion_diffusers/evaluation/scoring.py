@@ -25,6 +25,36 @@ def score(prediction: torch.Tensor, target: torch.Tensor, lpips: LPIPS) -> dict[
         }
 
 
+def view_distances(predictions: dict[str, torch.Tensor], object_views: list[torch.Tensor], lpips: LPIPS,
+                   object_keys=None) -> dict[str, torch.Tensor]:
+    """LPIPS of every method's output against each of its object's true views: `{method: (B, 24)}`.
+
+    Pose scoring compares each output with all 24 views of its object. The views' LPIPS features are computed
+    once per object (and shared by every method and by samples of the same object, given `object_keys`), and each
+    output's once, instead of once per pair: the same distances as `lpips(image, view)` up to float rounding.
+
+    Example:
+        ```py
+        >>> distances = view_distances({"viewfusion": images}, batch.object_views, lpips)
+        >>> distances["viewfusion"].shape
+        torch.Size([8, 24])
+        ```
+    """
+    object_keys = list(range(len(object_views))) if object_keys is None else list(object_keys)
+    distances = {name: [] for name in predictions}
+    with torch.no_grad():
+        output_features = {name: lpips.normalized_features(images) for name, images in predictions.items()}
+        cached_key, view_features = None, None
+        for i, views in enumerate(object_views):
+            if object_keys[i] != cached_key:
+                some_output = next(iter(predictions.values()))
+                view_features = lpips.normalized_features(views.to(some_output.device))
+                cached_key = object_keys[i]
+            for name, features in output_features.items():
+                distances[name].append(lpips.distance([f[i : i + 1] for f in features], view_features))
+    return {name: torch.stack(rows) for name, rows in distances.items()}
+
+
 def closest_view_errors(images: torch.Tensor, object_views: list[torch.Tensor], target_indices, lpips: LPIPS) -> list[float]:
     """For each image, the azimuth error in degrees of the object's true view it looks most like (LPIPS).
 
@@ -37,19 +67,17 @@ def closest_view_errors(images: torch.Tensor, object_views: list[torch.Tensor], 
         [0.0, 0.0, ...]
         ```
     """
-    errors = []
-    with torch.no_grad():
-        for image, views, target_index in zip(images, object_views, target_indices):
-            views = views.to(image.device)
-            distances = lpips(image[None].expand(len(views), -1, -1, -1), views)
-            steps = circular_view_distance(int(distances.argmin()), int(target_index), len(views))
-            errors.append(AZIMUTH_STEP_DEGREES * steps)
-    return errors
+    distances = view_distances({"images": images}, object_views, lpips)["images"]
+    return [AZIMUTH_STEP_DEGREES * circular_view_distance(int(row.argmin()), int(target_index), row.numel())
+            for row, target_index in zip(distances, target_indices)]
 
 
 def score_predictions(batch: EvalBatch, predictions: dict[str, torch.Tensor], lpips: LPIPS,
                       seconds: dict[str, float] | None = None) -> list[dict]:
     """One record per (method, sample): the sample's identity, PSNR / SSIM / LPIPS and the pose accuracy.
+
+    The LPIPS against the target is read from the distances to all the object's views (the target is one of
+    them), so each image's features are computed once.
 
     Example:
         ```py
@@ -59,16 +87,20 @@ def score_predictions(batch: EvalBatch, predictions: dict[str, torch.Tensor], lp
         ```
     """
     records = []
-    target_indices = [s.target_index for s in batch.samples]
+    object_keys = [(s.category, s.object_id) for s in batch.samples]
+    distances = view_distances(predictions, batch.object_views, lpips, object_keys)
     for method, images in predictions.items():
-        metrics = score(images, batch.targets, lpips)
-        errors = closest_view_errors(images, batch.object_views, target_indices, lpips)
+        with torch.no_grad():
+            metrics = {"psnr": psnr(images, batch.targets).cpu().numpy(), "ssim": ssim(images, batch.targets).cpu().numpy()}
         for i, sample in enumerate(batch.samples):
+            row = distances[method][i]
+            error = AZIMUTH_STEP_DEGREES * circular_view_distance(int(row.argmin()), int(sample.target_index), row.numel())
             records.append({
                 "method": method, "num_views": sample.num_views, "category": sample.category,
                 "object_id": sample.object_id, "target_index": sample.target_index,
                 "input_indices": list(sample.input_indices), "seconds": (seconds or {}).get(method, 0.0),
                 **{name: float(values[i]) for name, values in metrics.items()},
-                "closest_view_error": errors[i], "pose_within_15": float(errors[i] <= POSE_TOLERANCE_DEGREES),
+                "lpips": float(row[sample.target_index]),
+                "closest_view_error": error, "pose_within_15": float(error <= POSE_TOLERANCE_DEGREES),
             })
     return records

@@ -250,6 +250,14 @@ class LPIPS(nn.Module):
         return model.eval().requires_grad_(False)
 
     def features(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """The VGG16 activations LPIPS compares, at relu1_2 .. relu5_3, of `(B, 3, H, W)` images in [0, 1].
+
+        Example:
+            ```py
+            >>> [f.shape[1] for f in LPIPS.from_pretrained().features(torch.rand(1, 3, 64, 64))]
+            [64, 128, 256, 512, 512]
+            ```
+        """
         x = (images * 2 - 1 - self.shift) / self.scale
         taps, conv_index = [], 0
         for layer in VGG16_LAYERS + ("M",):
@@ -262,13 +270,38 @@ class LPIPS(nn.Module):
             conv_index += 1
         return taps
 
-    def forward(self, images_a: torch.Tensor, images_b: torch.Tensor) -> torch.Tensor:
+    def normalized_features(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """[`features`] with each pixel's channel vector scaled to unit length: all that LPIPS needs of an image.
+
+        Compute them once for images compared with many others (an object's true views) and pass them to
+        [`distance`]; the result equals `lpips(a, b)` up to float rounding.
+
+        Example:
+            ```py
+            >>> lpips = LPIPS.from_pretrained()
+            >>> views = lpips.normalized_features(object_views)            # (24, 3, H, W): once per object
+            >>> lpips.distance(lpips.normalized_features(image[None]), views).shape  # one image against all 24
+            torch.Size([24])
+            ```
+        """
+        return [feature / (feature.pow(2).sum(dim=1, keepdim=True).sqrt() + 1e-10) for feature in self.features(images)]
+
+    def distance(self, normalized_a: list[torch.Tensor], normalized_b: list[torch.Tensor]) -> torch.Tensor:
+        """LPIPS between images given by their [`normalized_features`]: the sum over layers of the spatial mean of
+        the head-weighted squared differences. The batch dimensions broadcast (one image against many).
+
+        Example:
+            ```py
+            >>> lpips.distance(lpips.normalized_features(a), lpips.normalized_features(b))  # == lpips(a, b)
+            ```
+        """
         distance = 0
-        for head, feature_a, feature_b in zip(self.heads, self.features(images_a), self.features(images_b)):
-            normalized_a = feature_a / (feature_a.pow(2).sum(dim=1, keepdim=True).sqrt() + 1e-10)
-            normalized_b = feature_b / (feature_b.pow(2).sum(dim=1, keepdim=True).sqrt() + 1e-10)
-            distance = distance + head((normalized_a - normalized_b) ** 2).mean(dim=(1, 2, 3))
+        for head, feature_a, feature_b in zip(self.heads, normalized_a, normalized_b):
+            distance = distance + head((feature_a - feature_b) ** 2).mean(dim=(1, 2, 3))
         return distance
+
+    def forward(self, images_a: torch.Tensor, images_b: torch.Tensor) -> torch.Tensor:
+        return self.distance(self.normalized_features(images_a), self.normalized_features(images_b))
 
 
 def main(argv=None) -> int:

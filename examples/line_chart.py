@@ -1,0 +1,136 @@
+"""Line charts drawn with Pillow alone (a dependency already), for the results figures: panels side by side,
+each with its axes, ticks, labelled series and a legend.
+
+    from line_chart import Series, Panel, save_line_chart
+    save_line_chart([Panel("loss", "samples", "MSE", [Series("base", [0, 1], [0.1, 0.09])])], "curves.png")
+"""
+
+import math
+from dataclasses import dataclass, field
+
+import PIL.Image
+import PIL.ImageDraw
+import PIL.ImageFont
+
+from viewfusion_diffusers.file_utils import save_image
+
+COLORS = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
+          (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207))
+
+
+@dataclass
+class Series:
+    """One line: its legend label, points, and optionally a colour and a dashed style (for a reference line).
+
+    Example:
+        ```py
+        >>> Series("nearest view", [0, 1000], [0.22, 0.22], dashed=True)
+        ```
+    """
+
+    label: str
+    xs: list
+    ys: list
+    color: tuple | None = None
+    dashed: bool = False
+
+
+@dataclass
+class Panel:
+    """One chart: a title, axis labels and its series.
+
+    Example:
+        ```py
+        >>> Panel("validation loss", "samples seen", "MSE of v", [Series("base", [0, 800], [0.052, 0.050])])
+        ```
+    """
+
+    title: str
+    x_label: str
+    y_label: str
+    series: list = field(default_factory=list)
+
+
+def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
+    """About `count` round tick values covering [low, high].
+
+    Example:
+        ```py
+        >>> nice_ticks(0.0, 1.0)
+        [0.0, 0.2, 0.4, 0.6000000000000001, 0.8, 1.0]
+        ```
+    """
+    if high <= low:
+        high = low + (abs(low) or 1.0)
+    raw = (high - low) / count
+    step = min((m * 10 ** math.floor(math.log10(raw)) for m in (1, 2, 2.5, 5, 10)), key=lambda s: abs(s - raw))
+    start = math.floor(low / step) * step
+    return [start + i * step for i in range(int(math.ceil((high - start) / step)) + 1)]
+
+
+def draw_panel(panel: Panel, size=(640, 420), scale: int = 2) -> PIL.Image.Image:
+    """One panel as an image, `scale` times `size` pixels."""
+    width, height = size[0] * scale, size[1] * scale
+    image = PIL.Image.new("RGB", (width, height), "white")
+    draw = PIL.ImageDraw.Draw(image)
+    font, small = PIL.ImageFont.load_default(size=13 * scale), PIL.ImageFont.load_default(size=11 * scale)
+    left, right, top, bottom = 70 * scale, 15 * scale, 30 * scale, 50 * scale
+    xs = [x for s in panel.series for x in s.xs]
+    ys = [y for s in panel.series for y in s.ys]
+    x_ticks, y_ticks = nice_ticks(min(xs), max(xs)), nice_ticks(min(ys), max(ys))
+    x0, x1, y0, y1 = x_ticks[0], x_ticks[-1], y_ticks[0], y_ticks[-1]
+    to_px = lambda x, y: (left + (x - x0) / (x1 - x0) * (width - left - right),
+                          height - bottom - (y - y0) / (y1 - y0) * (height - top - bottom))
+    draw.text((width / 2, 6 * scale), panel.title, fill="black", font=font, anchor="mt")
+    for tick in x_ticks:
+        px, py = to_px(tick, y0)
+        draw.line([(px, top), (px, py)], fill=(230, 230, 230), width=scale)
+        draw.text((px, py + 4 * scale), f"{tick:g}", fill="black", font=small, anchor="mt")
+    for tick in y_ticks:
+        px, py = to_px(x0, tick)
+        draw.line([(px, py), (width - right, py)], fill=(230, 230, 230), width=scale)
+        draw.text((px - 4 * scale, py), f"{tick:.4g}", fill="black", font=small, anchor="rm")
+    draw.rectangle([to_px(x0, y1), to_px(x1, y0)], outline="black", width=scale)
+    draw.text((width / 2, height - 8 * scale), panel.x_label, fill="black", font=font, anchor="mb")
+    label = PIL.Image.new("RGB", (int(draw.textlength(panel.y_label, font=font)) + 4, 18 * scale), "white")
+    PIL.ImageDraw.Draw(label).text((2, 0), panel.y_label, fill="black", font=font)
+    image.paste(label.rotate(90, expand=True), (4 * scale, int(height / 2 - label.width / 2)))
+    legend_width = max((draw.textlength(s.label, font=small) for s in panel.series), default=0) + 45 * scale
+    legend_box = [left + 5 * scale, top + 2 * scale, left + legend_width, top + (16 * len(panel.series) + 4) * scale]
+    for i, series in enumerate(panel.series):
+        color = series.color or COLORS[i % len(COLORS)]
+        points = [to_px(x, y) for x, y in zip(series.xs, series.ys)]
+        if series.dashed:
+            for a, b in zip(points, points[1:]):
+                for k in range(0, 20, 2):
+                    t0, t1 = k / 20, (k + 1) / 20
+                    draw.line([(a[0] + (b[0] - a[0]) * t0, a[1] + (b[1] - a[1]) * t0),
+                               (a[0] + (b[0] - a[0]) * t1, a[1] + (b[1] - a[1]) * t1)], fill=color, width=2 * scale)
+        elif len(points) > 1:
+            draw.line(points, fill=color, width=2 * scale, joint="curve")
+        for px, py in points if not series.dashed else []:
+            draw.ellipse([px - 3 * scale, py - 3 * scale, px + 3 * scale, py + 3 * scale], fill=color)
+    draw.rectangle(legend_box, fill="white", outline=(200, 200, 200), width=scale)
+    for i, series in enumerate(panel.series):
+        color = series.color or COLORS[i % len(COLORS)]
+        legend_y = top + (10 + 16 * i) * scale
+        draw.line([(left + 10 * scale, legend_y), (left + 30 * scale, legend_y)], fill=color, width=3 * scale)
+        draw.text((left + 35 * scale, legend_y), series.label, fill="black", font=small, anchor="lm")
+    return image
+
+
+def save_line_chart(panels: list[Panel], path, size=(640, 420)) -> None:
+    """The panels side by side, written to `path` (PNG), atomically.
+
+    Example:
+        ```py
+        >>> save_line_chart([Panel("loss", "step", "MSE", [Series("run", [0, 1, 2], [3.0, 2.0, 1.5])])], "loss.png")
+        ```
+    """
+    images = [draw_panel(panel, size) for panel in panels]
+    figure = PIL.Image.new("RGB", (sum(i.width for i in images), images[0].height), "white")
+    x = 0
+    for image in images:
+        figure.paste(image, (x, 0))
+        x += image.width
+    save_image(figure.resize((figure.width // 2, figure.height // 2), PIL.Image.LANCZOS), path)
