@@ -59,7 +59,7 @@ def main():
     start = time.perf_counter()
     for step in range(1, args.num_batches + 1):
         batch = sampler.batch(step)
-    batch["input_views"].sum().item()  # wait for the device's queue
+    batch.input_views.sum().item()  # wait for the device's queue
     rows["in_memory_samples_per_second"] = round(args.num_batches * args.batch_size / (time.perf_counter() - start), 1)
     print("| measure | value |\n|---|---|")
     for name, value in rows.items():

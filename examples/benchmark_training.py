@@ -69,7 +69,7 @@ def benchmark(preset, args, device, dtype, peak_tflops):
     def train_step(batch):
         pad_to = None
         if device.type == "cuda" or args.compile:  # as the training script: where a new shape costs
-            pad_to = pair_bucket(int(batch["num_views"].sum()), args.batch_size, args.max_views)
+            pad_to = pair_bucket(int(batch.num_views.sum()), args.batch_size, args.max_views)
         with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
             loss = fused_loss(forward_unet, scheduler, batch, args.resolution, pad_pairs_to=pad_to)
         loss.backward()
@@ -82,14 +82,14 @@ def benchmark(preset, args, device, dtype, peak_tflops):
         train_step(next(stream))
     probe = next(stream)
     step_flops = count_flops(lambda: train_step(probe))
-    probe_pairs = int(probe["num_views"].sum())
+    probe_pairs = int(probe.num_views.sum())
     if device.type == "cuda":
         torch.cuda.synchronize()
     # Timed as training runs: steps queued back to back, the device waited for once at the end.
     pairs, start = 0, time.perf_counter()
     for _ in range(args.steps):
         batch = next(stream)
-        pairs += int(batch["num_views"].sum())
+        pairs += int(batch.num_views.sum())
         loss = train_step(batch)
     loss.item()
     seconds = (time.perf_counter() - start) / args.steps

@@ -8,7 +8,8 @@ import pytest
 import yaml
 
 from viewfusion_diffusers.data import NMRDataset
-from viewfusion_diffusers.data.categories import CATEGORIES, make_object, parts_bounds, signed_volume, triangulate_polygon
+from viewfusion_diffusers.data.categories import CATEGORIES, make_object
+from viewfusion_diffusers.data.geometry import parts_bounds, signed_volume, triangulate_polygon
 from viewfusion_diffusers.data.meshes import read_mesh_parts, write_obj_parts
 from viewfusion_diffusers.data.render import render_dataset
 

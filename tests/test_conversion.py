@@ -233,6 +233,9 @@ def test_viewfusion_convert_writes_a_pipeline_folder_with_a_model_card(tmp_path,
 
 
 def test_a_noise_level_unet_trains_on_levels_between_two_timesteps(converted):
+    from dataclasses import replace
+
+    from viewfusion_diffusers.data import TrainingBatch
     from viewfusion_diffusers.training_utils import fused_loss
 
     levels = []
@@ -248,16 +251,16 @@ def test_a_noise_level_unet_trains_on_levels_between_two_timesteps(converted):
 
     views, counts, azimuths = step_inputs()
     timesteps = torch.tensor([1, 30])
-    batch = {"input_views": views * 2 - 1, "num_views": counts, "target": REFERENCE["step_sample"].clamp(-1, 1),
-             "target_azimuth": azimuths, "input_azimuths": torch.zeros(5, dtype=torch.float64),
-             "noise": torch.randn(2, 3, 16, 16), "timesteps": timesteps, "posed": torch.zeros(2, dtype=torch.bool),
-             "noise_level_fraction": torch.tensor([0.25, 0.75])}
+    batch = TrainingBatch(input_views=views * 2 - 1, input_azimuths=torch.zeros(5, dtype=torch.float64), num_views=counts,
+                          target=REFERENCE["step_sample"].clamp(-1, 1), target_azimuth=azimuths,
+                          noise=torch.randn(2, 3, 16, 16), timesteps=timesteps, posed=torch.zeros(2, dtype=torch.bool),
+                          noise_level_fraction=torch.tensor([0.25, 0.75]))
     fused_loss(Recording(converted.unet), converted.scheduler, batch, 16).backward()
     alphas = converted.scheduler.alphas_cumprod
     expected = alphas[timesteps - 1] + torch.tensor([0.25, 0.75]) * (alphas[timesteps] - alphas[timesteps - 1])
     torch.testing.assert_close(levels[0], expected.repeat_interleave(counts))
     with pytest.raises(ValueError, match="timesteps from 1"):
-        fused_loss(converted.unet, converted.scheduler, {**batch, "timesteps": torch.tensor([0, 5])}, 16)
+        fused_loss(converted.unet, converted.scheduler, replace(batch, timesteps=torch.tensor([0, 5])), 16)
 
 
 def test_a_converted_model_fine_tunes_in_an_accelerate_subprocess(converted, rendered_dataset, tmp_path):

@@ -54,26 +54,26 @@ def test_training_samples_follow_the_paper_rules(rendered_dataset):
         train.set_epoch(epoch)
         for index in range(len(train)):
             sample = train[index]
-            n = sample["num_views"]
+            n = int(sample.num_views)
             counts.add(n)
-            assert sample["input_views"].shape == (n, 3, 32, 32) and len(set(sample["input_azimuths"].tolist())) == n
-            assert -1 <= sample["input_views"].min() and sample["input_views"].max() <= 1
-            target_among_inputs += sample["target_azimuth"] in sample["input_azimuths"].tolist()
+            assert sample.input_views.shape == (n, 3, 32, 32) and len(set(sample.input_azimuths.tolist())) == n
+            assert -1 <= sample.input_views.min() and sample.input_views.max() <= 1
+            target_among_inputs += float(sample.target_azimuth) in sample.input_azimuths.tolist()
     assert counts == set(range(1, 7))
     assert 0 < target_among_inputs < 0.1 * 200  # allowed with probability 0.1, and then only sometimes drawn
     train.set_epoch(3)
     first, again = train[2], train[2]
-    torch.testing.assert_close(first["input_views"], again["input_views"])
+    torch.testing.assert_close(first.input_views, again.input_views)
     train.set_epoch(4)
-    assert not (train[2]["target_azimuth"] == first["target_azimuth"] and torch.equal(train[2]["input_azimuths"], first["input_azimuths"]))
+    assert not (train[2].target_azimuth == first.target_azimuth and torch.equal(train[2].input_azimuths, first.input_azimuths))
 
 
 def test_collate_packs_mixed_view_counts(rendered_dataset):
     train = ViewFusionTrainDataset(NMRDataset(rendered_dataset), max_views=6)
     batch = collate_views([train[i] for i in range(4)])
-    assert batch["input_views"].shape == (int(batch["num_views"].sum()), 3, 32, 32)
-    assert batch["target"].shape == (4, 3, 32, 32) and batch["target_azimuth"].dtype == torch.float32
-    assert batch["indices"].tolist() == [0, 1, 2, 3]
+    assert batch.input_views.shape == (int(batch.num_views.sum()), 3, 32, 32)
+    assert batch.target.shape == (4, 3, 32, 32) and batch.target_azimuth.dtype == torch.float32
+    assert batch.object_indices.tolist() == [0, 1, 2, 3]
 
 
 def test_eval_samples_are_deterministic_and_nested(rendered_dataset):
@@ -100,7 +100,7 @@ def test_hf_datasets_round_trip(rendered_dataset, tmp_path):
     assert reloaded.objects == dataset.objects
     torch.testing.assert_close(reloaded.load_views(0), dataset.load_views(0))
     sample = ViewFusionTrainDataset(reloaded, seed=0)[0]
-    torch.testing.assert_close(sample["target"], ViewFusionTrainDataset(dataset, seed=0)[0]["target"])
+    torch.testing.assert_close(sample.target, ViewFusionTrainDataset(dataset, seed=0)[0].target)
 
 
 def test_hf_views_composite_transparency_on_white_and_need_one_square_size():

@@ -57,7 +57,7 @@ def test_view_geometry_matches_the_image():
     A grey block with a red cube at its +y end and a blue one on top: in view 0 (camera on +x) red is right
     of centre, blue above it; a mirrored or swapped image axis puts them elsewhere.
     """
-    from viewfusion_diffusers.data.categories import box_mesh
+    from viewfusion_diffusers.data.geometry import box_mesh
     from viewfusion_diffusers.data.render import render_parts
 
     red_at, blue_at = np.array([0.0, 0.9, 0.0]), np.array([0.0, -0.4, 0.6])

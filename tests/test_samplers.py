@@ -1,12 +1,14 @@
 """Training batches held in memory: the paper's rules, pure functions of (seed, step, process), padding-free results."""
 
+from dataclasses import fields, replace
+
 import pytest
 import torch
 from diffusers.training_utils import EMAModel
 
 from viewfusion_diffusers import ViewFusionUNet2DModel
 from viewfusion_diffusers.constants import AZIMUTH_STEP_DEGREES
-from viewfusion_diffusers.data import NMRDataset
+from viewfusion_diffusers.data import NMRDataset, ViewFusionTrainDataset, collate_views
 from viewfusion_diffusers.data.samplers import (
     EpochPermutationSampler,
     InMemoryViewSampler,
@@ -15,6 +17,7 @@ from viewfusion_diffusers.data.samplers import (
     pair_bucket,
     split_batch,
     step_seed,
+    training_micro_batches,
 )
 from viewfusion_diffusers.fusion import predict_fused_noise
 from viewfusion_diffusers.training_utils import load_ema_state
@@ -40,19 +43,19 @@ def test_batches_follow_the_paper_rules(views_in_memory):
     counts, samples, target_among_inputs = set(), 0, 0
     for step in range(60):
         batch = sampler.batch(step)
-        num_views = batch["num_views"].tolist()
+        num_views = batch.num_views.tolist()
         counts.update(num_views)
-        assert batch["input_views"].shape == (sum(num_views), 3, 32, 32)
-        assert -1 <= batch["input_views"].min() and batch["input_views"].max() <= 1
-        azimuths = batch["input_azimuths"].split(num_views)
-        for i, (object_index, n) in enumerate(zip(batch["indices"].tolist(), num_views)):
+        assert batch.input_views.shape == (sum(num_views), 3, 32, 32)
+        assert -1 <= batch.input_views.min() and batch.input_views.max() <= 1
+        azimuths = batch.input_azimuths.split(num_views)
+        for i, (object_index, n) in enumerate(zip(batch.object_indices.tolist(), num_views)):
             view_indices = (azimuths[i] / AZIMUTH_STEP_DEGREES).long()
             assert len(set(view_indices.tolist())) == n, "inputs are drawn without replacement"
             first = sum(num_views[:i])
             expected = views_in_memory[object_index, view_indices].float() / 127.5 - 1
-            torch.testing.assert_close(batch["input_views"][first : first + n], expected, rtol=0, atol=0)
-            target_index = int(batch["target_azimuth"][i] / AZIMUTH_STEP_DEGREES)
-            torch.testing.assert_close(batch["target"][i], views_in_memory[object_index, target_index].float() / 127.5 - 1)
+            torch.testing.assert_close(batch.input_views[first : first + n], expected, rtol=0, atol=0)
+            target_index = int(batch.target_azimuth[i] / AZIMUTH_STEP_DEGREES)
+            torch.testing.assert_close(batch.target[i], views_in_memory[object_index, target_index].float() / 127.5 - 1)
             target_among_inputs += target_index in view_indices.tolist()
             samples += 1
     assert counts == set(range(1, 7))
@@ -64,22 +67,59 @@ def test_batches_are_a_function_of_seed_step_and_process(views_in_memory):
     other_process = InMemoryViewSampler(views_in_memory, batch_size=2, seed=3, num_processes=2, process_index=1)
     assert sampler.steps_per_epoch == 2
     again = InMemoryViewSampler(views_in_memory, batch_size=2, seed=3, num_processes=2, process_index=0)
-    for key, value in sampler.batch(5).items():
-        torch.testing.assert_close(again.batch(5)[key], value, rtol=0, atol=0)  # e.g. a resumed run
+    batch, resumed = sampler.batch(5), again.batch(5)  # e.g. a resumed run
+    for field in fields(batch):
+        torch.testing.assert_close(getattr(resumed, field.name), getattr(batch, field.name), rtol=0, atol=0)
     # One epoch (2 steps x 2 processes x 2 samples) visits every object once.
-    epoch = [i for step in (0, 1) for s in (sampler, other_process) for i in s.batch(step)["indices"].tolist()]
+    epoch = [i for step in (0, 1) for s in (sampler, other_process) for i in s.batch(step).object_indices.tolist()]
     assert sorted(epoch) == list(range(8))
-    assert sampler.batch(2)["indices"].tolist() != sampler.batch(0)["indices"].tolist()
+    assert sampler.batch(2).object_indices.tolist() != sampler.batch(0).object_indices.tolist()
 
 
 def test_split_batch_gives_the_micro_batches_of_a_step(views_in_memory):
-    batch = {**InMemoryViewSampler(views_in_memory, batch_size=4).batch(0), **draw_step_noise(4, (3, 32, 32), 1000, 0.5, 7)}
+    batch = replace(InMemoryViewSampler(views_in_memory, batch_size=4).batch(0), **draw_step_noise(4, (3, 32, 32), 1000, 0.5, 7))
     first, second = split_batch(batch, 2)
-    for key in batch:
-        torch.testing.assert_close(torch.cat([first[key], second[key]]), batch[key], rtol=0, atol=0)
-    assert first["input_views"].shape[0] == int(first["num_views"].sum())
+    for field in fields(batch):
+        halves = [getattr(first, field.name), getattr(second, field.name)]
+        torch.testing.assert_close(torch.cat(halves), getattr(batch, field.name), rtol=0, atol=0)
+    assert first.input_views.shape[0] == int(first.num_views.sum())
     with pytest.raises(ValueError, match="does not split into 3"):
         split_batch(batch, 3)
+
+
+def test_both_paths_make_the_same_typed_batch(rendered_dataset, views_in_memory):
+    """The streamed and the in-memory batches agree field by field: dtype, rank, and where each tensor lives."""
+    streamed = collate_views([ViewFusionTrainDataset(NMRDataset(rendered_dataset, split="train"))[i] for i in range(4)])
+    in_memory = InMemoryViewSampler(views_in_memory, batch_size=4).batch(0)
+    for field in fields(streamed):
+        a, b = getattr(streamed, field.name), getattr(in_memory, field.name)
+        if a is None or b is None:
+            assert a is None and b is None, field.name
+            continue
+        assert (a.dtype, a.ndim, a.device) == (b.dtype, b.ndim, b.device), field.name
+    assert streamed.input_azimuths.dtype == torch.float64 and streamed.num_views.dtype == torch.int64
+
+    moved = replace(in_memory, **draw_step_noise(4, (3, 32, 32), 1000, 0.5, 0)).to("meta")
+    assert {moved.input_views.device.type, moved.target.device.type, moved.noise.device.type} == {"meta"}
+    assert {moved.num_views.device.type, moved.timesteps.device.type, moved.input_azimuths.device.type} == {"cpu"}
+
+
+def test_streamed_micro_batches_share_the_draws_of_their_step(rendered_dataset, views_in_memory):
+    """With gradient accumulation each streamed micro-batch gets its slice of the step's draws, as in memory."""
+    dataset = ViewFusionTrainDataset(NMRDataset(rendered_dataset, split="train"), max_views=3, seed=1)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=2, sampler=EpochPermutationSampler(len(dataset), 1),
+                                         collate_fn=collate_views, drop_last=True)
+    common = dict(gradient_accumulation_steps=2, pose_dropout=0.5, seed=1, process_index=0)
+    streamed = training_micro_batches(0, 4, (3, 32, 32), 1000, dataloader=loader, **common)
+    in_memory = training_micro_batches(0, 4, (3, 32, 32), 1000, view_sampler=InMemoryViewSampler(views_in_memory, 4), **common)
+    for step in range(3):  # 8 objects in micro-batches of 2: steps 0 and 1 fill epoch 0, step 2 starts epoch 1
+        whole = draw_step_noise(4, (3, 32, 32), 1000, 0.5, step_seed(1, step, 0, stream=2))
+        parts = [next(streamed) for _ in range(2)]
+        memory_parts = [next(in_memory) for _ in range(2)]
+        for name, value in whole.items():
+            torch.testing.assert_close(torch.cat([getattr(part, name) for part in parts]), value, rtol=0, atol=0)
+            torch.testing.assert_close(torch.cat([getattr(part, name) for part in memory_parts]), value, rtol=0, atol=0)
+        assert all(part.input_views.shape[0] == int(part.num_views.sum()) for part in parts)
 
 
 def test_step_noise_is_reproducible_and_seeds_differ():

@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -146,6 +147,8 @@ def test_gradient_accumulation_equals_a_larger_batch(rendered_dataset, tiny_unet
 
 def test_fine_tuning_starts_from_the_pretrained_weights(rendered_dataset, tiny_pipeline_32_dir, tmp_path):
     """The first logged loss is the loaded pipeline's loss on the first batch, not a random model's."""
+    from dataclasses import replace
+
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     from viewfusion_diffusers.data import NMRDataset
@@ -164,8 +167,8 @@ def test_fine_tuning_starts_from_the_pretrained_weights(rendered_dataset, tiny_p
     views = load_views_in_memory(NMRDataset(rendered_dataset, split="train"), show_progress=False)
     pretrained = ViewFusionPipeline.from_pretrained(tiny_pipeline_32_dir)
     num_train_timesteps = pretrained.scheduler.config.num_train_timesteps
-    batch = {**InMemoryViewSampler(views, batch_size=2, max_views=3, seed=3).batch(0),
-             **draw_step_noise(2, (3, 32, 32), num_train_timesteps, 0.5, step_seed(3, 0, 0, stream=2))}
+    batch = replace(InMemoryViewSampler(views, batch_size=2, max_views=3, seed=3).batch(0),
+                    **draw_step_noise(2, (3, 32, 32), num_train_timesteps, 0.5, step_seed(3, 0, 0, stream=2)))
 
     def loss_of(unet):
         with torch.no_grad():
@@ -300,9 +303,8 @@ def test_fused_loss_targets_and_snr_weighting(rendered_dataset):
     from viewfusion_diffusers.training_utils import fused_loss
 
     views = load_views_in_memory(NMRDataset(rendered_dataset, split="train"), show_progress=False)
-    batch = {**InMemoryViewSampler(views, batch_size=4, max_views=3, seed=0).batch(0),
-             **draw_step_noise(4, (3, 32, 32), 2000, 0.5, seed=1)}
-    batch["timesteps"] = torch.tensor([0, 5, 900, 1999])
+    batch = replace(InMemoryViewSampler(views, batch_size=4, max_views=3, seed=0).batch(0),
+                    **{**draw_step_noise(4, (3, 32, 32), 2000, 0.5, seed=1), "timesteps": torch.tensor([0, 5, 900, 1999])})
     torch.manual_seed(0)
     unet = ViewFusionUNet2DModel(**TINY_UNET_32).eval()
     with torch.no_grad():
@@ -313,11 +315,11 @@ def test_fused_loss_targets_and_snr_weighting(rendered_dataset):
         assert fused_loss(unet, default_scheduler("epsilon"), batch, 32, snr_gamma=5.0) < 0.9 * epsilon
 
         scheduler = default_scheduler("sample")
-        noisy = scheduler.add_noise(batch["target"], batch["noise"], batch["timesteps"])
-        fused, _ = predict_fused_noise(unet, batch["input_views"], noisy, batch["timesteps"], batch["target_azimuth"],
-                                       batch["num_views"])
-        torch.testing.assert_close(fused_loss(unet, scheduler, batch, 32), torch.nn.functional.mse_loss(fused, batch["target"]))
-        assert not torch.isclose(fused_loss(unet, scheduler, batch, 32), torch.nn.functional.mse_loss(fused, batch["noise"]))
+        noisy = scheduler.add_noise(batch.target, batch.noise, batch.timesteps)
+        fused, _ = predict_fused_noise(unet, batch.input_views, noisy, batch.timesteps, batch.target_azimuth,
+                                       batch.num_views)
+        torch.testing.assert_close(fused_loss(unet, scheduler, batch, 32), torch.nn.functional.mse_loss(fused, batch.target))
+        assert not torch.isclose(fused_loss(unet, scheduler, batch, 32), torch.nn.functional.mse_loss(fused, batch.noise))
 
 
 def test_cpu_time_budget_stops_an_x0_run_with_min_snr_and_a_usable_pipeline(rendered_dataset, tiny_unet_config_file, tmp_path):

@@ -480,7 +480,7 @@ def main(args):
         step_loss = 0.0
         for part in range(args.gradient_accumulation_steps):
             batch = next(batches)
-            pad_to = pair_bucket(int(batch["num_views"].sum()), micro_batch, args.max_views) if pad_pairs else None
+            pad_to = pair_bucket(int(batch.num_views.sum()), micro_batch, args.max_views) if pad_pairs else None
             # Gradients are averaged across processes once, on the last micro-batch of the step.
             last = part == args.gradient_accumulation_steps - 1
             with accelerator.no_sync(unet) if not last else contextlib.nullcontext():

@@ -1,6 +1,7 @@
 """The training objective and checkpoint pieces, shared by the training script and the benchmarks."""
 
 import os
+from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
@@ -21,13 +22,12 @@ def fused_loss(unet, noise_scheduler, batch, resolution: int, pad_pairs_to: int 
         unet: a [`ViewFusionUNet2DModel`] (possibly wrapped for distributed training or compiled).
         noise_scheduler: the training noise schedule; its `prediction_type` (`epsilon`, `v_prediction` or
             `sample`) picks the objective.
-        batch (`dict`): `input_views` `(sum N, 3, H, W)` in [-1, 1], `input_azimuths` `(sum N,)`, `num_views`
-            `(B,)`, `target` `(B, 3, H, W)`, `target_azimuth` `(B,)` degrees (as made by `collate_views` or
-            `InMemoryViewSampler`), and the draws `noise` `(B, 3, H, W)`, `timesteps` `(B,)`, `posed` `(B,)`:
-            for a U-Net with `relative_pose`, False gives that sample's views without their azimuths (pose
-            dropout, so one model learns the posed and the unposed task), and `noise_level_fraction` `(B,)` for a
-            U-Net conditioned on the noise level: as in the authors' training, its `alpha_bar` is drawn uniformly
-            between those of timesteps `t - 1` and `t` (so `timesteps` must be at least 1), not taken at `t`.
+        batch ([`TrainingBatch`]): the views (as made by `collate_views` or `InMemoryViewSampler`) and the
+            step's draws `noise`, `timesteps`, `posed` and `noise_level_fraction`. For a U-Net with
+            `relative_pose`, `posed` False gives that sample's views without their azimuths (pose dropout, so one
+            model learns the posed and the unposed task). For a U-Net conditioned on the noise level, as in the
+            authors' training, the level's `alpha_bar` is drawn uniformly between those of timesteps `t - 1` and
+            `t` at `noise_level_fraction` (so `timesteps` must be at least 1), not taken at `t`.
         resolution (`int`): the model's image size; views of another size are resized (with
             [`ViewProcessor.resize`], as for sampling).
         pad_pairs_to (`int`, *optional*): run the U-Net on this many pairs (see `pair_bucket`); the loss does
@@ -37,12 +37,13 @@ def fused_loss(unet, noise_scheduler, batch, resolution: int, pad_pairs_to: int 
 
     Example:
         ```py
-        >>> batch = {**sampler.batch(0), **draw_step_noise(8, (3, 64, 64), 1000, 0.5, step_seed(0, 0))}
+        >>> draws = draw_step_noise(8, (3, 64, 64), 1000, 0.5, step_seed(0, 0))
+        >>> batch = dataclasses.replace(sampler.batch(0), **draws)
         >>> fused_loss(unet, default_scheduler(), batch, 64).backward()
         >>> fused_loss(unet, default_scheduler("v_prediction"), batch, 64, snr_gamma=5.0).backward()
         ```
     """
-    views, target = batch["input_views"], batch["target"]
+    views, target = batch.input_views, batch.target
     device = target.device
     config = unwrap(unet).config
     if target.shape[-1] != resolution:
@@ -51,17 +52,17 @@ def fused_loss(unet, noise_scheduler, batch, resolution: int, pad_pairs_to: int 
     if tuple(config.pixel_range) == (0.0, 1.0):  # the authors' network works on pixels in [0, 1]
         views, target = (views + 1) / 2, (target + 1) / 2
     # Copies from the host are queued without waiting for the device (nothing in the step synchronises).
-    num_views = batch["num_views"]
-    noise = batch["noise"].to(device, non_blocking=True)
+    num_views = batch.num_views
+    noise = batch.noise.to(device, non_blocking=True)
     if noise.shape != target.shape:
         raise ValueError(f"The batch's noise {tuple(noise.shape)} does not match its targets {tuple(target.shape)}.")
-    timesteps = batch["timesteps"].to(device, non_blocking=True)
+    timesteps = batch.timesteps.to(device, non_blocking=True)
     noise_level = None
     if config.conditioning == "noise_level":
-        if bool((batch["timesteps"] < 1).any()):
+        if bool((batch.timesteps < 1).any()):
             raise ValueError("A U-Net conditioned on the noise level trains on timesteps from 1 (draw them with min_timestep=1).")
         alphas_cumprod = noise_scheduler.alphas_cumprod.to(device)
-        fraction = batch["noise_level_fraction"].to(device, non_blocking=True)
+        fraction = batch.noise_level_fraction.to(device, non_blocking=True)
         noise_level = alphas_cumprod[timesteps - 1] + fraction * (alphas_cumprod[timesteps] - alphas_cumprod[timesteps - 1])
         alpha_bar = noise_level.view(-1, 1, 1, 1)
         noisy_target = alpha_bar.sqrt() * target + (1 - alpha_bar).sqrt() * noise
@@ -72,10 +73,10 @@ def fused_loss(unet, noise_scheduler, batch, resolution: int, pad_pairs_to: int 
     if config.relative_pose:
         # Made on the host, where float64 is available everywhere (Apple's MPS has none), reduced to [0, 360)
         # there, and sent as float32: the views' azimuths are multiples of 15 degrees, exact in float32.
-        posed = batch["posed"].cpu().repeat_interleave(num_views.cpu())
-        azimuths = batch["input_azimuths"].cpu().double() % 360
+        posed = batch.posed.cpu().repeat_interleave(num_views.cpu())
+        azimuths = batch.input_azimuths.cpu().double() % 360
         view_azimuth = torch.where(posed, azimuths, float("nan")).float().to(device, non_blocking=True)
-    fused, _ = predict_fused_noise(unet, views, noisy_target, timesteps, batch["target_azimuth"].to(device, non_blocking=True),
+    fused, _ = predict_fused_noise(unet, views, noisy_target, timesteps, batch.target_azimuth.to(device, non_blocking=True),
                                    num_views, view_azimuth=view_azimuth, noise_level=noise_level, pad_pairs_to=pad_pairs_to)
 
     prediction_type = noise_scheduler.config.prediction_type
@@ -255,6 +256,6 @@ def validation_losses(unet, noise_scheduler, views: torch.Tensor, num_batches: i
             # The same seed for both modes: only the posed flags differ between them.
             noise = draw_step_noise(batch_size, (3, resolution, resolution), num_train_timesteps, pose_dropout,
                                     step_seed(seed, step, 0, stream=2))
-            losses[mode].append(fused_loss(unet, noise_scheduler, {**batch, **noise}, resolution).item())
+            losses[mode].append(fused_loss(unet, noise_scheduler, replace(batch, **noise), resolution).item())
     unet.train(was_training)
     return losses

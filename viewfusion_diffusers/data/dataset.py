@@ -1,9 +1,9 @@
-"""Multi-view datasets in the NMR layout, the paper's sampling rules, and a Hugging Face `datasets` export.
+"""Multi-view datasets in the NMR layout, the evaluation set, and a Hugging Face `datasets` export.
 
 One reader, [`NMRDataset`], serves the real NMR renders (plain and `softras_` split lists) and the renders of
 `viewfusion-render`; [`HFMultiViewDataset`] serves the same objects from a `datasets.Dataset`. Both expose
-`objects` and `load_views(index)`, and the sampling rules ([`ViewFusionTrainDataset`], [`make_eval_samples`])
-work on either, so the rules live in one place.
+`objects` and `load_views(index)`, so the evaluation set ([`make_eval_samples`]) and the training batches
+(`samplers.ViewFusionTrainDataset`, `samplers.InMemoryViewSampler`) work on either.
 
 Bad data raises a `ValueError` that names the file or object (a missing, corrupt or wrongly sized PNG, an
 object with fewer than 24 views, a missing or empty split list, an unknown category); nothing is skipped
@@ -125,7 +125,7 @@ class HFMultiViewDataset:
         ```py
         >>> from datasets import load_dataset
         >>> objects = HFMultiViewDataset(load_dataset("your-name/pybullet-views", split="train"))
-        >>> ViewFusionTrainDataset(objects)[0]["input_views"].shape
+        >>> ViewFusionTrainDataset(objects)[0].input_views.shape
         ```
     """
 
@@ -180,71 +180,6 @@ def to_hf_dataset(dataset: NMRDataset):
                    "azimuths": list(AZIMUTHS_DEGREES)}
 
     return datasets.Dataset.from_generator(rows, features=features)
-
-
-class ViewFusionTrainDataset(torch.utils.data.Dataset):
-    """Training samples with the paper's rules, drawn from any object source with `load_views`.
-
-    For each item: a target view `k` uniform over the 24 and its azimuth `view_azimuth(k)`; N uniform in
-    `1..max_views`; N input views without replacement, in random order, from the other 23 views (with
-    probability `target_in_inputs_prob` from all 24, so the target itself may be among them). All randomness
-    is a function of `(seed, epoch, index)`: call `set_epoch` each epoch; a resumed run sees the same data.
-    This is the streamed path for datasets that do not fit in memory; `samplers.InMemoryViewSampler` applies
-    the same rules to views held in one tensor.
-
-    Example:
-        ```py
-        >>> train = ViewFusionTrainDataset(NMRDataset("data/pybullet-64"), max_views=6)
-        >>> loader = torch.utils.data.DataLoader(train, batch_size=8, collate_fn=collate_views)
-        ```
-    """
-
-    def __init__(self, objects, max_views: int = 6, target_in_inputs_prob: float = 0.1, seed: int = 0):
-        if not 1 <= max_views <= NUM_VIEWS - 1:
-            raise ValueError(f"max_views must be in 1..{NUM_VIEWS - 1}, got {max_views}.")
-        self.objects, self.max_views, self.target_in_inputs_prob, self.seed = objects, max_views, target_in_inputs_prob, seed
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return len(self.objects)
-
-    def __getitem__(self, index: int) -> dict:
-        rng = np.random.default_rng([self.seed, self.epoch, index])
-        target = int(rng.integers(NUM_VIEWS))
-        num_views = int(rng.integers(1, self.max_views + 1))
-        candidates = np.arange(NUM_VIEWS)
-        if rng.random() >= self.target_in_inputs_prob:
-            candidates = candidates[candidates != target]
-        inputs = rng.choice(candidates, size=num_views, replace=False)
-        views = self.objects.load_views(index, [target, *inputs]).float() / 127.5 - 1
-        return {
-            "input_views": views[1:],
-            "target": views[0],
-            "target_azimuth": AZIMUTHS_DEGREES[target],
-            "input_azimuths": torch.tensor([AZIMUTHS_DEGREES[i] for i in inputs]),
-            "num_views": num_views,
-            "index": index,
-        }
-
-
-def collate_views(batch: list[dict]) -> dict:
-    """Pack samples with different numbers of views for one U-Net batch: the views are concatenated, no padding.
-
-    Returns:
-        `dict`: `input_views` `(sum N, 3, H, W)`, `num_views` `(B,)`, `target` `(B, 3, H, W)`,
-        `target_azimuth` `(B,)` degrees, `input_azimuths` `(sum N,)` degrees, `indices` `(B,)` dataset indices.
-    """
-    return {
-        "input_views": torch.cat([item["input_views"] for item in batch]),
-        "num_views": torch.tensor([item["num_views"] for item in batch]),
-        "target": torch.stack([item["target"] for item in batch]),
-        "target_azimuth": torch.tensor([item["target_azimuth"] for item in batch], dtype=torch.float32),
-        "input_azimuths": torch.cat([item["input_azimuths"] for item in batch]).double(),
-        "indices": torch.tensor([item["index"] for item in batch]),
-    }
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,8 @@ from ..constants import NUM_VIEWS
 from ..file_utils import atomic_directory, atomic_write
 from .cameras import FOV_DEGREES, bounding_sphere, camera_distance, nmr_cameras
 from ..dependencies import import_optional
-from .categories import make_object, parts_bounds
+from .categories import make_object
+from .geometry import parts_bounds
 from .meshes import UP_ROTATIONS, MeshError, parts_by_color, read_mesh, read_mesh_parts, write_obj, write_obj_parts
 from .sources import (
     CATEGORY_NAMES,

@@ -1,14 +1,15 @@
-"""Training batches as a pure function of (seed, step, process): resumable, and cheap enough for a GPU.
+"""Training batches as a pure function of (seed, step, process): the paper's sampling rules, the typed batch they
+make, and the two ways to feed the training step.
 
-Two ways to feed the training step, with the same rules (a target view uniform over the 24, N uniform in
-`1..max_views`, N inputs without replacement from the other 23 views, or from all 24 with probability
-`target_in_inputs_prob`):
+The rules live in [`draw_views`]: a target view uniform over the 24, N uniform in `1..max_views`, N inputs without
+replacement from the other 23 views, or from all 24 with probability `target_in_inputs_prob`. Both paths draw with
+it and make a [`TrainingBatch`]:
 
 - [`InMemoryViewSampler`]: every view of the split in one `(objects, 24, 3, H, W)` uint8 tensor (on the GPU
-  when there is one: the pybullet set at 64x64 is about 300 MB), and whole batches drawn with a few
-  vectorised indexing operations. No worker processes, no per-sample Python.
-- [`ViewFusionTrainDataset`] through a `DataLoader` with [`EpochPermutationSampler`], for datasets that do not
-  fit in memory or are read from the Hub.
+  when there is one: the pybullet set at 64x64 is about 300 MB), and a whole step's samples drawn at once, with
+  a few vectorised indexing operations. No worker processes, no per-sample Python.
+- [`ViewFusionTrainDataset`] through a `DataLoader` with [`EpochPermutationSampler`] and [`collate_views`], for
+  datasets that do not fit in memory or are read from the Hub: one sample per item, read from disk.
 
 Either way the step's noise, timesteps and pose-dropout draws come from [`draw_step_noise`], seeded by
 [`step_seed`]: a resumed run redraws exactly what the uninterrupted run drew. [`training_micro_batches`] puts
@@ -17,6 +18,8 @@ the two together; the training script and the training benchmark both draw their
 
 import itertools
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, fields, replace
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -39,6 +42,196 @@ def step_seed(seed: int, step: int, process_index: int = 0, stream: int = 0) -> 
     """
     state = np.random.SeedSequence([int(seed), int(step), int(process_index), int(stream)]).generate_state(2, dtype=np.uint32)
     return (int(state[0]) << 31) ^ int(state[1])
+
+
+def _check_max_views(max_views: int) -> None:
+    if not 1 <= max_views <= NUM_VIEWS - 1:
+        raise ValueError(f"max_views must be in 1..{NUM_VIEWS - 1}, got {max_views}.")
+
+
+def draw_views(num_samples: int, max_views: int, target_in_inputs_prob: float, generator: torch.Generator):
+    """The paper's rules for the views of `num_samples` training samples, drawn at once on the host.
+
+    Each sample gets a target view uniform over the 24, a count N uniform in `1..max_views`, and N input views
+    without replacement, in random order, from the other 23 views (with probability `target_in_inputs_prob`
+    from all 24, so the target itself may be among them).
+
+    Returns:
+        `(target, num_views, inputs)`: the `(B,)` target view indices, the `(B,)` counts N, and the `(sum N,)`
+        input view indices, sample after sample (all int64).
+
+    Example:
+        ```py
+        >>> target, num_views, inputs = draw_views(4, 6, 0.1, torch.Generator().manual_seed(0))
+        >>> target.shape, inputs.shape[0] == int(num_views.sum())
+        (torch.Size([4]), True)
+        ```
+    """
+    target = torch.randint(0, NUM_VIEWS, (num_samples,), generator=generator)
+    num_views = torch.randint(1, max_views + 1, (num_samples,), generator=generator)
+    target_allowed = torch.rand(num_samples, generator=generator) < target_in_inputs_prob
+    # N views without replacement: the first N of a random ordering of the 24, the target sorted last
+    # unless it is allowed among the inputs.
+    keys = torch.rand(num_samples, NUM_VIEWS, generator=generator)
+    samples = torch.arange(num_samples)
+    keys[samples, target] = torch.where(target_allowed, keys[samples, target], 2.0)
+    order = keys.argsort(dim=1)[:, :max_views]
+    inputs = order[torch.arange(max_views)[None, :] < num_views[:, None]]
+    return target, num_views, inputs
+
+
+@dataclass(frozen=True, eq=False)
+class TrainingBatch:
+    """B training samples, each a target view and N input views of one object, and the draws of their step.
+
+    Samples have different numbers of input views: the inputs are concatenated sample after sample, without
+    padding, and `num_views` says how many belong to each. Images are float32 in [-1, 1], azimuths in degrees.
+    The step's draws (`noise` to `noise_level_fraction`, from [`draw_step_noise`]) are None until
+    [`training_micro_batches`] adds them with `dataclasses.replace(batch, **draws)`. The small per-sample tensors
+    stay on the host, where reading them never waits for the device; the images live where they were made
+    ([`to`] moves them).
+
+    Attributes:
+        input_views (`torch.Tensor`): `(sum N, 3, H, W)` float32, the input views.
+        input_azimuths (`torch.Tensor`): `(sum N,)` float64 on the host, each input view's azimuth.
+        num_views (`torch.Tensor`): `(B,)` int64 on the host, N of each sample (it shapes the U-Net batch).
+        target (`torch.Tensor`): `(B, 3, H, W)` float32, the views to predict.
+        target_azimuth (`torch.Tensor`): `(B,)` float32 on the host, their azimuths.
+        object_indices (`torch.Tensor`, *optional*): `(B,)` int64 on the host, the objects' dataset indices.
+        noise (`torch.Tensor`, *optional*): `(B, 3, H, W)` float32, the noise added to the targets.
+        timesteps (`torch.Tensor`, *optional*): `(B,)` int64 on the host.
+        posed (`torch.Tensor`, *optional*): `(B,)` bool on the host; False gives that sample's input views without
+            their azimuths (pose dropout).
+        noise_level_fraction (`torch.Tensor`, *optional*): `(B,)` float32 on the host, uniform in [0, 1): where a
+            U-Net conditioned on the noise level draws its level between those of `timesteps - 1` and `timesteps`.
+
+    Example:
+        ```py
+        >>> sampler = InMemoryViewSampler(torch.zeros(8, 24, 3, 4, 4, dtype=torch.uint8), batch_size=4)
+        >>> batch = replace(sampler.batch(0), **draw_step_noise(4, (3, 4, 4), 1000, 0.5, seed=0))
+        >>> batch.input_views.shape[0] == int(batch.num_views.sum()), batch.noise.shape
+        (True, torch.Size([4, 3, 4, 4]))
+        ```
+    """
+
+    PER_VIEW_FIELDS: ClassVar[tuple[str, ...]] = ("input_views", "input_azimuths")
+
+    input_views: torch.Tensor
+    input_azimuths: torch.Tensor
+    num_views: torch.Tensor
+    target: torch.Tensor
+    target_azimuth: torch.Tensor
+    object_indices: torch.Tensor | None = None
+    noise: torch.Tensor | None = None
+    timesteps: torch.Tensor | None = None
+    posed: torch.Tensor | None = None
+    noise_level_fraction: torch.Tensor | None = None
+
+    @classmethod
+    def from_uint8_views(cls, input_views: torch.Tensor, target: torch.Tensor, inputs: torch.Tensor,
+                         target_index: torch.Tensor, num_views: torch.Tensor, object_indices: torch.Tensor):
+        """The batch of uint8 views and the view indices they show, as [`draw_views`] gives them (view `k` is at
+        azimuth `view_azimuth(k)`).
+
+        Example:
+            ```py
+            >>> views = torch.full((3, 3, 4, 4), 255, dtype=torch.uint8)  # a target and two inputs, white
+            >>> batch = TrainingBatch.from_uint8_views(views[1:], views[:1], torch.tensor([2, 5]), torch.tensor([0]),
+            ...                                        torch.tensor([2]), object_indices=torch.tensor([7]))
+            >>> batch.input_azimuths.tolist(), batch.target.max().item()
+            ([30.0, 75.0], 1.0)
+            ```
+        """
+        return cls(input_views=input_views.float() / 127.5 - 1,
+                   input_azimuths=(inputs * AZIMUTH_STEP_DEGREES).double(),
+                   num_views=num_views,
+                   target=target.float() / 127.5 - 1,
+                   target_azimuth=(target_index * AZIMUTH_STEP_DEGREES).float(),
+                   object_indices=object_indices)
+
+    def to(self, device) -> "TrainingBatch":
+        """The batch with its images (`input_views`, `target`, `noise`) on `device`, queued without waiting; the
+        per-sample tensors stay on the host.
+
+        Example:
+            ```py
+            >>> batch = next(iter(loader)).to("cuda")
+            >>> batch.target.device.type, batch.num_views.device.type
+            ('cuda', 'cpu')
+            ```
+        """
+        noise = None if self.noise is None else self.noise.to(device, non_blocking=True)
+        return replace(self, input_views=self.input_views.to(device, non_blocking=True),
+                       target=self.target.to(device, non_blocking=True), noise=noise)
+
+    def pin_memory(self) -> "TrainingBatch":
+        """The batch with its host images in pinned memory: what a `DataLoader(..., pin_memory=True)` calls.
+
+        Example:
+            ```py
+            >>> collate_views([dataset[0], dataset[1]]).pin_memory().input_views.is_pinned()
+            True
+            ```
+        """
+        noise = None if self.noise is None else self.noise.pin_memory()
+        return replace(self, input_views=self.input_views.pin_memory(), target=self.target.pin_memory(), noise=noise)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Streamed: one sample per item, read from disk.
+
+
+class ViewFusionTrainDataset(torch.utils.data.Dataset):
+    """Training samples with the paper's rules ([`draw_views`]), drawn from any object source with `load_views`.
+
+    Item `index` is a [`TrainingBatch`] of one sample of object `index`: only the views it shows are read. Its
+    views are drawn from a generator seeded by `(seed, epoch, index)` alone: call `set_epoch` each epoch; any
+    worker, in any order, and a resumed run draw the same sample. This is the streamed path for datasets that do
+    not fit in memory; [`InMemoryViewSampler`] draws with the same rules from views held in one tensor.
+
+    Example:
+        ```py
+        >>> train = ViewFusionTrainDataset(NMRDataset("data/pybullet-64"), max_views=6)
+        >>> loader = torch.utils.data.DataLoader(train, batch_size=8, collate_fn=collate_views)
+        >>> train[0].input_views.shape[0] == int(train[0].num_views)
+        True
+        ```
+    """
+
+    def __init__(self, objects, max_views: int = 6, target_in_inputs_prob: float = 0.1, seed: int = 0):
+        _check_max_views(max_views)
+        self.objects, self.max_views, self.target_in_inputs_prob = objects, max_views, target_in_inputs_prob
+        self.seed, self.epoch = seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.objects)
+
+    def __getitem__(self, index: int) -> TrainingBatch:
+        seed = np.random.SeedSequence([self.seed, self.epoch, index]).generate_state(1, dtype=np.uint64)[0]
+        generator = torch.Generator().manual_seed(int(seed))
+        target, num_views, inputs = draw_views(1, self.max_views, self.target_in_inputs_prob, generator)
+        views = self.objects.load_views(index, [*target.tolist(), *inputs.tolist()])
+        return TrainingBatch.from_uint8_views(views[1:], views[:1], inputs, target, num_views, torch.tensor([index]))
+
+
+def collate_views(samples: list[TrainingBatch]) -> TrainingBatch:
+    """Samples (or batches) with different numbers of views as one batch: every field concatenated, no padding.
+
+    Example:
+        ```py
+        >>> batch = collate_views([train[0], train[1], train[2]])
+        >>> batch.target.shape[0], batch.input_views.shape[0] == int(batch.num_views.sum())
+        (3, True)
+        ```
+    """
+    def concatenated(name):
+        values = [getattr(sample, name) for sample in samples]
+        return None if values[0] is None else torch.cat(values)
+
+    return TrainingBatch(**{field.name: concatenated(field.name) for field in fields(TrainingBatch)})
 
 
 class EpochPermutationSampler(torch.utils.data.Sampler):
@@ -64,6 +257,10 @@ class EpochPermutationSampler(torch.utils.data.Sampler):
 
     def __len__(self) -> int:
         return self.length
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# In memory: every view of the split in one tensor, a whole step's samples at once.
 
 
 def load_views_in_memory(objects, resolution: int | None = None, device=None, num_threads: int = 8,
@@ -111,8 +308,8 @@ class InMemoryViewSampler:
     """Training batches drawn from views held in one uint8 tensor, with the paper's rules, in a few tensor ops.
 
     Each epoch visits the objects in a permutation of `(seed, epoch)`; step `s` of process `p` takes the
-    `batch_size` objects at position `(s * num_processes + p) * batch_size` of it. The views of each sample
-    (target, N, inputs) are drawn from a generator seeded by `(seed, step, p)`. A batch therefore depends only on
+    `batch_size` objects at position `(s * num_processes + p) * batch_size` of it. The views of its samples are
+    drawn by [`draw_views`] from a generator seeded by `(seed, step, p)`. A batch therefore depends only on
     `(seed, step, process)`: a resumed run draws the same batches, and splitting a step's batch into
     micro-batches (gradient accumulation) does not change it.
 
@@ -129,7 +326,7 @@ class InMemoryViewSampler:
         ```py
         >>> sampler = InMemoryViewSampler(load_views_in_memory(NMRDataset("data/pybullet-64")), batch_size=8)
         >>> batch = sampler.batch(step=0)
-        >>> batch["input_views"].shape[0] == int(batch["num_views"].sum())
+        >>> batch.input_views.shape[0] == int(batch.num_views.sum())
         True
         ```
     """
@@ -139,8 +336,7 @@ class InMemoryViewSampler:
         if views.ndim != 5 or views.shape[1] != NUM_VIEWS or views.dtype != torch.uint8:
             raise ValueError(f"`views` must be a (objects, {NUM_VIEWS}, 3, H, W) uint8 tensor, got "
                              f"{tuple(views.shape)} {views.dtype}; make it with load_views_in_memory.")
-        if not 1 <= max_views <= NUM_VIEWS - 1:
-            raise ValueError(f"max_views must be in 1..{NUM_VIEWS - 1}, got {max_views}.")
+        _check_max_views(max_views)
         if batch_size * num_processes > views.shape[0]:
             raise ValueError(f"{views.shape[0]} objects make no full batch of {batch_size} x {num_processes} processes; "
                              "lower `batch_size` or give more objects.")
@@ -167,8 +363,8 @@ class InMemoryViewSampler:
         start = (step_in_epoch * self.num_processes + self.process_index) * self.batch_size
         return self._order[start : start + self.batch_size]
 
-    def batch(self, step: int) -> dict:
-        """The batch of `step`, in the layout of `collate_views` (views in [-1, 1] on the views' device).
+    def batch(self, step: int) -> TrainingBatch:
+        """The [`TrainingBatch`] of `step`, its images on the views' device (without the step's noise).
 
         The draws are few small host tensors (the pair count must be known on the host to shape the U-Net
         batch, and drawing it on the GPU would wait for the GPU); the images are gathered on the device.
@@ -177,43 +373,29 @@ class InMemoryViewSampler:
             ```py
             >>> sampler = InMemoryViewSampler(torch.zeros(8, 24, 3, 4, 4, dtype=torch.uint8), batch_size=4)
             >>> batch = sampler.batch(step=0)
-            >>> batch["target"].shape, batch["input_views"].shape[0] == int(batch["num_views"].sum())
+            >>> batch.target.shape, batch.input_views.shape[0] == int(batch.num_views.sum())
             (torch.Size([4, 3, 4, 4]), True)
             ```
         """
         generator = torch.Generator().manual_seed(step_seed(self.seed, step, self.process_index, stream=1))
-        size = self.batch_size
         objects = self.object_indices(step)
-        target = torch.randint(0, NUM_VIEWS, (size,), generator=generator)
-        num_views = torch.randint(1, self.max_views + 1, (size,), generator=generator)
-        target_allowed = torch.rand(size, generator=generator) < self.target_in_inputs_prob
-        # N views without replacement: the first N of a random ordering of the 24, the target sorted last
-        # unless it is allowed among the inputs.
-        keys = torch.rand(size, NUM_VIEWS, generator=generator)
-        keys[torch.arange(size), target] = torch.where(target_allowed, keys[torch.arange(size), target], 2.0)
-        order = keys.argsort(dim=1)[:, : self.max_views]
-        real = torch.arange(self.max_views)[None, :] < num_views[:, None]
-        input_index = order[real]  # (sum N,), sample-major
-        owner = torch.arange(size).repeat_interleave(num_views)
+        target, num_views, inputs = draw_views(self.batch_size, self.max_views, self.target_in_inputs_prob, generator)
+        owner = torch.arange(self.batch_size).repeat_interleave(num_views)
         device = self.views.device
-        pair_objects = objects[owner].to(device, non_blocking=True)
-        input_views = self.views[pair_objects, input_index.to(device, non_blocking=True)]
+        input_views = self.views[objects[owner].to(device, non_blocking=True), inputs.to(device, non_blocking=True)]
         target_views = self.views[objects.to(device, non_blocking=True), target.to(device, non_blocking=True)]
-        return {
-            "input_views": input_views.float() / 127.5 - 1,
-            "num_views": num_views,
-            "target": target_views.float() / 127.5 - 1,
-            "target_azimuth": (target * AZIMUTH_STEP_DEGREES).float(),
-            "input_azimuths": (input_index * AZIMUTH_STEP_DEGREES).double(),
-            "indices": objects,
-        }
+        return TrainingBatch.from_uint8_views(input_views, target_views, inputs, target, num_views, objects)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The step: its noise, its micro-batches.
 
 
 def draw_step_noise(batch_size: int, image_shape, num_train_timesteps: int, pose_dropout: float, seed: int,
                     device=None, min_timestep: int = 0) -> dict:
     """A step's noise `(B, *image_shape)`, timesteps `(B,)` in `min_timestep..num_train_timesteps - 1`, pose-kept
     flags `(B,)` and uniform `noise_level_fraction`s `(B,)` (where a continuous noise level falls between two
-    timesteps' levels), from one seed.
+    timesteps' levels), from one seed: the draws of a [`TrainingBatch`], by field name.
 
     The noise is drawn by a generator on `device` (no host work or copy for the one large draw); the timesteps,
     flags and fractions on the host. Draw for the whole step and slice for micro-batches, so gradient accumulation
@@ -224,6 +406,7 @@ def draw_step_noise(batch_size: int, image_shape, num_train_timesteps: int, pose
         >>> noise = draw_step_noise(8, (3, 64, 64), 1000, pose_dropout=0.5, seed=step_seed(0, 0))
         >>> noise["noise"].shape, noise["timesteps"].shape, noise["posed"].dtype
         (torch.Size([8, 3, 64, 64]), torch.Size([8]), torch.bool)
+        >>> batch = replace(sampler.batch(0), **noise)  # a batch of 8 with its step's draws
         ```
     """
     device = torch.device(device or "cpu")
@@ -236,25 +419,32 @@ def draw_step_noise(batch_size: int, image_shape, num_train_timesteps: int, pose
     return {"noise": noise, "timesteps": timesteps, "posed": posed, "noise_level_fraction": noise_level_fraction}
 
 
-def split_batch(batch: dict, num_parts: int) -> list[dict]:
-    """Split a batch (the layout of `collate_views`, plus any per-sample tensors) into `num_parts` micro-batches.
+def split_batch(batch: TrainingBatch, num_parts: int) -> list[TrainingBatch]:
+    """Split a [`TrainingBatch`] into `num_parts` micro-batches of equal sample counts, in order.
 
     Example:
         ```py
-        >>> first, second = split_batch(batch, 2)
+        >>> sampler = InMemoryViewSampler(torch.zeros(8, 24, 3, 4, 4, dtype=torch.uint8), batch_size=4)
+        >>> first, second = split_batch(sampler.batch(0), 2)
+        >>> first.target.shape[0], first.input_views.shape[0] == int(first.num_views.sum())
+        (2, True)
         ```
     """
-    size = batch["num_views"].shape[0]
+    size = batch.num_views.shape[0]
     if size % num_parts:
         raise ValueError(f"A batch of {size} samples does not split into {num_parts} equal micro-batches.")
     part = size // num_parts
-    view_offsets = [0, *torch.cumsum(batch["num_views"].cpu(), 0)[part - 1 :: part].tolist()]
-    per_view = {"input_views", "input_azimuths"}
-    return [
-        {key: value[view_offsets[i] : view_offsets[i + 1]] if key in per_view else value[i * part : (i + 1) * part]
-         for key, value in batch.items()}
-        for i in range(num_parts)
-    ]
+    view_offsets = [0, *torch.cumsum(batch.num_views, 0)[part - 1 :: part].tolist()]
+
+    def piece(name, i):
+        value = getattr(batch, name)
+        if value is None:
+            return None
+        if name in TrainingBatch.PER_VIEW_FIELDS:
+            return value[view_offsets[i] : view_offsets[i + 1]]
+        return value[i * part : (i + 1) * part]
+
+    return [TrainingBatch(**{field.name: piece(field.name, i) for field in fields(batch)}) for i in range(num_parts)]
 
 
 def pair_bucket(num_pairs: int, batch_size: int, max_views: int) -> int:
@@ -283,8 +473,8 @@ def training_micro_batches(first_step: int, step_batch: int, image_shape, num_tr
                            view_sampler: InMemoryViewSampler | None = None, dataloader=None,
                            gradient_accumulation_steps: int = 1, pose_dropout: float = 0.5, seed: int = 0,
                            process_index: int = 0, device=None, skip_first_batches=None, min_timestep: int = 0):
-    """The micro-batches of every training step from `first_step` on: views, noise, timesteps and pose flags,
-    each step a pure function of `(seed, step, process_index)`.
+    """The micro-batches ([`TrainingBatch`]es with their draws) of every training step from `first_step` on, each
+    step a pure function of `(seed, step, process_index)`.
 
     Views come from `view_sampler` (in memory) or from `dataloader` (a `DataLoader` of [`ViewFusionTrainDataset`]
     with [`EpochPermutationSampler`] and `collate_views`, batches of `step_batch // gradient_accumulation_steps`);
@@ -310,12 +500,15 @@ def training_micro_batches(first_step: int, step_batch: int, image_shape, num_tr
         ```py
         >>> sampler = InMemoryViewSampler(torch.zeros(8, 24, 3, 4, 4, dtype=torch.uint8), batch_size=4)
         >>> batches = training_micro_batches(0, 4, (3, 4, 4), 1000, view_sampler=sampler, gradient_accumulation_steps=2)
-        >>> next(batches)["noise"].shape
+        >>> next(batches).noise.shape
         torch.Size([2, 3, 4, 4])
         ```
     """
     if (view_sampler is None) == (dataloader is None):
         raise ValueError("Give exactly one of `view_sampler` and `dataloader`.")
+    if step_batch % gradient_accumulation_steps:
+        raise ValueError(f"A step of {step_batch} samples does not split into {gradient_accumulation_steps} equal "
+                         "micro-batches.")
 
     def step_noise(step):
         noise_seed = step_seed(seed, step, process_index, stream=2)
@@ -324,7 +517,7 @@ def training_micro_batches(first_step: int, step_batch: int, image_shape, num_tr
     step = first_step
     if view_sampler is not None:
         while True:
-            yield from split_batch({**view_sampler.batch(step), **step_noise(step)}, gradient_accumulation_steps)
+            yield from split_batch(replace(view_sampler.batch(step), **step_noise(step)), gradient_accumulation_steps)
             step += 1
     steps_per_epoch = len(dataloader) // gradient_accumulation_steps
     if steps_per_epoch == 0:
@@ -343,12 +536,11 @@ def training_micro_batches(first_step: int, step_batch: int, image_shape, num_tr
         else:
             loaded = itertools.islice(iter(dataloader), skipped, None)
         while step < (epoch + 1) * steps_per_epoch:
-            noise = split_batch({"num_views": torch.ones(step_batch, dtype=torch.long), **step_noise(step)},
-                                gradient_accumulation_steps)
-            for part in noise:
+            # Each micro-batch takes its share of the step's draws, in order, as `split_batch` would give it.
+            draws = {name: value.chunk(gradient_accumulation_steps) for name, value in step_noise(step).items()}
+            for part in range(gradient_accumulation_steps):
                 batch = next(loaded)
                 if device is not None:
-                    batch["input_views"] = batch["input_views"].to(device, non_blocking=True)
-                    batch["target"] = batch["target"].to(device, non_blocking=True)
-                yield {**batch, **{key: value for key, value in part.items() if key != "num_views"}}
+                    batch = batch.to(device)
+                yield replace(batch, **{name: chunks[part] for name, chunks in draws.items()})
             step += 1
