@@ -181,6 +181,31 @@ def test_a_posed_pipeline_uses_the_azimuths_of_the_views(posed_app_url):
         assert gif.n_frames == 24
 
 
+def test_the_app_serves_a_pipeline_converted_from_the_authors_checkpoint(tmp_path):
+    """`viewfusion convert`'s folder, named by $VIEWFUSION_PIPELINE as a Space would: it samples in [0, 1] pixels, on
+    the noise level, with any of the app's samplers."""
+    fixture = ROOT / "tests" / "data" / "original-viewfusion" / "tiny"
+    folder = tmp_path / "converted"
+    ViewFusionPipeline.from_single_file(fixture / "best_model_all.pt", config_file=fixture / "config.yaml").save_pretrained(folder)
+    port = free_port()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "GRADIO_ANALYTICS_ENABLED": "False",
+           "VIEWFUSION_PIPELINE": str(folder)}
+    process = subprocess.Popen([sys.executable, str(APP), "--host", "127.0.0.1", "--port", str(port)], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        url = wait_for(process, f"http://127.0.0.1:{port}/")
+        size = ViewFusionPipeline.from_pretrained(folder).unet.config.sample_size
+        for sampler in ("DDPM", "DDIM"):
+            novel, weights, summary, _ = call(url, EXAMPLES[:2], sampler=sampler, steps=3)
+            with PIL.Image.open(novel[0]["image"]) as image:
+                pixels = np.asarray(image.convert("RGB"))
+            assert image.size == (size, size)
+            assert pixels.std() > 0, sampler  # a real sample, not a flat image
+            assert "view 2:" in summary
+    finally:
+        stop(process)
+
+
 def test_background_removal_with_a_transformers_segmentation_model(tmp_path):
     """The real code path, with a tiny randomly initialised SegFormer built from a config."""
     from transformers import SegformerConfig, SegformerForSemanticSegmentation, SegformerImageProcessor, pipeline
