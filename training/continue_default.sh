@@ -34,6 +34,9 @@ threads=${THREADS:-1}
 minutes=$(python -c "import sys; m = float(sys.argv[1]) * 60; assert m > 0, 'HOURS must be positive'; print(m)" "$hours")
 cd "$root"
 export PYTHONPATH=$root${PYTHONPATH:+:$PYTHONPATH}
+# With the kernel's autogroups, `nice` ranks a process only within its session's group; lowering the group too keeps
+# the campaign behind other sessions' work (start it with `setsid` so that only its own session is lowered).
+if [ -w /proc/self/autogroup ] && [ "$(ps -o sid= $$ | tr -d ' ')" = "$$" ]; then echo 10 > /proc/self/autogroup; fi
 
 # 1. data: every source the recipe trains on (a no-op when the renders are there)
 if [ "${RENDER:-1}" != 0 ] && { [ ! -s "$data/random_urdfs/train.lst" ] || [ ! -s "$data/watercraft/train.lst" ]; }; then
