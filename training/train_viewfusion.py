@@ -18,7 +18,6 @@ the final pipeline, so a run on a time budget ends with a usable model.
 import argparse
 import json
 import logging
-import contextlib
 import os
 import shutil
 import time
@@ -28,7 +27,7 @@ import numpy as np
 import torch
 from accelerate import Accelerator
 from accelerate.logging import get_logger
-from accelerate.utils import ProjectConfiguration
+from accelerate.utils import GradientAccumulationPlugin, ProjectConfiguration
 from diffusers import DDPMScheduler
 from diffusers.optimization import get_scheduler
 from diffusers.training_utils import EMAModel
@@ -119,6 +118,8 @@ def parse_args(argv=None):
                         help="Hold the in-memory views on the accelerator (default: yes on a GPU).")
     parser.add_argument("--channels_last", action=argparse.BooleanOptionalAction, default=None,
                         help="U-Net weights and activations in NHWC (default: yes on a GPU, where convolutions are faster so).")
+    parser.add_argument("--allow_tf32", action="store_true",
+                        help="Allow TF32 matrix multiplications on Ampere and newer GPUs: faster, slightly less exact.")
     parser.add_argument("--compile", action="store_true", help="torch.compile the U-Net (the first steps compile it).")
     parser.add_argument("--logging_steps", type=int, default=10,
                         help="Log the mean loss every N steps (reading it back waits for the device: not every step).")
@@ -305,6 +306,9 @@ def main(args):
     accelerator = Accelerator(
         cpu=cpu_distributed(),
         mixed_precision=args.mixed_precision,
+        # Every optimizer step is exactly --gradient_accumulation_steps micro-batches, also across the end of an epoch.
+        gradient_accumulation_plugin=GradientAccumulationPlugin(num_steps=args.gradient_accumulation_steps,
+                                                                sync_with_dataloader=False),
         log_with=None if args.report_to == "none" else args.report_to,
         project_config=ProjectConfiguration(project_dir=args.output_dir, logging_dir=os.path.join(args.output_dir, args.logging_dir)),
     )
@@ -314,7 +318,8 @@ def main(args):
     if on_gpu:
         # A few fixed pair counts (see `pair_bucket`): worth benchmarking each convolution once.
         torch.backends.cudnn.benchmark = True
-        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    if args.allow_tf32:
+        torch.backends.cuda.matmul.allow_tf32 = True
 
     if accelerator.is_main_process:
         os.makedirs(args.output_dir, exist_ok=True)
@@ -478,21 +483,22 @@ def main(args):
     last_checkpoint = None
     while global_step < args.max_train_steps:
         step_loss = 0.0
-        for part in range(args.gradient_accumulation_steps):
+        # `accumulate` syncs gradients across processes and steps the optimizer and schedule only on the last
+        # micro-batch of the step; `backward` divides the loss by the number of micro-batches.
+        for _ in range(args.gradient_accumulation_steps):
             batch = next(batches)
             pad_to = pair_bucket(int(batch.num_views.sum()), micro_batch, args.max_views) if pad_pairs else None
-            # Gradients are averaged across processes once, on the last micro-batch of the step.
-            last = part == args.gradient_accumulation_steps - 1
-            with accelerator.no_sync(unet) if not last else contextlib.nullcontext():
+            with accelerator.accumulate(unet):
                 with accelerator.autocast():
                     loss = fused_loss(forward_unet, noise_scheduler, batch, args.resolution, pad_pairs_to=pad_to,
                                       snr_gamma=args.snr_gamma)
-                accelerator.backward(loss / args.gradient_accumulation_steps)
+                accelerator.backward(loss)
+                if accelerator.sync_gradients:
+                    accelerator.clip_grad_norm_(unet.parameters(), args.max_grad_norm)
+                optimizer.step()
+                lr_scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
             step_loss = step_loss + loss.detach() / args.gradient_accumulation_steps
-        accelerator.clip_grad_norm_(unet.parameters(), args.max_grad_norm)
-        optimizer.step()
-        lr_scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
 
         global_step += 1
         if ema_unet is not None:
