@@ -2,6 +2,8 @@
 
 import os
 
+from .dependencies import import_optional
+
 
 def cpu_distributed() -> bool:
     """True when launched as several processes on a machine without a GPU (e.g. with
@@ -16,3 +18,16 @@ def cpu_distributed() -> bool:
     import torch
 
     return not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def gather(items: list, state) -> list:
+    """Every process's list, concatenated, on every process (the list itself with one process).
+
+    Example:
+        ```py
+        >>> records = gather(records, PartialState())
+        ```
+    """
+    if state.num_processes == 1:
+        return items
+    return import_optional("accelerate.utils", "eval").gather_object(items)

@@ -6,18 +6,17 @@ import os
 import time
 
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..data import NMRDataset, make_eval_samples
 from ..dependencies import import_optional
-from ..distributed import cpu_distributed
+from ..distributed import cpu_distributed, gather
 from ..metrics import LPIPS
 from ..pipeline import ViewFusionPipeline
 from ..schedulers import scheduler_from_name
 from .methods import EvalMethod, SamplerStudySettings, method_order, pipeline_methods
 from .report import grid_rows, write_results
-from .samples import EvalBatch, baseline_predictions
+from .samples import EvalBatch, baseline_predictions, sample_pipeline
 from .sampler_study import run_sampler_study
 from .scoring import score_predictions
 from .statistics import check_comparable, paired_differences
@@ -55,29 +54,6 @@ def is_posed_pipeline(pipeline: ViewFusionPipeline) -> bool:
         ```
     """
     return bool(getattr(pipeline.unet.config, "relative_pose", False))
-
-
-def sample_pipeline(pipeline, batch: EvalBatch, seeds, method: EvalMethod, num_inference_steps: int):
-    """The pipeline's outputs `(B, 3, H, W)` at the batch's resolution and their view weights, for one method.
-
-    Every sample's noise comes from its own seed, so all methods see the same noise and a sample's result does
-    not depend on its batch.
-
-    Example:
-        ```py
-        >>> images, weights = sample_pipeline(pipe, batch, [0, 1], EvalMethod("viewfusion_posed", posed=True), 50)
-        ```
-    """
-    generators = [torch.Generator().manual_seed(seed) for seed in seeds]
-    out = pipeline(
-        batch.input_views, batch.target_azimuths, input_azimuths=batch.input_azimuths if method.posed else None,
-        num_inference_steps=num_inference_steps, generator=generators, weighting=method.weighting, output_type="pt",
-    )
-    images, weights = out.images.to(batch.targets.device), out.view_weights
-    if images.shape[-1] != batch.resolution:  # a pipeline working at another size than the data: score at the data's
-        images = F.interpolate(images, size=batch.resolution, mode="bicubic", antialias=True).clamp(0, 1)
-        weights = [F.interpolate(w, size=batch.resolution, mode="nearest") for w in weights]
-    return images, weights
 
 
 def evaluate_batch(pipeline, batch: EvalBatch, seeds, lpips: LPIPS, methods=pipeline_methods(), num_inference_steps: int = 50,
@@ -121,19 +97,6 @@ def select_methods(available: tuple[EvalMethod, ...], names=None) -> tuple[EvalM
         raise ValueError(f"methods {unknown} are not among this evaluation's pipeline methods "
                          f"{[m.name for m in available]} (the _posed ones need --posed).")
     return tuple(m for m in available if m.name in set(names))
-
-
-def gather(items: list, state) -> list:
-    """Every process's list, concatenated, on every process (the list itself with one process).
-
-    Example:
-        ```py
-        >>> records = gather(records, PartialState())
-        ```
-    """
-    if state.num_processes == 1:
-        return items
-    return import_optional("accelerate.utils", "eval").gather_object(items)
 
 
 def run_evaluation(

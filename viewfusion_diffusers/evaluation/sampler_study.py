@@ -5,9 +5,10 @@ import time
 import numpy as np
 from tqdm.auto import tqdm
 
+from ..distributed import gather
 from ..schedulers import scheduler_from_name
 from .methods import EvalMethod, SamplerStudySettings
-from .samples import EvalBatch
+from .samples import EvalBatch, sample_pipeline
 from .scoring import score_predictions
 from .statistics import mean_and_ci
 
@@ -25,8 +26,6 @@ def run_sampler_study(pipeline, dataset, samples, seeds, lpips, device, state, s
         >>> print(sampler_study_table(rows))
         ```
     """
-    from .runner import gather, sample_pipeline  # here, since the runner itself runs the study
-
     subset = samples[: settings.num_samples]
     train_steps = pipeline.scheduler.config.num_train_timesteps
     fast = [(name, s) for name in settings.schedulers for s in settings.steps if (name, s) != ("ddpm", train_steps)]

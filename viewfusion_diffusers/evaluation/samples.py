@@ -1,10 +1,13 @@
-"""An evaluation batch loaded from the dataset, and the two baselines that need no model."""
+"""An evaluation batch loaded from the dataset, the two baselines that need no model, and the pipeline's
+predictions for a batch."""
 
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 from ..constants import NUM_VIEWS, view_azimuth
+from .methods import EvalMethod
 
 
 def circular_view_distance(a: int, b: int, num_azimuths: int = NUM_VIEWS) -> int:
@@ -99,3 +102,26 @@ def baseline_predictions(batch: EvalBatch) -> dict[str, torch.Tensor]:
         "nearest_view": torch.stack(nearest).to(batch.targets.device),
         "mean_view": torch.stack([views.mean(0) for views in batch.input_views]).to(batch.targets.device),
     }
+
+
+def sample_pipeline(pipeline, batch: EvalBatch, seeds, method: EvalMethod, num_inference_steps: int):
+    """The pipeline's outputs `(B, 3, H, W)` at the batch's resolution and their view weights, for one method.
+
+    Every sample's noise comes from its own seed, so all methods see the same noise and a sample's result does
+    not depend on its batch.
+
+    Example:
+        ```py
+        >>> images, weights = sample_pipeline(pipe, batch, [0, 1], EvalMethod("viewfusion_posed", posed=True), 50)
+        ```
+    """
+    generators = [torch.Generator().manual_seed(seed) for seed in seeds]
+    out = pipeline(
+        batch.input_views, batch.target_azimuths, input_azimuths=batch.input_azimuths if method.posed else None,
+        num_inference_steps=num_inference_steps, generator=generators, weighting=method.weighting, output_type="pt",
+    )
+    images, weights = out.images.to(batch.targets.device), out.view_weights
+    if images.shape[-1] != batch.resolution:  # a pipeline working at another size than the data: score at the data's
+        images = F.interpolate(images, size=batch.resolution, mode="bicubic", antialias=True).clamp(0, 1)
+        weights = [F.interpolate(w, size=batch.resolution, mode="nearest") for w in weights]
+    return images, weights
