@@ -131,6 +131,7 @@ def test_posed_orbit_with_view_azimuths(tiny_posed_pipeline_32_dir, tmp_path):
         (["orbit", "--views", EXAMPLES[0], "--output", "o.gif", "--step-degrees", "-15"], "does not divide the circle"),
         (["generate", "--views", EXAMPLES[0], "--azimuth", "0", "--output", "x.png", "--scheduler", "euler"], "invalid choice"),
         (["generate", "--views", EXAMPLES[0], "--azimuth", "0", "--output", "x.jpgx"], "unknown image extension '.jpgx'; use one of"),
+        (["generate", "--views", EXAMPLES[0], "--azimuth", "0", "--output", "x.wmf"], "PIL cannot write RGB images as '.wmf'"),
         (["generate", "--views", EXAMPLES[0], "--azimuth", "0", "--output", "x.png", "--weights-output", "w"], "--weights-output"),
         (["generate", "--views", *EXAMPLES[:2], "--view-azimuths", "0", "--azimuth", "0", "--output", "x.png"],
          "--view-azimuths got 1 azimuths for 2 --views"),

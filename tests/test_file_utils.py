@@ -54,3 +54,10 @@ def test_save_image_writes_the_format_its_name_names_and_refuses_unknown_ones(tm
     with pytest.raises(ValueError, match="unknown image extension '.jpgx'; use one of"):
         save_image(pixels, tmp_path / "a.jpgx")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.jpg"]
+
+
+@pytest.mark.parametrize("extension", [".wmf", ".h5", ".bufr", ".msp", ".xbm"])
+def test_formats_pil_names_but_cannot_write_in_rgb_are_refused_before_writing(tmp_path, extension):
+    with pytest.raises(ValueError, match=f"PIL cannot write RGB images as '\\{extension}'; use one of .apng"):
+        save_image(np.zeros((4, 4, 3), np.uint8), tmp_path / f"a{extension}")
+    assert list(tmp_path.iterdir()) == []

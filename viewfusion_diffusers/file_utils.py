@@ -1,6 +1,8 @@
 """Writing files so that nobody ever sees a half-written one."""
 
 import contextlib
+import functools
+import io
 import os
 import shutil
 import tempfile
@@ -73,9 +75,30 @@ def atomic_directory(path: str | os.PathLike):
         raise
 
 
+@functools.lru_cache(maxsize=None)
+def can_write_rgb(image_format_name: str) -> bool:
+    """Whether PIL writes an RGB image in this format here. PIL names formats it cannot write (WMF, HDF5, BUFR,
+    GRIB: stubs without a handler) or cannot write in RGB (MSP, XBM, PFM, ...) among its save formats, so try it
+    on a tiny image in memory.
+
+    Example:
+        ```py
+        >>> can_write_rgb("PNG"), can_write_rgb("WMF")
+        (True, False)
+        ```
+    """
+    import PIL.Image
+
+    try:
+        PIL.Image.new("RGB", (8, 8)).save(io.BytesIO(), format=image_format_name)
+    except Exception:  # noqa: BLE001 - any failure means the format is of no use for our images
+        return False
+    return True
+
+
 def image_format(path: str | os.PathLike) -> str:
     """The PIL format a file name asks for (`.png` -> PNG, `.jpg` -> JPEG, ...), or a `ValueError` listing the
-    extensions PIL can write.
+    extensions of the formats PIL can write RGB images in.
 
     Example:
         ```py
@@ -85,12 +108,14 @@ def image_format(path: str | os.PathLike) -> str:
     """
     import PIL.Image
 
-    writable = {ext: fmt for ext, fmt in PIL.Image.registered_extensions().items() if fmt in PIL.Image.SAVE}
+    PIL.Image.init()
+    formats = {ext: fmt for ext, fmt in PIL.Image.registered_extensions().items() if fmt in PIL.Image.SAVE}
     extension = Path(path).suffix.lower()
-    if extension not in writable:
-        raise ValueError(f"{str(path)!r}: unknown image extension {extension or '(none)'!r}; "
-                         f"use one of {' '.join(sorted(writable))}")
-    return writable[extension]
+    if extension not in formats or not can_write_rgb(formats[extension]):
+        writable = sorted(ext for ext, fmt in formats.items() if can_write_rgb(fmt))
+        reason = "unknown image extension" if extension not in formats else "PIL cannot write RGB images as"
+        raise ValueError(f"{str(path)!r}: {reason} {extension or '(none)'!r}; use one of {' '.join(writable)}")
+    return formats[extension]
 
 
 def save_image(image, path: str | os.PathLike) -> None:

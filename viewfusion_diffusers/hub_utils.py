@@ -1,8 +1,10 @@
 """The Hub side of pipelines: fetching a repo or a file, and writing a folder in the Hub format (weights, configs,
 model card, `pipeline.py`) without half-written states."""
 
+import json
 import os
 import shutil
+import struct
 import tempfile
 
 from huggingface_hub import ModelCard, ModelCardData, hf_hub_download, snapshot_download
@@ -221,3 +223,85 @@ def write_custom_pipeline_file(folder: str | os.PathLike) -> None:
     """
     with atomic_write(os.path.join(folder, CUSTOM_PIPELINE_FILE), "w") as file:
         file.write(CUSTOM_PIPELINE_CODE)
+
+
+class PipelineFolderError(ValueError):
+    """A pipeline folder with a damaged or missing file; the message names the file and how to get a good one."""
+
+
+REPAIR_HINT = ("download the folder again (from the Hub: force_download=True), or write it again with save_pretrained "
+               "(or `viewfusion convert` for a converted checkpoint)")
+
+
+def read_json_file(path: str) -> dict:
+    """A config file of a pipeline folder, or a `PipelineFolderError` naming it when it is missing or not JSON.
+
+    Example:
+        ```py
+        >>> read_json_file("pipelines/viewfusion-pybullet-64/model_index.json")["_class_name"]
+        'ViewFusionPipeline'
+        ```
+    """
+    try:
+        with open(path, encoding="utf-8") as f:
+            config = json.load(f)
+    except FileNotFoundError as error:
+        raise PipelineFolderError(f"{path} is missing; {REPAIR_HINT}.") from error
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise PipelineFolderError(f"{path} is not valid JSON ({error}); {REPAIR_HINT}.") from error
+    if not isinstance(config, dict):
+        raise PipelineFolderError(f"{path} holds a JSON {type(config).__name__}, not an object; {REPAIR_HINT}.")
+    return config
+
+
+def check_safetensors_file(path: str) -> None:
+    """Raise a `PipelineFolderError` naming `path` unless its safetensors header reads and its tensors all lie
+    inside the file (a truncated download fails here, before diffusers' loader, whose error says little).
+
+    The format: an 8-byte little-endian header length, a JSON header giving each tensor's byte range, the data.
+
+    Example:
+        ```py
+        >>> check_safetensors_file("pipelines/viewfusion-pybullet-64/unet/diffusion_pytorch_model.safetensors")
+        ```
+    """
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        start = f.read(8)
+        header_length = struct.unpack("<Q", start)[0] if len(start) == 8 else None
+        if header_length is None or 8 + header_length > size:
+            raise PipelineFolderError(f"{path} is truncated or not a safetensors file ({size} bytes); {REPAIR_HINT}.")
+        try:
+            header = json.loads(f.read(header_length))
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise PipelineFolderError(f"{path} has a damaged safetensors header; {REPAIR_HINT}.") from error
+    data_size = size - 8 - header_length
+    end = max((entry["data_offsets"][1] for name, entry in header.items() if name != "__metadata__"), default=0)
+    if end > data_size:
+        raise PipelineFolderError(f"{path} is truncated: its tensors need {end} bytes of data, it has {data_size}; "
+                                  f"{REPAIR_HINT}.")
+
+
+def check_pipeline_folder(folder: str) -> dict:
+    """Read a pipeline folder's `model_index.json` and check each component's config and safetensors weights,
+    so that a damaged file is reported in one line naming it; returns the index.
+
+    Example:
+        ```py
+        >>> check_pipeline_folder("pipelines/viewfusion-pybullet-64")["_class_name"]
+        'ViewFusionPipeline'
+        ```
+    """
+    index = read_json_file(os.path.join(folder, "model_index.json"))
+    for component in (name for name in index if not name.startswith("_")):
+        component_folder = os.path.join(folder, component)
+        if not os.path.isdir(component_folder):
+            raise PipelineFolderError(f"{component_folder} is missing (model_index.json names it); {REPAIR_HINT}.")
+        configs = [n for n in ("config.json", "scheduler_config.json") if os.path.exists(os.path.join(component_folder, n))]
+        if not configs:
+            raise PipelineFolderError(f"{component_folder} has no config.json; {REPAIR_HINT}.")
+        read_json_file(os.path.join(component_folder, configs[0]))
+        for name in sorted(os.listdir(component_folder)):
+            if name.endswith(".safetensors"):
+                check_safetensors_file(os.path.join(component_folder, name))
+    return index

@@ -1,7 +1,6 @@
 """`ViewFusionPipeline`: sample a novel view of an object from any number of input views, posed or not."""
 
 import inspect
-import json
 import numbers
 import os
 from dataclasses import dataclass
@@ -17,7 +16,8 @@ from diffusers.utils import BaseOutput, replace_example_docstring
 from diffusers.utils.torch_utils import randn_tensor
 
 from .fusion import pad_mask, predict_fused_noise
-from .hub_utils import DOWNLOAD_KWARGS, download_pipeline, local_or_hub_file, write_custom_pipeline_file
+from .hub_utils import (DOWNLOAD_KWARGS, check_pipeline_folder, download_pipeline, local_or_hub_file,
+                        write_custom_pipeline_file)
 from .image_processor import OUTPUT_TYPES, ViewProcessor
 from .unet import ViewFusionUNet2DModel
 
@@ -153,11 +153,9 @@ class ViewFusionPipeline(DiffusionPipeline):
             raise ValueError(f"{path} is a file; pass the pipeline folder (the one holding model_index.json).")
         else:
             folder = download_pipeline(path, kwargs.get("variant"), kwargs.get("use_safetensors"), **download_kwargs)
-        index_path = os.path.join(folder, "model_index.json")
-        if not os.path.isfile(index_path):
+        if not os.path.isfile(os.path.join(folder, "model_index.json")):
             raise ValueError(f"{path} is not a pipeline folder: it has no model_index.json.")
-        with open(index_path) as f:
-            class_name = json.load(f).get("_class_name")
+        class_name = check_pipeline_folder(folder).get("_class_name")
         if class_name not in cls._loadable_class_names():
             raise ValueError(
                 f"{path} holds a {class_name!r} pipeline, not a {cls.__name__}; "
