@@ -36,6 +36,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from viewfusion_diffusers import UNET_PRESETS, ViewFusionPipeline, ViewFusionUNet2DModel, default_scheduler
+from viewfusion_diffusers.cli_help import DefaultsHelpFormatter
 from viewfusion_diffusers.constants import view_azimuth
 from viewfusion_diffusers.data import NMRDataset, ViewFusionTrainDataset, collate_views, make_eval_samples
 from viewfusion_diffusers.data.samplers import (
@@ -55,7 +56,7 @@ logger = get_logger(__name__, log_level="INFO")
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description="Train a ViewFusion pipeline.")
+    parser = argparse.ArgumentParser(description="Train a ViewFusion pipeline.", formatter_class=DefaultsHelpFormatter)
     parser.add_argument("--data_dir", type=str, required=True, help="A dataset in the NMR layout (real NMR or rendered).")
     parser.add_argument("--categories", type=str, nargs="*", default=None, help="Only these category folders.")
     parser.add_argument("--resolution", type=int, default=64, help="Image size the model works at; views are resized to it.")

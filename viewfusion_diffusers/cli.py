@@ -18,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+from .cli_help import DefaultsHelpFormatter
 from .constants import AZIMUTH_STEP_DEGREES, DEFAULT_PIPELINE, NUM_VIEWS
 from .data import render as render_cli
 from .evaluation import cli as eval_cli
@@ -25,14 +26,17 @@ from .schedulers import SCHEDULER_NAMES
 
 __all__ = ["build_parser", "main"]
 
-AZIMUTH_HELP = (
-    "Azimuths are in degrees. Without --view-azimuths, the target azimuth is "
-    "absolute, in the frame of the training data (view k of an NMR-layout object is at "
-    f"{AZIMUTH_STEP_DEGREES:g} k degrees; the light is "
-    "fixed in that frame), and the views' own azimuths are left to the model. With --view-azimuths (one per view, "
-    "needs a pipeline trained with poses), the target azimuth is in the frame of the given azimuths: --view-azimuths "
-    "0 --azimuth 90 asks for the view 90 degrees round from the first view."
-)
+
+
+def azimuth_help(target_option: str) -> str:
+    """The epilog of `generate` (`--azimuth`) and `orbit` (`--start-azimuth`): what an azimuth means."""
+    return (
+        f"Azimuths are in degrees. Without --view-azimuths, {target_option} is absolute, in the frame of the training "
+        f"data (view k of an NMR-layout object is at {AZIMUTH_STEP_DEGREES:g} k degrees; the light is fixed in that "
+        "frame), and the views' own azimuths are left to the model. With --view-azimuths (one per view, needs a "
+        f"pipeline trained with poses), {target_option} is in the frame of the given azimuths: --view-azimuths 0 "
+        f"{target_option} 90 asks for the view 90 degrees round from the first view."
+    )
 
 
 class CommandError(Exception):
@@ -216,10 +220,11 @@ def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--view-azimuths", type=float, nargs="+", default=None, metavar="DEGREES",
                         help="The azimuth of each input view, one per --views in the same order (posed mode; needs a "
                              "pipeline trained with poses). Without it the views' poses are left to the model.")
-    parser.add_argument("--pipeline", default=DEFAULT_PIPELINE, help="Pipeline folder or Hub repo id (default: the shipped one).")
+    parser.add_argument("--pipeline", default=DEFAULT_PIPELINE,
+                        help="Pipeline folder or Hub repo id (default: the shipped one, %(default)s).")
     parser.add_argument("--scheduler", default="ddpm", choices=SCHEDULER_NAMES,
                         help="Sampler (default: ddpm, ancestral sampling on `--steps` of the training steps).")
-    parser.add_argument("--steps", type=int, default=50, help="Denoising steps (default: 50).")
+    parser.add_argument("--steps", type=int, default=50, help="Denoising steps.")
     parser.add_argument("--seed", type=int, default=0, help="Sampling seed.")
     parser.add_argument("--device", default=None, help="torch device (default: cuda when there is one, else cpu).")
 
@@ -234,19 +239,22 @@ def build_parser() -> argparse.ArgumentParser:
         'generate'
         ```
     """
-    parser = argparse.ArgumentParser(prog="viewfusion", description="Novel view synthesis with ViewFusion.")
+    parser = argparse.ArgumentParser(prog="viewfusion", description="Novel view synthesis with ViewFusion.",
+                                     formatter_class=DefaultsHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True, metavar="{render,eval,generate,orbit,convert}")
 
     render = commands.add_parser("render", help="Render meshes into the NMR layout (as viewfusion-render).",
-                                 description="Render meshes in the NMR layout.")
+                                 description="Render meshes in the NMR layout.", formatter_class=DefaultsHelpFormatter)
     render_cli.build_parser(render)
     render.set_defaults(run=lambda args: render_cli.run(args, render))
 
-    evaluate = commands.add_parser("eval", help="Evaluate a pipeline (as viewfusion-eval).", description=eval_cli.DESCRIPTION)
+    evaluate = commands.add_parser("eval", help="Evaluate a pipeline (as viewfusion-eval).", description=eval_cli.DESCRIPTION,
+                                   formatter_class=DefaultsHelpFormatter)
     eval_cli.build_parser(evaluate)
     evaluate.set_defaults(run=lambda args: eval_cli.check_args(args, evaluate) or eval_cli.run(args))
 
-    gen = commands.add_parser("generate", help="Generate the view from one azimuth.", epilog=AZIMUTH_HELP,
+    gen = commands.add_parser("generate", help="Generate the view from one azimuth.", epilog=azimuth_help("--azimuth"),
+                              formatter_class=DefaultsHelpFormatter,
                               description="Generate the view of an object from one azimuth, given views of it.")
     add_sampling_arguments(gen)
     gen.add_argument("--azimuth", type=float, required=True,
@@ -257,12 +265,13 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--weights-output", default=None, help="Also save the input views with their weight heatmaps.")
     gen.set_defaults(run=generate, check=lambda args: check_sampling_args(args, gen))
 
-    orb = commands.add_parser("orbit", help="Generate a 360-degree orbit as an animated GIF.", epilog=AZIMUTH_HELP,
+    orb = commands.add_parser("orbit", help="Generate a 360-degree orbit as an animated GIF.", epilog=azimuth_help("--start-azimuth"),
+                              formatter_class=DefaultsHelpFormatter,
                               description="Generate an orbit around an object, each new view joining the inputs.")
     add_sampling_arguments(orb)
     orb.add_argument("--output", required=True, help="Output .gif")
     orb.add_argument("--max-views", type=int, default=6, help="Views the U-Net sees per step: the given ones, then the newest generated.")
-    orb.add_argument("--start-azimuth", type=float, default=0.0, help="Azimuth of the first frame (degrees, as --azimuth of generate).")
+    orb.add_argument("--start-azimuth", type=float, default=0.0, help="Azimuth of the first frame, in degrees (see below).")
     orb.add_argument("--step-degrees", type=float, default=AZIMUTH_STEP_DEGREES,
                      help=f"Azimuth step between frames ({NUM_VIEWS} frames at {AZIMUTH_STEP_DEGREES:g}).")
     orb.add_argument("--frame-size", type=int, default=128, help="Frame size in the GIF (pixels).")
@@ -270,6 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     orb.set_defaults(run=orbit, check=lambda args: check_sampling_args(args, orb))
 
     conv = commands.add_parser("convert", help="Convert the authors' checkpoint into a pipeline folder.",
+                               formatter_class=DefaultsHelpFormatter,
                                description="Convert a checkpoint of the authors' code (their best_model_all.pt) into an "
                                            "ordinary pipeline folder that ViewFusionPipeline.from_pretrained loads.")
     conv.add_argument("--checkpoint", required=True,

@@ -24,6 +24,7 @@ import PIL.ImageFont
 import torch
 
 from viewfusion_diffusers import ViewFusionPipeline, scheduler_from_name
+from viewfusion_diffusers.cli_help import DefaultsHelpFormatter
 from viewfusion_diffusers.constants import AZIMUTH_STEP_DEGREES, DEFAULT_PIPELINE, ELEVATION_DEGREES, NUM_VIEWS
 from viewfusion_diffusers.image_processor import ViewProcessor
 from viewfusion_diffusers.images import weights_to_heatmap
@@ -362,9 +363,12 @@ def build_demo(demo_state: Demo) -> gr.Blocks:
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--pipeline", default=os.environ.get("VIEWFUSION_PIPELINE", DEFAULT_PIPELINE))
-    parser.add_argument("--segmentation_model", default=os.environ.get("VIEWFUSION_SEGMENTATION_MODEL", DEFAULT_SEGMENTATION_MODEL))
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=DefaultsHelpFormatter)
+    parser.add_argument("--pipeline", default=os.environ.get("VIEWFUSION_PIPELINE", DEFAULT_PIPELINE),
+                        help="Pipeline folder or Hub repo id (also $VIEWFUSION_PIPELINE).")
+    parser.add_argument("--segmentation_model", default=os.environ.get("VIEWFUSION_SEGMENTATION_MODEL", DEFAULT_SEGMENTATION_MODEL),
+                        help="transformers image-segmentation model for removing photo backgrounds (also "
+                             "$VIEWFUSION_SEGMENTATION_MODEL).")
     parser.add_argument("--host", default=None, help="Address to listen on (default: $GRADIO_SERVER_NAME, else 127.0.0.1).")
     parser.add_argument("--port", type=int, default=None, help="Port (default: $GRADIO_SERVER_PORT, else 7860).")
     args = parser.parse_args()

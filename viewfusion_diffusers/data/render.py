@@ -39,6 +39,7 @@ import PIL.Image
 import yaml
 from tqdm.auto import tqdm
 
+from ..cli_help import DefaultsHelpFormatter
 from ..constants import NUM_VIEWS
 from ..file_utils import atomic_directory, atomic_write
 from .cameras import FOV_DEGREES, bounding_sphere, camera_distance, nmr_cameras
@@ -419,7 +420,8 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         'categories'
         ```
     """
-    parser = parser or argparse.ArgumentParser(prog="viewfusion-render", description="Render meshes in the NMR layout.")
+    parser = parser or argparse.ArgumentParser(prog="viewfusion-render", description="Render meshes in the NMR layout.",
+                                         formatter_class=DefaultsHelpFormatter)
     parser.add_argument("--output_dir", required=True, help="Dataset root to write (resumed if it exists).")
     parser.add_argument("--source", default="all", choices=list(SOURCES),
                         help="What to render when --meshes is not given: pybullet's models (random_urdfs, named), "

@@ -7,6 +7,7 @@ import argparse
 import os
 import sys
 
+from ..cli_help import DefaultsHelpFormatter
 from ..constants import DEFAULT_PIPELINE
 from ..schedulers import SCHEDULER_NAMES
 from .methods import SAMPLER_STUDY_STEPS
@@ -34,7 +35,8 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         >>> args = build_parser().parse_args(["--data_dir", "data/pybullet-64", "--posed"])
         ```
     """
-    parser = parser or argparse.ArgumentParser(prog="viewfusion-eval", description=DESCRIPTION)
+    parser = parser or argparse.ArgumentParser(prog="viewfusion-eval", description=DESCRIPTION,
+                                         formatter_class=DefaultsHelpFormatter)
     parser.add_argument("--pipeline", default=DEFAULT_PIPELINE,
                         help="A ViewFusion pipeline folder or Hub repo id (default: the shipped pipeline).")
     parser.add_argument("--data_dir", required=True, help="A dataset in the NMR layout (real NMR or rendered).")
@@ -51,7 +53,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--posed", action="store_true",
                         help="Also score posed mode (the input views' true azimuths given to the pipeline) on the same "
                              "samples and noise: methods viewfusion_posed and equal_weights_posed. Needs a pipeline "
-                             "trained with --relative_pose.")
+                             "trained with poses (relative_pose=True in its U-Net config).")
     parser.add_argument("--compare_to", default=None, metavar="RESULTS_JSON",
                         help="Another run's results.json on the same data, split, seed and --num_objects: adds this "
                              "run's viewfusion (and viewfusion_posed) LPIPS minus that run's, paired per sample.")
@@ -66,7 +68,8 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--sampler_study_schedulers", nargs="+", default=["ddpm", "ddim"], choices=SCHEDULER_NAMES,
                         help="Samplers in the study, each at every `--sampler_study_steps` (default: ddpm ddim).")
     parser.add_argument("--sampler_study_samples", type=int, default=8, help="Samples in the sampler study.")
-    parser.add_argument("--sampler_study_steps", type=int, nargs="+", default=list(SAMPLER_STUDY_STEPS))
+    parser.add_argument("--sampler_study_steps", type=int, nargs="+", default=list(SAMPLER_STUDY_STEPS),
+                        help="Denoising steps at which the study runs each of `--sampler_study_schedulers`.")
     parser.add_argument("--output_dir", default=None,
                         help="Where results.json, results.md and the grids go (default: eval/<pipeline name>-<split>).")
     return parser
