@@ -181,6 +181,36 @@ def test_a_posed_pipeline_uses_the_azimuths_of_the_views(posed_app_url):
         assert gif.n_frames == 24
 
 
+def test_the_api_names_its_inputs_and_outputs_and_keeps_optional_inputs_optional(app_url):
+    endpoint = Client(app_url, verbose=False).view_api(return_format="dict", print_info=False)["named_endpoints"]["/generate"]
+    assert [r["label"] for r in endpoint["returns"]] == ["Novel views", "Weights", "Summary", "Orbit"]
+    parameters = {p["parameter_name"]: p for p in endpoint["parameters"]}
+    assert parameters["files"]["label"] == "Your views"
+    assert parameters["view_azimuths"]["parameter_has_default"]
+    # Left out, as the API now allows, it is the empty default.
+    novel, *_ = Client(app_url, verbose=False).predict(
+        [{"image": handle_file(str(EXAMPLES[0])), "caption": None}], azimuth=90, steps=1, remove_background=False,
+        api_name="/generate")
+    assert len(novel) == 1
+
+
+def test_background_removal_that_cannot_load_its_model_says_how_to_go_on(tiny_pipeline_32_dir, tmp_path):
+    """Offline, with a model that is not in the cache: the message says to untick the option."""
+    photo = tmp_path / "photo.png"
+    rng = np.random.default_rng(0)
+    PIL.Image.fromarray(rng.integers(0, 255, (48, 48, 3), dtype=np.uint8)).save(photo)  # no plain background
+    port = free_port()
+    process = start_app(tiny_pipeline_32_dir, ["--host", "127.0.0.1", "--port", str(port),
+                                               "--segmentation_model", "nobody/not-a-cached-model"])
+    try:
+        url = wait_for(process, f"http://127.0.0.1:{port}/")
+        with pytest.raises(Exception, match="untick 'Remove photo backgrounds'"):
+            call(url, [photo], remove_background=True)
+        assert len(call(url, [photo], remove_background=False)[0]) == 1
+    finally:
+        stop(process)
+
+
 def test_the_app_serves_a_pipeline_converted_from_the_authors_checkpoint(tmp_path):
     """`viewfusion convert`'s folder, named by $VIEWFUSION_PIPELINE as a Space would: it samples in [0, 1] pixels, on
     the noise level, with any of the app's samplers."""

@@ -318,7 +318,7 @@ def build_demo(demo_state: Demo) -> gr.Blocks:
             with gr.Column(scale=5):
                 # Four thumbnails a row; a fifth view and more scroll inside the box, so the page keeps its layout.
                 gr.Markdown("**Your views**: drop or click to upload images of the object (PNG, JPEG, WebP).")
-                files = gr.Gallery(show_label=False, interactive=True, type="filepath", file_types=["image"], columns=4,
+                files = gr.Gallery(label="Your views", show_label=False, interactive=True, type="filepath", file_types=["image"], columns=4,
                                    fit_columns=False, height=150, object_fit="contain", allow_preview=False, buttons=[],
                                    elem_id="views")
                 if examples:
@@ -332,7 +332,7 @@ def build_demo(demo_state: Demo) -> gr.Blocks:
                          "in it); posed: in the frame of your views' azimuths.",
                     elem_id="azimuth")
                 view_azimuths = gr.Textbox(
-                    label="Azimuths of your views (degrees, comma-separated, optional)", placeholder="e.g. 0, 90, 180",
+                    value="", label="Azimuths of your views (degrees, comma-separated, optional)", placeholder="e.g. 0, 90, 180",
                     info="One per view, in upload order (posed pipelines); leave empty when unknown.", elem_id="view_azimuths")
                 with gr.Row():
                     full_orbit = gr.Checkbox(label=f"Full orbit ({NUM_VIEWS} views, slower)", value=False)
@@ -346,11 +346,11 @@ def build_demo(demo_state: Demo) -> gr.Blocks:
                     remove_background = gr.Checkbox(value=True, label="Remove photo backgrounds")
             with gr.Column(scale=6):
                 gr.Markdown("**Novel view**")
-                novel = gr.Gallery(show_label=False, format="png", columns=2, fit_columns=False, height=310, object_fit="contain",
+                novel = gr.Gallery(label="Novel views", show_label=False, format="png", columns=2, fit_columns=False, height=310, object_fit="contain",
                                    allow_preview=False, buttons=[], interactive=False, elem_id="novel")
-                summary = gr.Markdown(elem_id="summary")
+                summary = gr.Markdown(label="Summary", elem_id="summary")
                 gr.Markdown("**Weights**: your views (top) and how much the model trusted each of their pixels (bottom)")
-                weights = gr.Image(show_label=False, type="pil", format="png", height=270, interactive=False, buttons=[], elem_id="weights")
+                weights = gr.Image(label="Weights", show_label=False, type="pil", format="png", height=270, interactive=False, buttons=[], elem_id="weights")
                 orbit = gr.Image(label="Orbit", show_label=False, type="filepath", height=256, visible=False, interactive=False,
                                  buttons=[], elem_id="orbit")
         if examples:
