@@ -1,4 +1,5 @@
 import json
+import warnings
 
 import numpy as np
 import PIL.Image
@@ -120,7 +121,9 @@ def test_rgba_and_grayscale_views_are_converted(tiny_pipeline):
     transparent = PIL.Image.new("RGBA", (16, 16), (255, 0, 0, 0))
     white = PIL.Image.new("RGB", (16, 16), (255, 255, 255))
     gray = PIL.Image.new("L", (16, 16), 255)
-    outputs = [run(tiny_pipeline, [view]).images for view in (transparent, white, gray)]
+    outputs = [run(tiny_pipeline, [view]).images for view in (transparent, white)]
+    with pytest.warns(UserWarning, match=r"input_views\[0\] is grayscale; using it as RGB"):
+        outputs.append(run(tiny_pipeline, [gray]).images)
     np.testing.assert_array_equal(outputs[0], outputs[1])
     np.testing.assert_array_equal(outputs[2], outputs[1])
 
@@ -130,6 +133,22 @@ def test_views_of_other_sizes_are_resized_with_a_warning(tiny_pipeline, views16)
     with pytest.warns(UserWarning, match="resizing it to the model's 16x16"):
         out = run(tiny_pipeline, [big, views16[1]])
     assert out.images.shape == (1, 16, 16, 3)
+
+
+def test_views_far_smaller_than_the_model_warn_and_specks_are_refused(tiny_pipeline):
+    processor = tiny_pipeline.view_processor
+    with pytest.warns(UserWarning, match="enlarging it 8x to the model's 64x64 leaves little detail"):
+        processor.preprocess([np.zeros((8, 8, 3), np.uint8)], 64, 64)
+    with pytest.raises(ValueError, match=r"input_views\[0\] is 1x1: too small to show the object. Give views of at least 8x8"):
+        run(tiny_pipeline, [np.zeros((1, 1, 3), np.uint8)])
+
+
+def test_many_more_views_than_training_saw_warn_with_the_cost(tiny_pipeline, views16):
+    with pytest.warns(UserWarning, match=r"input_views has 13 views; the model was trained with 1 to 6. Sampling will take about 2x"):
+        run(tiny_pipeline, [views16[i % len(views16)] for i in range(13)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        run(tiny_pipeline, [views16[i % len(views16)] for i in range(12)])
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,9 @@ ELEVATION_DEGREES = 30.0
 # azimuth step from the requested one.
 POSE_TOLERANCE_DEGREES = AZIMUTH_STEP_DEGREES
 
+# The paper trains with 1 to 6 input views per sample, as every training run of this package does by default.
+TRAINING_MAX_VIEWS = 6
+
 
 def view_azimuth(index: int) -> float:
     """The azimuth in degrees of view `index` of an NMR-layout object (`15 * index`).

@@ -21,6 +21,10 @@ ViewLike = PIL.Image.Image | np.ndarray | torch.Tensor
 # The resize used everywhere: `F.interpolate(..., mode=RESIZE_MODE, antialias=True)`.
 RESIZE_MODE = "bicubic"
 OUTPUT_TYPES = ("pil", "np", "pt", "latent")
+# Below this many pixels a side, a view holds too little of the object to condition on.
+MIN_VIEW_SIZE = 8
+# Enlarging a view by more than this factor makes it a blur of few pixels: allowed, with a warning.
+MAX_QUIET_UPSCALE = 4
 
 
 class ViewProcessor(ConfigMixin):
@@ -28,8 +32,15 @@ class ViewProcessor(ConfigMixin):
     Turns a user's views into the `(N, 3, H, W)` tensors in [-1, 1] the U-Net takes, and the pipeline's images
     back into PIL images or arrays; the counterpart of diffusers' [`VaeImageProcessor`] for pixel-space views.
 
-    A view whose size differs from the model's is resized (bicubic, antialiased) with a warning; a view whose
-    aspect ratio differs from the model's is refused, because resizing it would distort the object.
+    The rule for what a view may be, used by the pipeline, the command lines and the demo:
+
+    - refused, with the reason and the fix: an aspect ratio other than the model's (resizing would distort the
+      object), a side below `MIN_VIEW_SIZE` pixels, NaN or infinite values, floats outside [0, 1], other shapes,
+      dtypes or types;
+    - converted, with a warning: a grayscale view to RGB (the model was trained on colour views), a view of
+      another size to the model's (bicubic, antialiased), said louder when it is enlarged more than
+      `MAX_QUIET_UPSCALE` times;
+    - converted silently: transparency, composited on white (the training renders' background).
 
     Parameters:
         warn_on_resize (`bool`, defaults to `True`): warn when a view is resized to the model's size.
@@ -187,8 +198,17 @@ class ViewProcessor(ConfigMixin):
             raise ValueError(f"{name} is empty; give at least one view of the object.")
         processed = []
         for i, view in enumerate(views):
-            tensor = self.composite_on_white(self.to_float_tensor(view, f"{name}[{i}]"))
+            tensor = self.to_float_tensor(view, f"{name}[{i}]")
+            if tensor.shape[0] == 1:
+                warnings.warn(f"{name}[{i}] is grayscale; using it as RGB (the model was trained on colour views).",
+                              stacklevel=3)
+            tensor = self.composite_on_white(tensor)
             view_height, view_width = tensor.shape[-2:]
+            if min(view_height, view_width) < min(MIN_VIEW_SIZE, height, width):
+                raise ValueError(
+                    f"{name}[{i}] is {view_width}x{view_height}: too small to show the object. Give views of at least "
+                    f"{MIN_VIEW_SIZE}x{MIN_VIEW_SIZE} pixels, ideally the model's {width}x{height}."
+                )
             # Same aspect ratio as the model, compared exactly in integers.
             if view_height * width != view_width * height:
                 shape = "square" if height == width else f"{width}:{height} (width:height) like the model's {width}x{height}"
@@ -197,7 +217,13 @@ class ViewProcessor(ConfigMixin):
                     "Crop or pad it to that shape first."
                 )
             if (view_height, view_width) != (height, width):
-                if self.config.warn_on_resize:
+                if height > MAX_QUIET_UPSCALE * view_height:  # said even with warn_on_resize=False
+                    warnings.warn(
+                        f"{name}[{i}] is {view_width}x{view_height}; enlarging it {height / view_height:.0f}x to the model's "
+                        f"{width}x{height} leaves little detail: give views closer to that size.",
+                        stacklevel=3,
+                    )
+                elif self.config.warn_on_resize:
                     warnings.warn(
                         f"{name}[{i}] is {view_width}x{view_height}; resizing it to the model's {width}x{height}.",
                         stacklevel=3,

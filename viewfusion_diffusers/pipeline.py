@@ -3,6 +3,7 @@
 import inspect
 import numbers
 import os
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -15,6 +16,7 @@ from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils import BaseOutput, replace_example_docstring
 from diffusers.utils.torch_utils import randn_tensor
 
+from .constants import TRAINING_MAX_VIEWS
 from .fusion import pad_mask, predict_fused_noise
 from .hub_utils import (DOWNLOAD_KWARGS, check_pipeline_folder, download_pipeline, local_or_hub_file,
                         write_custom_pipeline_file)
@@ -294,6 +296,15 @@ class ViewFusionPipeline(DiffusionPipeline):
         azimuths = self._target_azimuths(target_azimuth, len(objects))
         per_object_azimuths = self.prepare_input_azimuths(input_azimuths, [self._num_views(v) for v in objects], is_batch)
         views = [self.view_processor.preprocess(v, *self.sample_size, name=name) for v, name in zip(objects, names)]
+        for object_views, name in zip(views, names):
+            if len(object_views) > 2 * TRAINING_MAX_VIEWS:
+                # Each step runs the U-Net once per view, so the time grows with the count.
+                warnings.warn(
+                    f"{name} has {len(object_views)} views; the model was trained with 1 to {TRAINING_MAX_VIEWS}. Sampling "
+                    f"will take about {len(object_views) / TRAINING_MAX_VIEWS:.0f}x as long as with {TRAINING_MAX_VIEWS} "
+                    "views (the U-Net runs once per view and step).",
+                    stacklevel=3,
+                )
 
         views, azimuths, per_object_azimuths = (
             [entry for entry in per_object for _ in range(num_images_per_prompt)]
