@@ -75,3 +75,24 @@ def test_no_help_names_an_option_its_command_lacks():
         known = {s for a in parser._actions for s in a.option_strings}
         named = set(re.findall(r"(?<![\w-])(--[a-z][a-z0-9_-]*[a-z0-9])", text))
         assert named <= known, (command, sorted(named - known))
+
+
+def test_the_readmes_commands_use_only_options_their_help_lists_and_its_defaults_agree():
+    readme = (ROOT / "README.md").read_text()
+    commands = subcommands()
+    blocks = "\n".join(re.findall(r"```bash\n(.*?)```", readme, flags=re.S)).replace("\\\n", " ")
+    seen = 0
+    for line in blocks.splitlines():
+        words = line.split("#")[0].split()
+        if len(words) > 1 and words[0] == "viewfusion" and words[1] in commands:
+            known = {s for a in commands[words[1]]._actions for s in a.option_strings}
+            named = {w for w in words[2:] if w.startswith("--")}
+            assert named <= known, (line, sorted(named - known))
+            seen += 1
+    assert seen >= 5
+    # The prose of "## Command line" states these defaults.
+    prose = " ".join(readme.split("## Command line", 1)[1].split())
+    generate = {a.dest: a.default for a in commands["generate"]._actions}
+    assert f"`--scheduler {generate['scheduler']} --steps {generate['steps']}` unless told otherwise" in prose
+    listed = re.search(r"`viewfusion ([a-z |]+)`", prose).group(1)
+    assert {c.strip() for c in listed.split("|")} == set(commands)
