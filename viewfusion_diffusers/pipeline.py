@@ -3,6 +3,7 @@
 import inspect
 import numbers
 import os
+import re
 import warnings
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -18,8 +19,8 @@ from diffusers.utils.torch_utils import randn_tensor
 
 from .constants import TRAINING_MAX_VIEWS
 from .fusion import pad_mask, predict_fused_noise
-from .hub_utils import (DOWNLOAD_KWARGS, check_pipeline_folder, download_pipeline, local_or_hub_file,
-                        write_custom_pipeline_file)
+from .hub_utils import (DOWNLOAD_KWARGS, REPAIR_HINT, PipelineFolderError, check_pipeline_folder, download_pipeline,
+                        local_or_hub_file, write_custom_pipeline_file)
 from .image_processor import OUTPUT_TYPES, ViewProcessor
 from .unet import ViewFusionUNet2DModel
 
@@ -163,7 +164,17 @@ class ViewFusionPipeline(DiffusionPipeline):
                 f"{path} holds a {class_name!r} pipeline, not a {cls.__name__}; "
                 "point to a folder written by ViewFusionPipeline.save_pretrained."
             )
-        return super().from_pretrained(folder, **kwargs)
+        try:
+            return super().from_pretrained(folder, **kwargs)
+        except ValueError as error:  # diffusers' advice (ignore_mismatched_sizes) would load random weights
+            mismatch = re.search(r"because (\S+) expected shape (.+?\)), but got (.+?\))", str(error))
+            if mismatch is None:
+                raise
+            weight, expected, found = mismatch.groups()
+            raise PipelineFolderError(
+                f"{folder}: the weights do not match their config.json ({weight} is {found}, the config asks for "
+                f"{expected}); {REPAIR_HINT}."
+            ) from error
 
     @classmethod
     def _loadable_class_names(cls) -> set[str]:
