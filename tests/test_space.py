@@ -194,6 +194,18 @@ def test_the_api_names_its_inputs_and_outputs_and_keeps_optional_inputs_optional
     assert len(novel) == 1
 
 
+def test_a_damaged_pipeline_stops_the_app_with_one_line(tiny_pipeline_32_dir, tmp_path):
+    folder = tmp_path / "pipeline"
+    shutil.copytree(tiny_pipeline_32_dir, folder)
+    weights = folder / "unet" / "diffusion_pytorch_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, str(APP), "--pipeline", str(folder)], capture_output=True, text=True,
+                            env=env, timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert f"{weights} is truncated" in result.stderr.strip().splitlines()[-1]
+
+
 def test_background_removal_that_cannot_load_its_model_says_how_to_go_on(tiny_pipeline_32_dir, tmp_path):
     """Offline, with a model that is not in the cache: the message says to untick the option."""
     photo = tmp_path / "photo.png"

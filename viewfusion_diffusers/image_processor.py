@@ -25,6 +25,20 @@ OUTPUT_TYPES = ("pil", "np", "pt", "latent")
 MIN_VIEW_SIZE = 8
 # Enlarging a view by more than this factor makes it a blur of few pixels: allowed, with a warning.
 MAX_QUIET_UPSCALE = 4
+# PIL modes of one channel (with or without alpha): such views are used as RGB, with a warning.
+GRAYSCALE_MODES = ("1", "L", "LA", "I", "I;16", "F")
+
+
+def grayscale_warning(name: str) -> str:
+    """The warning for a grayscale view, the same from the pipeline, the command lines and the demo.
+
+    Example:
+        ```py
+        >>> grayscale_warning("input_views[0]")
+        'input_views[0] is grayscale; using it as RGB (the model was trained on colour views).'
+        ```
+    """
+    return f"{name} is grayscale; using it as RGB (the model was trained on colour views)."
 
 
 class ViewProcessor(ConfigMixin):
@@ -199,9 +213,8 @@ class ViewProcessor(ConfigMixin):
         processed = []
         for i, view in enumerate(views):
             tensor = self.to_float_tensor(view, f"{name}[{i}]")
-            if tensor.shape[0] == 1:
-                warnings.warn(f"{name}[{i}] is grayscale; using it as RGB (the model was trained on colour views).",
-                              stacklevel=3)
+            if tensor.shape[0] == 1 or (isinstance(view, PIL.Image.Image) and view.mode in GRAYSCALE_MODES):
+                warnings.warn(grayscale_warning(f"{name}[{i}]"), stacklevel=3)
             tensor = self.composite_on_white(tensor)
             view_height, view_width = tensor.shape[-2:]
             if min(view_height, view_width) < min(MIN_VIEW_SIZE, height, width):

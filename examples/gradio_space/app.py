@@ -26,7 +26,7 @@ import torch
 from viewfusion_diffusers import ViewFusionPipeline, scheduler_from_name
 from viewfusion_diffusers.cli_help import DefaultsHelpFormatter
 from viewfusion_diffusers.constants import AZIMUTH_STEP_DEGREES, DEFAULT_PIPELINE, ELEVATION_DEGREES, NUM_VIEWS
-from viewfusion_diffusers.image_processor import ViewProcessor
+from viewfusion_diffusers.image_processor import GRAYSCALE_MODES, ViewProcessor, grayscale_warning
 from viewfusion_diffusers.images import weights_to_heatmap
 from viewfusion_diffusers.orbit import sample_orbit, save_gif
 from viewfusion_diffusers.preprocessing import (
@@ -121,6 +121,8 @@ def read_views(files) -> list[PIL.Image.Image]:
                 if max(image.size) > MAX_SIDE:
                     raise gr.Error(f"{name} is {image.width}x{image.height}; upload images of at most {MAX_SIDE} pixels a side.")
                 image.load()
+                if image.mode in GRAYSCALE_MODES:
+                    gr.Warning(grayscale_warning(name))
                 views.append(image.copy())
         except (PIL.UnidentifiedImageError, OSError, SyntaxError):
             raise gr.Error(f"{name} is not an image or is damaged; upload PNG, JPEG or WebP files.") from None
@@ -372,7 +374,11 @@ def main():
     parser.add_argument("--host", default=None, help="Address to listen on (default: $GRADIO_SERVER_NAME, else 127.0.0.1).")
     parser.add_argument("--port", type=int, default=None, help="Port (default: $GRADIO_SERVER_PORT, else 7860).")
     args = parser.parse_args()
-    blocks = build_demo(Demo(args.pipeline, args.segmentation_model))
+    try:
+        demo_state = Demo(args.pipeline, args.segmentation_model)
+    except (ValueError, OSError) as error:  # a damaged or missing pipeline: its one-line reason, not a traceback
+        parser.error(str(error))
+    blocks = build_demo(demo_state)
     # A bounded queue; two requests at a time suit a 2-core CPU Space (each uses the cores in turn).
     blocks.queue(max_size=16, default_concurrency_limit=2)
     # None leaves the address to Gradio, which reads GRADIO_SERVER_NAME / GRADIO_SERVER_PORT.
