@@ -293,7 +293,11 @@ def check_pipeline_folder(folder: str) -> dict:
         ```
     """
     index = read_json_file(os.path.join(folder, "model_index.json"))
-    for component in (name for name in index if not name.startswith("_")):
+    # Entries such as `"unet": ["viewfusion_diffusers", "ViewFusionUNet2DModel"]`; `[null, null]` is a component
+    # saved as absent, with no folder.
+    components = [name for name, value in index.items()
+                  if not name.startswith("_") and isinstance(value, list) and any(part is not None for part in value)]
+    for component in components:
         component_folder = os.path.join(folder, component)
         if not os.path.isdir(component_folder):
             raise PipelineFolderError(f"{component_folder} is missing (model_index.json names it); {REPAIR_HINT}.")
