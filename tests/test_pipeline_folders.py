@@ -96,3 +96,14 @@ def test_every_command_reports_it_in_one_line(damaged, tmp_path):
 
 def test_a_whole_folder_passes_the_check(tiny_pipeline_32_dir):
     assert check_pipeline_folder(str(tiny_pipeline_32_dir))["_class_name"] == "ViewFusionPipeline"
+
+
+def test_a_component_saved_as_absent_needs_no_folder(tiny_pipeline_32_dir, tmp_path):
+    folder = tmp_path / "pipeline"
+    shutil.copytree(tiny_pipeline_32_dir, folder)
+    index = json.loads((folder / "model_index.json").read_text())
+    (folder / "model_index.json").write_text(json.dumps({**index, "safety_checker": [None, None]}))
+    assert "safety_checker" in check_pipeline_folder(str(folder))
+    (folder / "model_index.json").write_text(json.dumps({**index, "safety_checker": ["diffusers", "Checker"]}))
+    with pytest.raises(PipelineFolderError, match="safety_checker is missing"):
+        check_pipeline_folder(str(folder))
