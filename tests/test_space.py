@@ -1,5 +1,6 @@
 """The Gradio Space in a real subprocess, driven through its API and in a real browser."""
 
+import importlib.util
 import json
 import math
 import os
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -373,3 +375,20 @@ def test_in_a_real_browser_a_visitor_sees_inputs_output_and_weights_whole(app_ur
         assert np.asarray(crop, dtype=np.float32).std() > 10
     if os.environ.get("VIEWFUSION_SCREENSHOT_DIR"):  # the README's screenshot comes from here
         shutil.copy(tmp_path / "space.png", Path(os.environ["VIEWFUSION_SCREENSHOT_DIR"]) / "space.png")
+
+
+def test_a_grayscale_upload_is_used_as_rgb_with_a_warning_and_a_colour_one_without(tmp_path):
+    # Outside a request, gr.Warning is a Python warning; in the page it is the same message as a toast.
+    spec = importlib.util.spec_from_file_location("viewfusion_space_app", APP)
+    app = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(app)
+    gray, colour = tmp_path / "gray.png", tmp_path / "colour.png"
+    PIL.Image.new("L", (32, 32), 128).save(gray)
+    PIL.Image.new("RGB", (32, 32), (200, 30, 30)).save(colour)
+
+    with pytest.warns(UserWarning, match=r"gray\.png is grayscale; using it as RGB"):
+        views = app.read_views([str(colour), (str(gray), None)])
+    assert [view.size for view in views] == [(32, 32), (32, 32)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        app.read_views([str(colour)])
