@@ -349,9 +349,16 @@ def render_dataset(
 
     Example:
         ```py
-        >>> render_dataset("data/pybullet-64", source="random_urdfs", limit=20)
-        >>> render_dataset("data/pybullet-64", source="categories", objects_per_category=300)
-        >>> render_dataset("data/my-objects", meshes="my_meshes/", up="y")
+        >>> summary = render_dataset("data/pybullet-64", source="random_urdfs", limit=12, show_progress=False)
+        >>> summary["rendered"] + summary["skipped"]  # objects already there are skipped: the call resumes
+        12
+        >>> summary = render_dataset("data/pybullet-64", source="categories", objects_per_category=1)
+        >>> from viewfusion_diffusers.data.categories import make_object
+        >>> from viewfusion_diffusers.data.meshes import write_obj_parts
+        >>> os.makedirs("my_meshes/mugs")
+        >>> write_obj_parts("my_meshes/mugs/mug_01.obj", make_object("lamp", 1))  # any OBJ or STL files
+        >>> render_dataset("data/my-objects", meshes="my_meshes/", up="z")["rendered"]
+        1
         ```
     """
     p = import_optional("pybullet", "render")
