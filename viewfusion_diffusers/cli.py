@@ -113,9 +113,11 @@ def check_sampling_args(args, parser: argparse.ArgumentParser) -> None:
 
     Example:
         ```py
+        >>> parser = argparse.ArgumentParser(prog="viewfusion generate")
+        >>> # stderr: "viewfusion generate: error: --view-azimuths got 2 azimuths for 1 --views; give one per view, ..."
         >>> check_sampling_args(argparse.Namespace(views=["a.png"], view_azimuths=[0.0, 90.0]), parser)
-        usage: ...
-        viewfusion generate: error: --view-azimuths got 2 azimuths for 1 --views; give one per view, in the same order
+        Traceback (most recent call last):
+        SystemExit: 2
         ```
     """
     for name in ("steps", "num_samples", "max_views"):

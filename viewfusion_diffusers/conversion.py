@@ -6,8 +6,15 @@ class. What differs is configuration, saved in the U-Net's config: the network i
 and the target azimuth in radians (`conditioning="noise_level"`), its residual blocks add the embedding without an
 activation before it (`resnet_skip_time_act=True`), and its pixels are in [0, 1] (`pixel_range=(0, 1)`).
 
-    >>> pipe = ViewFusionPipeline.from_single_file("best_model_all.pt")  # built from `convert_original_checkpoint`
-    >>> pipe.save_pretrained("viewfusion-nmr")
+Example:
+    ```py
+    >>> from viewfusion_diffusers import ViewFusionPipeline
+
+    >>> # built with `convert_original_checkpoint`; the paper's model is "bronemos/view-fusion/best_model_all.pt"
+    >>> pipe = ViewFusionPipeline.from_single_file("tests/data/original-viewfusion/tiny/best_model_all.pt",
+    ...                                            "tests/data/original-viewfusion/tiny/config.yaml")
+    >>> pipe.save_pretrained("outputs/viewfusion-tiny")
+    ```
 """
 
 import logging
@@ -104,9 +111,9 @@ def load_original_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]
 
     Example:
         ```py
-        >>> state_dict = load_original_checkpoint("best_model_all.pt")
-        >>> state_dict["denoise_fn.downs.0.weight"].shape
-        torch.Size([64, 6, 3, 3])
+        >>> state_dict = load_original_checkpoint("tests/data/original-viewfusion/tiny/best_model_all.pt")  # a small one of their format
+        >>> state_dict["denoise_fn.downs.0.weight"].shape  # the paper's model: torch.Size([64, 6, 3, 3])
+        torch.Size([16, 6, 3, 3])
         ```
     """
     path = os.fspath(path)
@@ -278,8 +285,10 @@ def convert_original_state_dict(state_dict: dict[str, torch.Tensor], unet: ViewF
 
     Example:
         ```py
-        >>> unet = ViewFusionUNet2DModel(**unet_config_from_original(load_original_config()))
-        >>> unet.load_state_dict(convert_original_state_dict(load_original_checkpoint("best_model_all.pt"), unet))
+        >>> config = load_original_config("tests/data/original-viewfusion/tiny/config.yaml")  # by default, the paper's
+        >>> unet = ViewFusionUNet2DModel(**unet_config_from_original(config))
+        >>> unet.load_state_dict(convert_original_state_dict(load_original_checkpoint("tests/data/original-viewfusion/tiny/best_model_all.pt"), unet))
+        <All keys matched successfully>
         ```
     """
     names = original_weight_names(unet.config)
@@ -327,7 +336,8 @@ def check_schedule(state_dict: dict[str, torch.Tensor], config: dict, path: str)
 
     Example:
         ```py
-        >>> check_schedule(load_original_checkpoint("best_model_all.pt"), load_original_config(), "best_model_all.pt")
+        >>> checkpoint = "tests/data/original-viewfusion/tiny/best_model_all.pt"
+        >>> check_schedule(load_original_checkpoint(checkpoint), load_original_config("tests/data/original-viewfusion/tiny/config.yaml"), checkpoint)
         ```
     """
     gammas = state_dict.get("gammas")

@@ -33,7 +33,9 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb"):
     Example:
         ```py
         >>> with atomic_write("results.json", "w") as f:
-        ...     f.write("{}")
+        ...     _ = f.write("{}")
+        >>> open("results.json").read()
+        '{}'
         ```
     """
     path = Path(path)
@@ -60,7 +62,9 @@ def atomic_directory(path: str | os.PathLike):
     Example:
         ```py
         >>> with atomic_directory("data/car/000") as folder:
-        ...     (folder / "cameras.npz").write_bytes(b"")
+        ...     _ = (folder / "cameras.npz").write_bytes(b"")
+        >>> os.listdir("data/car/000")
+        ['cameras.npz']
         ```
     """
     path = Path(path)
@@ -123,6 +127,7 @@ def save_image(image, path: str | os.PathLike) -> None:
 
     Example:
         ```py
+        >>> import numpy as np
         >>> save_image(np.zeros((8, 8, 3), np.uint8), "black.png")
         ```
     """

@@ -149,7 +149,12 @@ def predict_fused_noise(
 
     Example:
         ```py
+        >>> from viewfusion_diffusers import ViewFusionUNet2DModel
+        >>> unet = ViewFusionUNet2DModel.from_pretrained("pipelines/viewfusion-pybullet-64/unet")
+        >>> views, noisy_target = torch.rand(3, 3, 64, 64) * 2 - 1, torch.randn(1, 3, 64, 64)  # one sample, 3 views
         >>> fused, weights = predict_fused_noise(unet, views, noisy_target, 999, torch.tensor([90.0]), torch.tensor([3]))
+        >>> fused.shape, weights.shape, weights.sum(dim=1).allclose(torch.ones(1, 3, 64, 64))
+        (torch.Size([1, 3, 64, 64]), torch.Size([1, 3, 3, 64, 64]), True)
         ```
     """
     num_views = torch.as_tensor(num_views)  # host counts stay on the host (see `pad_views`)

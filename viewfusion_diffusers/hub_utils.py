@@ -69,7 +69,11 @@ def save_pipeline_atomically(pipeline, folder: str | os.PathLike, model_card: Mo
 
     Example:
         ```py
+        >>> from viewfusion_diffusers import ViewFusionPipeline
+        >>> pipe = ViewFusionPipeline.from_pretrained("pipelines/viewfusion-pybullet-64")
         >>> save_pipeline_atomically(pipe, "outputs/my-pipeline", make_model_card("My pipeline", "..."))
+        >>> sorted(os.listdir("outputs/my-pipeline"))
+        ['README.md', 'model_index.json', 'pipeline.py', 'scheduler', 'unet']
         ```
     """
     folder = os.path.abspath(folder)
@@ -216,9 +220,13 @@ def write_custom_pipeline_file(folder: str | os.PathLike) -> None:
 
     Example:
         ```py
-        >>> write_custom_pipeline_file("outputs/my-pipeline")
-        >>> DiffusionPipeline.from_pretrained("outputs/my-pipeline", custom_pipeline="outputs/my-pipeline",
-        ...                                   trust_remote_code=True)
+        >>> from diffusers import DiffusionPipeline
+        >>> _ = shutil.copytree("pipelines/viewfusion-pybullet-64", "outputs/my-pipeline")
+        >>> write_custom_pipeline_file("outputs/my-pipeline")  # save_pretrained writes it too
+        >>> pipe = DiffusionPipeline.from_pretrained("outputs/my-pipeline", custom_pipeline="outputs/my-pipeline",
+        ...                                          trust_remote_code=True)
+        >>> type(pipe).__name__
+        'ViewFusionPipeline'
         ```
     """
     with atomic_write(os.path.join(folder, CUSTOM_PIPELINE_FILE), "w") as file:

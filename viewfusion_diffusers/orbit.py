@@ -45,7 +45,13 @@ def sample_orbit(
 
     Example:
         ```py
-        >>> frames = sample_orbit(pipe, [PIL.Image.open("front.png")], num_inference_steps=25)
+        >>> from viewfusion_diffusers import ViewFusionPipeline
+        >>> pipe = ViewFusionPipeline.from_pretrained("pipelines/viewfusion-pybullet-64")
+        >>> pipe.set_progress_bar_config(disable=True)
+        >>> front = PIL.Image.open("examples/views/object025_az000.png")
+        >>> frames = sample_orbit(pipe, [front], num_frames=4, num_inference_steps=10)  # 24 frames of 50 for real
+        >>> [frame.size for frame in frames]
+        [(64, 64), (64, 64), (64, 64), (64, 64)]
         >>> frames[0].save("orbit.gif", save_all=True, append_images=frames[1:], duration=120, loop=0)
         ```
     """
@@ -84,7 +90,10 @@ def save_gif(frames: list[PIL.Image.Image], path, frame_ms: int = 120, size: int
 
     Example:
         ```py
-        >>> save_gif(sample_orbit(pipe, views), "orbit.gif", frame_ms=150, size=192)
+        >>> frames = [PIL.Image.open(f"examples/views/object025_az{azimuth:03d}.png") for azimuth in (0, 90, 180)]
+        >>> save_gif(frames, "orbit.gif", frame_ms=150, size=192)  # frames from `sample_orbit`, say
+        >>> PIL.Image.open("orbit.gif").size
+        (192, 192)
         ```
     """
     if not frames:

@@ -102,8 +102,12 @@ class ViewFusionPipeline(DiffusionPipeline):
 
     Example:
         ```py
+        >>> import PIL.Image
         >>> pipe = ViewFusionPipeline.from_pretrained("pipelines/viewfusion-pybullet-64")
-        >>> image = pipe([view_a, view_b], target_azimuth=90.0).images[0]  # see `__call__` for a full example
+        >>> views = [PIL.Image.open(f"examples/views/object025_az{azimuth:03d}.png") for azimuth in (0, 90)]
+        >>> image = pipe(views, target_azimuth=180.0).images[0]  # see `__call__` for the options
+        >>> image.size
+        (64, 64)
         ```
     """
 
@@ -145,7 +149,10 @@ class ViewFusionPipeline(DiffusionPipeline):
 
         Example:
             ```py
-            >>> pipe = ViewFusionPipeline.from_pretrained("your-name/viewfusion-pybullet-64", variant="fp16")
+            >>> pipe = ViewFusionPipeline.from_pretrained("pipelines/viewfusion-pybullet-64")  # a folder
+            >>> pipe = ViewFusionPipeline.from_pretrained("pipelines/viewfusion-pybullet-64", torch_dtype=torch.float16)
+            >>> pipe.unet.dtype
+            torch.float16
             ```
         """
         path = os.fspath(pretrained_model_name_or_path)
@@ -207,8 +214,13 @@ class ViewFusionPipeline(DiffusionPipeline):
 
         Example:
             ```py
-            >>> pipe = ViewFusionPipeline.from_single_file("bronemos/view-fusion/best_model_all.pt")
-            >>> pipe.save_pretrained("viewfusion-nmr")
+            >>> # The paper's model: ViewFusionPipeline.from_single_file("bronemos/view-fusion/best_model_all.pt").
+            >>> # A small checkpoint of the same format, trained on 16x16 views, with the config it was trained with:
+            >>> pipe = ViewFusionPipeline.from_single_file("tests/data/original-viewfusion/tiny/best_model_all.pt",
+            ...                                            "tests/data/original-viewfusion/tiny/config.yaml")
+            >>> pipe.unet.config.conditioning, pipe.unet.config.sample_size
+            ('noise_level', 16)
+            >>> pipe.save_pretrained("outputs/viewfusion-tiny")  # an ordinary pipeline folder from now on
             ```
         """
         from .conversion import convert_original_checkpoint
@@ -227,7 +239,10 @@ class ViewFusionPipeline(DiffusionPipeline):
 
         Example:
             ```py
+            >>> pipe = ViewFusionPipeline.from_pretrained("pipelines/viewfusion-pybullet-64")
             >>> pipe.save_pretrained("outputs/my-pipeline")
+            >>> sorted(os.listdir("outputs/my-pipeline"))
+            ['model_index.json', 'pipeline.py', 'scheduler', 'unet']
             ```
         """
         os.makedirs(save_directory, exist_ok=True)
@@ -239,8 +254,12 @@ class ViewFusionPipeline(DiffusionPipeline):
 
         Example:
             ```py
-            >>> pipe.noise_level(torch.tensor(999))  # a converted checkpoint of the authors'
-            tensor(0.0818)
+            >>> pipe = ViewFusionPipeline.from_single_file("tests/data/original-viewfusion/tiny/best_model_all.pt",
+            ...                                            "tests/data/original-viewfusion/tiny/config.yaml")
+            >>> pipe.noise_level(torch.tensor(49))  # the authors' networks see alpha_bar, not the timestep
+            tensor(0.0046)
+            >>> print(ViewFusionPipeline.from_pretrained("pipelines/viewfusion-pybullet-64").noise_level(999))
+            None
             ```
         """
         if self.unet.config.conditioning != "noise_level":
@@ -257,7 +276,9 @@ class ViewFusionPipeline(DiffusionPipeline):
 
         Example:
             ```py
+            >>> pipe = ViewFusionPipeline.from_pretrained("pipelines/viewfusion-pybullet-64")
             >>> pipe.check_inputs(0, 1, None, "pil", ["latents"])
+            Traceback (most recent call last):
             ValueError: `num_inference_steps` must be a positive integer (the number of denoising steps), got 0.
             ```
         """
@@ -296,6 +317,9 @@ class ViewFusionPipeline(DiffusionPipeline):
 
         Example:
             ```py
+            >>> import PIL.Image
+            >>> pipe = ViewFusionPipeline.from_pretrained("pipelines/viewfusion-pybullet-64")
+            >>> view_a, view_b = (PIL.Image.open(f"examples/views/object025_az{a:03d}.png") for a in (0, 90))
             >>> views, num_views, target_azimuths, view_azimuths = pipe.prepare_views([view_a, view_b], 90.0, None, 1,
             ...                                                                       "cpu", torch.float32)
             >>> views.shape, num_views.tolist(), view_azimuths
@@ -368,6 +392,7 @@ class ViewFusionPipeline(DiffusionPipeline):
 
         Example:
             ```py
+            >>> pipe = ViewFusionPipeline.from_pretrained("pipelines/viewfusion-pybullet-64")
             >>> pipe.prepare_input_azimuths([0.0, 90.0], num_views=[2], is_batch=False)
             [[0.0, 90.0]]
             ```
@@ -413,6 +438,7 @@ class ViewFusionPipeline(DiffusionPipeline):
 
         Example:
             ```py
+            >>> pipe = ViewFusionPipeline.from_pretrained("pipelines/viewfusion-pybullet-64")
             >>> pipe.prepare_latents(2, torch.float32, "cpu", torch.Generator().manual_seed(0)).shape
             torch.Size([2, 3, 64, 64])
             ```

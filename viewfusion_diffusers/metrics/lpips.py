@@ -188,7 +188,7 @@ def ensure_lpips_weights(path: str | os.PathLike | None = None, source: str | os
     Example:
         ```py
         >>> ensure_lpips_weights()
-        PosixPath('/home/me/.cache/viewfusion_diffusers/lpips_vgg.safetensors')
+        PosixPath('/.../.cache/viewfusion_diffusers/lpips_vgg.safetensors')
         ```
     """
     path = Path(path) if path else default_weights_path()
@@ -279,7 +279,8 @@ class LPIPS(nn.Module):
         Example:
             ```py
             >>> lpips = LPIPS.from_pretrained()
-            >>> views = lpips.normalized_features(object_views)            # (24, 3, H, W): once per object
+            >>> object_views, image = torch.rand(24, 3, 64, 64), torch.rand(3, 64, 64)
+            >>> views = lpips.normalized_features(object_views)  # once per object
             >>> lpips.distance(lpips.normalized_features(image[None]), views).shape  # one image against all 24
             torch.Size([24])
             ```
@@ -292,7 +293,10 @@ class LPIPS(nn.Module):
 
         Example:
             ```py
-            >>> lpips.distance(lpips.normalized_features(a), lpips.normalized_features(b))  # == lpips(a, b)
+            >>> lpips = LPIPS.from_pretrained()
+            >>> a, b = torch.rand(2, 3, 64, 64), torch.rand(2, 3, 64, 64)
+            >>> torch.allclose(lpips.distance(lpips.normalized_features(a), lpips.normalized_features(b)), lpips(a, b))
+            True
             ```
         """
         distance = 0
