@@ -24,7 +24,11 @@ class Series:
 
     Example:
         ```py
-        >>> Series("nearest view", [0, 1000], [0.22, 0.22], dashed=True)
+        >>> model = Series("ViewFusion", [0, 500, 1000], [0.30, 0.25, 0.21])
+        >>> nearest = Series("nearest view", [0, 1000], [0.22, 0.22], dashed=True)  # a reference line
+        >>> save_line_chart([Panel("LPIPS on test views", "samples seen", "LPIPS", [model, nearest])], "lpips.png")
+        >>> model.color is None  # no colour given: the panel draws series i in COLORS[i]
+        True
         ```
     """
 
@@ -41,7 +45,10 @@ class Panel:
 
     Example:
         ```py
-        >>> Panel("validation loss", "samples seen", "MSE of v", [Series("base", [0, 800], [0.052, 0.050])])
+        >>> panel = Panel("validation loss", "samples seen", "MSE of v", [Series("base", [0, 800], [0.052, 0.050])])
+        >>> save_line_chart([panel, panel], "validation.png")  # panels side by side, each 640x420 pixels
+        >>> PIL.Image.open("validation.png").size
+        (1280, 420)
         ```
     """
 

@@ -37,7 +37,10 @@ def newest_checkpoint(run_dir) -> Path:
 
     Example:
         ```py
-        >>> newest_checkpoint("runs/campaign").name
+        >>> for step in (400, 800, 1200):  # as the run writes them, every --checkpointing_steps
+        ...     os.makedirs(f"runs/campaign/checkpoint-{step}")
+        >>> os.makedirs("runs/campaign/.tmp-checkpoint-1600")  # one still being written does not count
+        >>> newest_checkpoint("runs/campaign").name  # by step, not by name: 1200 is newer than 800
         'checkpoint-1200'
         ```
     """
@@ -58,8 +61,13 @@ def begin(state_dir, run_dir) -> dict:
 
     Example:
         ```py
+        >>> with atomic_write("training/state/totals.json", "w") as f:  # the state's totals, as `export` writes them
+        ...     json.dump({"samples_seen": 143304, "optimizer_steps": 3913, "cpu_core_hours": 1.42, "gpu_hours": 0.1,
+        ...                "runs": []}, f)
         >>> begin("training/state", "runs/campaign")["samples_seen"]
-        143300
+        143304
+        >>> os.listdir("runs/campaign")  # a restarted run keeps these, whatever the state says by then
+        ['campaign_start.json']
         ```
     """
     start = Path(run_dir) / START_FILE
@@ -124,7 +132,31 @@ def export(run_dir, state_dir, recipe: str = "") -> dict:
 
     Example:
         ```py
-        >>> export("runs/campaign", "training/state")["samples_seen"]
+        >>> pipe = ViewFusionPipeline.from_pretrained("pipelines/viewfusion-pybullet-64")
+        >>> pipe.save_pretrained("training/state")  # the state the run starts from, and its totals
+        >>> with atomic_write("training/state/totals.json", "w") as f:
+        ...     json.dump({"samples_seen": 143304, "optimizer_steps": 3913, "cpu_core_hours": 1.42, "gpu_hours": 0.1,
+        ...                "runs": []}, f)
+        >>> _ = begin("training/state", "runs/campaign")
+        >>> _ = Path("runs/campaign/recipe.txt").write_text("lr 2e-4, batch 8, one CPU thread")  # how it trains
+
+        >>> # What the run writes into a checkpoint: the U-Net, its EMA and the run's progress.
+        >>> checkpoint = Path("runs/campaign/checkpoint-800")
+        >>> pipe.unet.save_pretrained(checkpoint / "unet")
+        >>> pipe.unet.save_pretrained(checkpoint / "unet_ema")
+        >>> with atomic_write(checkpoint / PROGRESS_FILE, "w") as f:
+        ...     json.dump({"global_step": 800, "samples_seen": 6400, "cpu_core_seconds": 4500.0,
+        ...                "gpu_seconds": 0.0}, f)
+
+        >>> totals = export("runs/campaign", "training/state")
+        >>> totals["samples_seen"], totals["optimizer_steps"], totals["cpu_core_hours"]
+        (149704, 4713, 2.67)
+        >>> [(run["run"], run["recipe"]) for run in totals["runs"]]
+        [('campaign', 'lr 2e-4, batch 8, one CPU thread')]
+        >>> export("runs/campaign", "training/state")["samples_seen"]  # again: nothing is counted twice
+        149704
+        >>> sorted(os.listdir("training/state"))
+        ['model_index.json', 'pipeline.py', 'scheduler', 'totals.json', 'unet', 'unet_ema']
         ```
     """
     run_dir = Path(run_dir)
@@ -146,7 +178,22 @@ def init(run_dir, state_dir, totals_before: dict, recipe: str) -> dict:
 
     Example:
         ```py
-        >>> init("data/study/base", "training/state", {"samples_seen": 143300, ...}, "the study's base recipe")
+        >>> # A finished run that fine-tuned the shipped weights: its pipeline, and a checkpoint with its progress.
+        >>> pipe = ViewFusionPipeline.from_pretrained("pipelines/viewfusion-pybullet-64")
+        >>> pipe.save_pretrained("data/study/base")
+        >>> checkpoint = Path("data/study/base/checkpoint-284")
+        >>> pipe.unet.save_pretrained(checkpoint / "unet")
+        >>> pipe.unet.save_pretrained(checkpoint / "unet_ema")
+        >>> with atomic_write(checkpoint / PROGRESS_FILE, "w") as f:
+        ...     json.dump({"global_step": 284, "samples_seen": 2272, "cpu_core_seconds": 1202.4,
+        ...                "gpu_seconds": 0.0}, f)
+
+        >>> shipped = {"samples_seen": 143304, "optimizer_steps": 3913, "cpu_core_hours": 1.42, "gpu_hours": 0.1}
+        >>> totals = init("data/study/base", "training/state", shipped, "the study's base recipe")
+        >>> totals["samples_seen"], totals["optimizer_steps"], totals["cpu_core_hours"]
+        (145576, 4197, 1.754)
+        >>> [(run["run"], run["recipe"]) for run in totals["runs"]]
+        [('base', "the study's base recipe")]
         ```
     """
     if Path(state_dir).exists():

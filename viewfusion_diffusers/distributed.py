@@ -25,7 +25,11 @@ def gather(items: list, state) -> list:
 
     Example:
         ```py
-        >>> records = gather(records, PartialState())
+        >>> from accelerate import PartialState
+        >>> state = PartialState(cpu=cpu_distributed())
+        >>> records = [{"process": state.process_index, "lpips": 0.25}]  # what this process scored
+        >>> gather(records, state)  # under `accelerate launch`, every process's records, in process order
+        [{'process': 0, 'lpips': 0.25}]
         ```
     """
     if state.num_processes == 1:

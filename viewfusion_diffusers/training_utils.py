@@ -37,10 +37,23 @@ def fused_loss(unet, noise_scheduler, batch, resolution: int, pad_pairs_to: int 
 
     Example:
         ```py
-        >>> draws = draw_step_noise(8, (3, 64, 64), 1000, 0.5, step_seed(0, 0))
+        >>> import dataclasses
+        >>> from viewfusion_diffusers import ViewFusionPipeline
+        >>> from viewfusion_diffusers.data.dataset import NMRDataset
+        >>> from viewfusion_diffusers.data.samplers import InMemoryViewSampler, load_views_in_memory
+        >>> from viewfusion_diffusers.data.samplers import draw_step_noise, step_seed
+
+        >>> pipe = ViewFusionPipeline.from_pretrained("pipelines/viewfusion-pybullet-64")  # fine-tune the shipped one
+        >>> unet, scheduler = pipe.unet, pipe.scheduler  # a v-prediction schedule: the loss is the MSE of v
+        >>> views = load_views_in_memory(NMRDataset("data/pybullet-64"), show_progress=False)
+        >>> sampler = InMemoryViewSampler(views, batch_size=2, max_views=2)
+        >>> draws = draw_step_noise(2, (3, 64, 64), scheduler.config.num_train_timesteps, 0.5, step_seed(0, 0))
         >>> batch = dataclasses.replace(sampler.batch(0), **draws)
-        >>> fused_loss(unet, default_scheduler(), batch, 64).backward()
-        >>> fused_loss(unet, default_scheduler("v_prediction"), batch, 64, snr_gamma=5.0).backward()
+        >>> loss = fused_loss(unet, scheduler, batch, 64)
+        >>> loss.backward()
+        >>> loss.shape, unet.conv_in.weight.grad.shape
+        (torch.Size([]), torch.Size([32, 6, 3, 3]))
+        >>> fused_loss(unet, scheduler, batch, 64, snr_gamma=5.0).backward()  # min-SNR-5 weighted
         ```
     """
     views, target = batch.input_views, batch.target
@@ -110,9 +123,10 @@ def min_snr_weights(noise_scheduler, timesteps: torch.Tensor, snr_gamma: float,
 
     Example:
         ```py
-        >>> weights = min_snr_weights(default_scheduler("v_prediction"), torch.tensor([0, 1999]), 5.0)
-        >>> weights.shape
-        torch.Size([2])
+        >>> from viewfusion_diffusers import default_scheduler
+        >>> weights = min_snr_weights(default_scheduler("v_prediction"), torch.tensor([0, 999, 1999]), 5.0)
+        >>> weights  # 5 / (SNR + 1) at the low-noise end, SNR / (SNR + 1) where SNR < 5
+        tensor([5.0664e-06, 8.1784e-02, 4.3860e-05])
         ```
     """
     from diffusers.training_utils import compute_snr
@@ -140,7 +154,19 @@ def load_ema_state(ema, folder, model_cls, device) -> None:
 
     Example:
         ```py
-        >>> load_ema_state(ema_unet, "outputs/checkpoint-500/unet_ema", ViewFusionUNet2DModel, accelerator.device)
+        >>> from diffusers.training_utils import EMAModel
+        >>> from viewfusion_diffusers import ViewFusionUNet2DModel
+        >>> unet = ViewFusionUNet2DModel.from_preset("small", sample_size=16)
+        >>> ema_unet = EMAModel(unet.parameters(), model_cls=ViewFusionUNet2DModel, model_config=unet.config)
+        >>> for _ in range(3):  # three optimizer steps
+        ...     ema_unet.step(unet.parameters())
+        >>> ema_unet.save_pretrained("outputs/checkpoint-500/unet_ema")  # what a checkpoint holds
+
+        >>> device = "cuda" if torch.cuda.is_available() else "cpu"  # the training script's `accelerator.device`
+        >>> resumed = EMAModel(unet.parameters(), model_cls=ViewFusionUNet2DModel, model_config=unet.config)
+        >>> load_ema_state(resumed, "outputs/checkpoint-500/unet_ema", ViewFusionUNet2DModel, device)
+        >>> resumed.optimization_step, resumed.shadow_params[0].device.type == device
+        (3, True)
         ```
     """
     from diffusers.training_utils import EMAModel
@@ -157,6 +183,7 @@ def unwrap(model):
 
     Example:
         ```py
+        >>> from viewfusion_diffusers import ViewFusionUNet2DModel
         >>> unet = ViewFusionUNet2DModel.from_preset("small")
         >>> unwrap(torch.compile(unet)) is unet
         True
@@ -184,8 +211,10 @@ def device_peak_tflops(device, dtype: torch.dtype = torch.bfloat16) -> float | N
 
     Example:
         ```py
-        >>> device_peak_tflops(torch.device("cuda"), torch.bfloat16)  # on an H100 or H200
-        989.0
+        >>> print(device_peak_tflops("cpu"))  # give the benchmarks --peak_tflops
+        None
+        >>> PEAK_TFLOPS["H200"]  # what a CUDA device named "NVIDIA H200" gets, for bf16 (and fp16) and fp32
+        {'bf16': 989.0, 'fp32': 494.0}
         ```
     """
     device = torch.device(device)
@@ -204,7 +233,13 @@ def count_flops(function) -> int:
 
     Example:
         ```py
-        >>> count_flops(lambda: unet(pairs, timesteps, azimuths))  # the U-Net's forward
+        >>> from viewfusion_diffusers import ViewFusionUNet2DModel
+        >>> unet = ViewFusionUNet2DModel.from_preset("small")
+        >>> pairs = torch.randn(1, 6, 64, 64)  # one input view and the noisy target, concatenated
+        >>> forward = count_flops(lambda: unet(pairs, timestep=10, target_azimuth=torch.tensor([90.0])))
+        >>> training = count_flops(lambda: unet(pairs, 10, target_azimuth=torch.tensor([90.0])).noise.sum().backward())
+        >>> round(forward / 1e9, 2), round(training / 1e9, 2)  # GFLOP per pair: forward; forward and backward
+        (3.04, 9.1)
         ```
     """
     from torch.utils.flop_counter import FlopCounterMode
@@ -236,10 +271,14 @@ def validation_losses(unet, noise_scheduler, views: torch.Tensor, num_batches: i
 
     Example:
         ```py
-        >>> views = load_views_in_memory(NMRDataset("data/pybullet-64", split="val"), 64)
-        >>> losses = validation_losses(pipe.unet, pipe.scheduler, views)
-        >>> len(losses["posed"])
-        16
+        >>> from viewfusion_diffusers import ViewFusionPipeline
+        >>> from viewfusion_diffusers.data.dataset import NMRDataset
+        >>> from viewfusion_diffusers.data.samplers import load_views_in_memory
+        >>> pipe = ViewFusionPipeline.from_pretrained("pipelines/viewfusion-pybullet-64")
+        >>> views = load_views_in_memory(NMRDataset("data/pybullet-64", split="val"), 64)  # 2 objects here
+        >>> losses = validation_losses(pipe.unet, pipe.scheduler, views, num_batches=2, batch_size=2)
+        >>> {mode: len(batch_losses) for mode, batch_losses in losses.items()}
+        {'posed': 2, 'unposed': 2}
         ```
     """
     from .data.samplers import InMemoryViewSampler, draw_step_noise, step_seed

@@ -29,9 +29,14 @@ def camera_matrices(azimuth_degrees: float, elevation_degrees: float, distance: 
     Example:
         ```py
         >>> world_mat, camera_mat, eye = camera_matrices(0.0, 30.0, 2.0)
+        >>> eye.round(3)  # azimuth 0 is +x; 30 degrees up
+        array([1.732, 0.   , 1.   ])
         >>> point = camera_mat @ world_mat @ np.array([0, 0, 0, 1.0])
-        >>> point[:2] / point[2]  # the origin lands on the image centre
+        >>> (point[:2] / point[2]).round(3)  # the origin lands on the image centre
         array([0., 0.])
+        >>> point = camera_mat @ world_mat @ np.array([0, 0.5, 0, 1.0])
+        >>> (point[:2] / point[2]).round(3)  # +y is to the right in view 0
+        array([0.687, 0.   ])
         ```
     """
     azimuth, elevation = math.radians(azimuth_degrees), math.radians(elevation_degrees)

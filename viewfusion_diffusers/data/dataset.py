@@ -57,9 +57,11 @@ class NMRDataset:
     Example:
         ```py
         >>> dataset = NMRDataset("data/pybullet-64", split="test")
-        >>> views = dataset.load_views(0)  # (24, 3, 64, 64) uint8
-        >>> dataset.objects[0]
-        ('named', 'duck_vhacd')
+        >>> dataset.objects  # (category, object id), category by category
+        [('named', 'table_square'), ('random_urdfs', '004')]
+        >>> views = dataset.load_views(0)  # view k at azimuth 15 k degrees
+        >>> views.shape, views.dtype
+        (torch.Size([24, 3, 64, 64]), torch.uint8)
         ```
     """
 

@@ -2,9 +2,15 @@
 
 Example:
     ```py
+    >>> from viewfusion_diffusers.data.categories import make_object
+    >>> write_obj_parts("chair.obj", make_object("chair", 3))  # chair.obj and chair.mtl, a material per part
     >>> vertices, triangles, color = read_mesh("chair.obj")
-    >>> for vertices, triangles, color in read_mesh_parts("chair.obj"):  # one part per material
-    ...     ...
+    >>> vertices.shape, triangles.shape, color  # color: the material most faces use
+    ((168, 3), (280, 3), (0.752, 0.758, 0.788, 1.0))
+    >>> for vertices, triangles, color in read_mesh_parts("chair.obj"):  # one part per material colour
+    ...     print(len(triangles), color)
+    12 (0.174, 0.307, 0.593, 1.0)
+    268 (0.752, 0.758, 0.788, 1.0)
     ```
 """
 
@@ -49,13 +55,14 @@ def _read_obj_faces(path: Path) -> tuple[np.ndarray, np.ndarray, list]:
 
 
 def read_obj(path: Path) -> tuple[np.ndarray, np.ndarray, tuple | None]:
-    """Vertices, triangles (polygons fanned) and the diffuse colour of the material most faces use (or None).
+    r"""Vertices, triangles (polygons fanned) and the diffuse colour of the material most faces use (or None).
 
     Example:
         ```py
-        >>> vertices, faces, color = read_obj("meshes/mugs/mug_01.obj")
-        >>> vertices.shape[1], faces.shape[1]
-        (3, 3)
+        >>> _ = Path("square.obj").write_text("v 0 0 0\nv 1 0 0\nv 1 1 0\nv 0 1 0\nf 1 2 3 4\n")  # one quad
+        >>> vertices, faces, color = read_obj("square.obj")
+        >>> vertices.shape, faces.tolist(), color  # the quad fanned into two triangles; no material
+        ((4, 3), [[0, 1, 2], [0, 2, 3]], None)
         ```
     """
     vertices, faces, colors = _read_obj_faces(Path(path))
@@ -64,12 +71,13 @@ def read_obj(path: Path) -> tuple[np.ndarray, np.ndarray, tuple | None]:
 
 
 def read_mtl_colors(path: Path) -> dict[str, tuple]:
-    """`material name -> (r, g, b, 1)` from the `Kd` lines of an MTL file.
+    r"""`material name -> (r, g, b, 1)` from the `Kd` lines of an MTL file.
 
     Example:
         ```py
-        >>> read_mtl_colors("meshes/mugs/mug_01.mtl")
-        {'body': (0.8, 0.2, 0.2, 1.0)}
+        >>> _ = Path("mug.mtl").write_text("newmtl body\nKa 0 0 0\nKd 0.8 0.2 0.2\n\nnewmtl handle\nKd 0.1 0.1 0.1\n")
+        >>> read_mtl_colors("mug.mtl")
+        {'body': (0.8, 0.2, 0.2, 1.0), 'handle': (0.1, 0.1, 0.1, 1.0)}
         ```
     """
     colors, name = {}, None
@@ -83,13 +91,16 @@ def read_mtl_colors(path: Path) -> dict[str, tuple]:
 
 
 def read_stl(path: Path) -> tuple[np.ndarray, np.ndarray, None]:
-    """Vertices and triangles of a binary or ASCII STL file (STL has no colour).
+    r"""Vertices and triangles of a binary or ASCII STL file (STL has no colour).
 
     Example:
         ```py
-        >>> vertices, faces, color = read_stl("meshes/bracket.stl")
-        >>> color is None
-        True
+        >>> _ = Path("triangle.stl").write_text(  # ASCII STL: one facet
+        ...     "solid t\nfacet normal 0 0 1\nouter loop\nvertex 0 0 0\nvertex 1 0 0\nvertex 0 1 0\n"
+        ...     "endloop\nendfacet\nendsolid t\n")
+        >>> vertices, faces, color = read_stl("triangle.stl")
+        >>> vertices.shape, faces.tolist(), color
+        ((3, 3), [[0, 1, 2]], None)
         ```
     """
     data = Path(path).read_bytes()
@@ -132,7 +143,17 @@ def read_mesh(path) -> tuple[np.ndarray, np.ndarray, tuple | None]:
 
     Example:
         ```py
+        >>> from viewfusion_diffusers.data.categories import make_object
+        >>> write_obj_parts("chair.obj", make_object("chair", 3))
         >>> vertices, triangles, color = read_mesh("chair.obj")
+        >>> vertices.shape, triangles.shape, color
+        ((168, 3), (280, 3), (0.752, 0.758, 0.788, 1.0))
+        >>> write_obj("flat.obj", np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0]]), np.array([[0, 1, 2]]))
+        >>> read_mesh("flat.obj")
+        Traceback (most recent call last):
+        ...
+        viewfusion_diffusers.data.meshes.MeshError: flat.obj: the mesh is degenerate
+        (zero volume: its extent is [1.0, 1.0, 0.0])
         ```
     """
     path = Path(path)
@@ -153,8 +174,17 @@ def read_mesh_parts(path) -> list[tuple[np.ndarray, np.ndarray, tuple | None]]:
 
     Example:
         ```py
+        >>> from viewfusion_diffusers.data.categories import make_object
+        >>> write_obj_parts("car/0001.obj", make_object("car", 1))  # 17 parts in 7 colours
         >>> for vertices, triangles, color in read_mesh_parts("car/0001.obj"):  # body paint, windows, tyres, ...
         ...     print(len(triangles), color)
+        36 (0.399, 0.131, 0.342, 1.0)
+        12 (0.12, 0.16, 0.22, 1.0)
+        288 (0.06, 0.06, 0.06, 1.0)
+        192 (0.622, 0.592, 0.622, 1.0)
+        24 (0.98, 0.95, 0.75, 1.0)
+        24 (0.85, 0.05, 0.05, 1.0)
+        24 (0.114, 0.077, 0.059, 1.0)
         ```
     """
     path = Path(path)

@@ -73,7 +73,14 @@ def object_bounds(client, body: int) -> tuple[np.ndarray, np.ndarray]:
 
     Example:
         ```py
+        >>> import pybullet as p
+        >>> import pybullet_data
+        >>> client = p.connect(p.DIRECT)
+        >>> p.setAdditionalSearchPath(pybullet_data.getDataPath(), physicsClientId=client)
         >>> lower, upper = object_bounds(client, p.loadURDF("duck_vhacd.urdf", physicsClientId=client))
+        >>> (upper - lower).round(3)  # the duck's size in world units
+        array([0.091, 0.085, 0.066])
+        >>> p.disconnect(client)
         ```
     """
     p = import_optional("pybullet", "render")
@@ -96,9 +103,15 @@ def render_body(client, body, resolution: int = 64, supersample: int = 2, bounds
 
     Example:
         ```py
+        >>> import pybullet as p
+        >>> import pybullet_data
         >>> client = p.connect(p.DIRECT)
+        >>> p.setAdditionalSearchPath(pybullet_data.getDataPath(), physicsClientId=client)
         >>> body = p.loadURDF("duck_vhacd.urdf", physicsClientId=client)
-        >>> images, cameras, center, radius = render_body(client, body)
+        >>> images, cameras, center, radius = render_body(client, body, resolution=32)
+        >>> images.shape, cameras["world_mat_0"].shape, round(radius, 3)
+        ((24, 32, 32, 3), (4, 4), 0.07)
+        >>> p.disconnect(client)
         ```
     """
     p = import_optional("pybullet", "render")
@@ -207,7 +220,12 @@ def render_mesh(mesh_path, resolution: int = 64, color=None, supersample: int = 
 
     Example:
         ```py
-        >>> images, cameras, center, radius = render_mesh("meshes/mugs/mug_01.obj", up="y")
+        >>> from viewfusion_diffusers.data.categories import make_object
+        >>> from viewfusion_diffusers.data.meshes import write_obj_parts
+        >>> write_obj_parts("meshes/lamps/lamp_01.obj", make_object("lamp", 1))  # Z-up, with its colours
+        >>> images, cameras, center, radius = render_mesh("meshes/lamps/lamp_01.obj", resolution=32)  # Y-up: up="y"
+        >>> images.shape
+        (24, 32, 32, 3)
         ```
     """
     if up not in UP_ROTATIONS:
@@ -458,6 +476,7 @@ def main(argv=None) -> int:
     Example:
         ```py
         >>> main(["--output_dir", "data/tiny", "--source", "categories", "--limit", "2", "--resolution", "16"])
+        Rendered 26 objects (... s each), 0 already there, into data/tiny
         0
         ```
     """
@@ -472,7 +491,13 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     Example:
         ```py
         >>> parser = build_parser()
-        >>> run(parser.parse_args(["--output_dir", "data/tiny", "--source", "categories", "--limit", "2"]), parser)
+        >>> args = parser.parse_args(["--output_dir", "data/tiny", "--source", "categories", "--limit", "1",
+        ...                           "--resolution", "32"])
+        >>> run(args, parser)
+        Rendered 13 objects (... s each), 0 already there, into data/tiny
+        0
+        >>> run(args, parser)  # again: everything is there already
+        Rendered 0 objects (... s each), 13 already there, into data/tiny
         0
         ```
     """

@@ -155,6 +155,9 @@ class TrainingBatch:
 
         Example:
             ```py
+            >>> from viewfusion_diffusers.data.dataset import NMRDataset
+            >>> train = ViewFusionTrainDataset(NMRDataset("data/pybullet-64"))
+            >>> loader = torch.utils.data.DataLoader(train, batch_size=8, collate_fn=collate_views, pin_memory=True)
             >>> batch = next(iter(loader)).to("cuda")
             >>> batch.target.device.type, batch.num_views.device.type
             ('cuda', 'cpu')
@@ -169,7 +172,12 @@ class TrainingBatch:
 
         Example:
             ```py
-            >>> collate_views([dataset[0], dataset[1]]).pin_memory().input_views.is_pinned()
+            >>> from viewfusion_diffusers.data.dataset import NMRDataset
+            >>> train = ViewFusionTrainDataset(NMRDataset("data/pybullet-64"))
+            >>> on_gpu = torch.cuda.is_available()  # pinned memory is for copies to a GPU; a CPU build has none
+            >>> loader = torch.utils.data.DataLoader(train, batch_size=8, collate_fn=collate_views, pin_memory=on_gpu)
+            >>> batch = next(iter(loader))  # the loader calls `batch.pin_memory()` when pinning
+            >>> batch.input_views.is_pinned() == on_gpu
             True
             ```
         """
@@ -191,10 +199,16 @@ class ViewFusionTrainDataset(torch.utils.data.Dataset):
 
     Example:
         ```py
+        >>> from viewfusion_diffusers.data.dataset import NMRDataset
         >>> train = ViewFusionTrainDataset(NMRDataset("data/pybullet-64"), max_views=6)
-        >>> loader = torch.utils.data.DataLoader(train, batch_size=8, collate_fn=collate_views)
-        >>> train[0].input_views.shape[0] == int(train[0].num_views)
-        True
+        >>> sample = train[0]  # object 0: a target view and N input views
+        >>> sample.num_views, sample.input_views.shape, sample.target.shape
+        (tensor([3]), torch.Size([3, 3, 64, 64]), torch.Size([1, 3, 64, 64]))
+        >>> shuffle = EpochPermutationSampler(len(train), seed=0)  # call its `set_epoch` and the dataset's each epoch
+        >>> loader = torch.utils.data.DataLoader(train, batch_size=8, sampler=shuffle, collate_fn=collate_views)
+        >>> batch = next(iter(loader))
+        >>> batch.object_indices.tolist(), batch.num_views.tolist(), batch.input_views.shape
+        ([2, 10, 3, 12, 0, 4, 7, 5], [6, 4, 5, 1, 3, 1, 6, 6], torch.Size([32, 3, 64, 64]))
         ```
     """
 
@@ -222,9 +236,11 @@ def collate_views(samples: list[TrainingBatch]) -> TrainingBatch:
 
     Example:
         ```py
+        >>> from viewfusion_diffusers.data.dataset import NMRDataset
+        >>> train = ViewFusionTrainDataset(NMRDataset("data/pybullet-64"))
         >>> batch = collate_views([train[0], train[1], train[2]])
-        >>> batch.target.shape[0], batch.input_views.shape[0] == int(batch.num_views.sum())
-        (3, True)
+        >>> batch.target.shape, batch.num_views.tolist(), batch.input_views.shape  # 3 + 3 + 6 input views
+        (torch.Size([3, 3, 64, 64]), [3, 3, 6], torch.Size([12, 3, 64, 64]))
         ```
     """
     def concatenated(name):
@@ -276,9 +292,10 @@ def load_views_in_memory(objects, resolution: int | None = None, device=None, nu
 
     Example:
         ```py
+        >>> from viewfusion_diffusers.data.dataset import NMRDataset
         >>> views = load_views_in_memory(NMRDataset("data/pybullet-64"), device="cuda")
-        >>> views.shape, views.dtype
-        (torch.Size([..., 24, 3, 64, 64]), torch.uint8)
+        >>> views.shape, views.dtype, views.device.type  # (objects of the train split, 24 views, C, H, W)
+        (torch.Size([..., 24, 3, 64, 64]), torch.uint8, 'cuda')
         ```
     """
     if len(objects) == 0:
@@ -324,10 +341,13 @@ class InMemoryViewSampler:
 
     Example:
         ```py
+        >>> from viewfusion_diffusers.data.dataset import NMRDataset
         >>> sampler = InMemoryViewSampler(load_views_in_memory(NMRDataset("data/pybullet-64")), batch_size=8)
+        >>> sampler.steps_per_epoch  # 18 objects: two full batches of 8 an epoch
+        2
         >>> batch = sampler.batch(step=0)
-        >>> batch.input_views.shape[0] == int(batch.num_views.sum())
-        True
+        >>> batch.object_indices.tolist(), batch.num_views.tolist(), batch.input_views.shape
+        ([2, 10, 3, 12, 0, 4, 7, 5], [2, 4, 4, 2, 4, 1, 3, 4], torch.Size([24, 3, 64, 64]))
         ```
     """
 
@@ -406,7 +426,12 @@ def draw_step_noise(batch_size: int, image_shape, num_train_timesteps: int, pose
         >>> noise = draw_step_noise(8, (3, 64, 64), 1000, pose_dropout=0.5, seed=step_seed(0, 0))
         >>> noise["noise"].shape, noise["timesteps"].shape, noise["posed"].dtype
         (torch.Size([8, 3, 64, 64]), torch.Size([8]), torch.bool)
+        >>> noise["timesteps"].tolist(), noise["posed"].tolist()  # the same for every run with this seed
+        ([647, 856, 54, 730, 930, 510, 349, 304], [False, True, False, False, False, True, False, True])
+        >>> sampler = InMemoryViewSampler(torch.zeros(8, 24, 3, 64, 64, dtype=torch.uint8), batch_size=8)
         >>> batch = replace(sampler.batch(0), **noise)  # a batch of 8 with its step's draws
+        >>> batch.noise.shape == batch.target.shape
+        True
         ```
     """
     device = torch.device(device or "cpu")

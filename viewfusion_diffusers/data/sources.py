@@ -89,8 +89,12 @@ def list_mesh_sources(meshes_dir) -> list[tuple[str, str, str]]:
 
     Example:
         ```py
-        >>> list_mesh_sources("my_meshes/")[0]
-        ('mugs', 'mug_01', 'my_meshes/mugs/mug_01.obj')
+        >>> from viewfusion_diffusers.data.categories import make_object
+        >>> from viewfusion_diffusers.data.meshes import write_obj_parts
+        >>> write_obj_parts("my_meshes/lamps/lamp_01.obj", make_object("lamp", 1))  # and lamp_01.mtl beside it
+        >>> write_obj_parts("my_meshes/chair.obj", make_object("chair", 3))
+        >>> list_mesh_sources("my_meshes/")
+        [('meshes', 'chair', 'my_meshes/chair.obj'), ('lamps', 'lamp_01', 'my_meshes/lamps/lamp_01.obj')]
         ```
     """
     root = Path(meshes_dir)

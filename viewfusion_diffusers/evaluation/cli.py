@@ -117,8 +117,17 @@ def run(args: argparse.Namespace) -> int:
 
     Example:
         ```py
-        >>> run(parse_args(["--data_dir", "data/pybullet-64", "--num_objects", "20"]))
+        >>> args = parse_args(["--data_dir", "data/pybullet-64", "--num_objects", "1", "--num_views", "3",
+        ...                    "--num_inference_steps", "2", "--device", "cpu"])  # all objects, 50 steps: real numbers
+        >>> run(args)
+        | method | num_views | n | PSNR ↑ | SSIM ↑ | LPIPS ↓ | pose ±15° ↑ | s / sample |
+        |---|---|---|---|---|---|---|---|
+        | viewfusion | 3 | 1 | 10.27 ± 0.00 | 0.1256 ± 0.0000 | 0.6981 ± 0.0000 | 0% ± 0 | ... |
+        ...
+        Wrote eval/viewfusion-pybullet-64-test/results.md
         0
+        >>> run(parse_args(["--data_dir", "data/missing"]))  # the message goes to stderr
+        2
         ```
     """
     from .methods import SamplerStudySettings
@@ -154,7 +163,16 @@ def main(argv=None) -> int:
 
     Example:
         ```py
-        >>> main(["--data_dir", "data/pybullet-64", "--num_objects", "50", "--posed"])
+        >>> # For real numbers leave out --num_objects (default: all objects) and --num_inference_steps (50).
+        >>> main(["--data_dir", "data/pybullet-64", "--posed", "--methods", "viewfusion", "viewfusion_posed",
+        ...       "--num_objects", "1", "--num_views", "3", "--num_inference_steps", "2", "--device", "cpu"])
+        | method | num_views | n | PSNR ↑ | SSIM ↑ | LPIPS ↓ | pose ±15° ↑ | s / sample |
+        |---|---|---|---|---|---|---|---|
+        | viewfusion | 3 | 1 | 10.27 ± 0.00 | 0.1256 ± 0.0000 | 0.6981 ± 0.0000 | 0% ± 0 | ... |
+        | viewfusion_posed | 3 | 1 | 10.35 ± 0.00 | 0.1239 ± 0.0000 | 0.6990 ± 0.0000 | 0% ± 0 | ... |
+        | nearest_view | 3 | 1 | 11.88 ± 0.00 | 0.3678 ± 0.0000 | 0.1714 ± 0.0000 | 100% ± 0 | 0.00 |
+        | mean_view | 3 | 1 | 12.73 ± 0.00 | 0.2397 ± 0.0000 | 0.2859 ± 0.0000 | 0% ± 0 | 0.00 |
+        Wrote eval/viewfusion-pybullet-64-test/results.md
         0
         ```
     """

@@ -15,6 +15,7 @@ class EvalMethod:
     Example:
         ```py
         >>> EvalMethod("equal_weights_posed", weighting=False, posed=True)
+        EvalMethod(name='equal_weights_posed', weighting=False, posed=True)
         ```
     """
 
@@ -71,6 +72,7 @@ class SamplerStudySettings:
     Example:
         ```py
         >>> SamplerStudySettings(schedulers=("ddim", "unipc"), steps=(10, 20), num_samples=16)
+        SamplerStudySettings(schedulers=('ddim', 'unipc'), steps=(10, 20), num_samples=16)
         ```
     """
 

@@ -44,7 +44,14 @@ def results_table(records, group_keys=("method", "num_views")) -> str:
 
     Example:
         ```py
+        >>> results = json.load(open("examples/results/2026-11-25-cpu-2core/eval-ddpm50.json"))  # a past evaluation
         >>> print(results_table(results["records"], group_keys=("method", "category")))
+        | method | category | n | PSNR ↑ | SSIM ↑ | LPIPS ↓ | pose ±15° ↑ | s / sample |
+        |---|---|---|---|---|---|---|---|
+        | viewfusion | random_urdfs | 120 | 14.01 ± 0.33 | 0.6159 ± 0.0140 | 0.2648 ± 0.0107 | 28% ± 8 | 2.65 |
+        | equal_weights | random_urdfs | 120 | 13.96 ± 0.33 | 0.6163 ± 0.0139 | 0.2665 ± 0.0109 | 26% ± 8 | 2.61 |
+        | nearest_view | random_urdfs | 120 | 14.45 ± 0.53 | 0.6414 ± 0.0210 | 0.1762 ± 0.0155 | 38% ± 9 | 0.00 |
+        | mean_view | random_urdfs | 120 | 14.48 ± 0.40 | 0.5827 ± 0.0184 | 0.2561 ± 0.0124 | 13% ± 6 | 0.00 |
         ```
     """
     groups = defaultdict(list)
@@ -93,7 +100,18 @@ def paired_table(records) -> str:
 
     Example:
         ```py
-        >>> print(paired_table(results["records"]))
+        >>> results = json.load(open("examples/results/2026-11-25-cpu-2core/eval-ddpm50.json"))  # a past evaluation
+        >>> print(paired_table([record for record in results["records"] if record["num_views"] in (1, 6)]))
+        | comparison | N | n | LPIPS difference (paired) | first method's LPIPS is |
+        |---|---|---|---|---|
+        | viewfusion − equal_weights | 1 | 20 | +0.0000 ± 0.0000 | no clear difference |
+        | viewfusion − nearest_view | 1 | 20 | +0.0440 ± 0.0290 | higher |
+        | equal_weights − nearest_view | 1 | 20 | +0.0440 ± 0.0290 | higher |
+        | mean_view − nearest_view | 1 | 20 | +0.0000 ± 0.0000 | no clear difference |
+        | viewfusion − equal_weights | 6 | 20 | -0.0034 ± 0.0039 | no clear difference |
+        | viewfusion − nearest_view | 6 | 20 | +0.1191 ± 0.0359 | higher |
+        | equal_weights − nearest_view | 6 | 20 | +0.1225 ± 0.0347 | higher |
+        | mean_view − nearest_view | 6 | 20 | +0.1448 ± 0.0248 | higher |
         ```
     """
     lines = ["| comparison | N | n | LPIPS difference (paired) | first method's LPIPS is |", "|---|---|---|---|---|"]
@@ -111,8 +129,18 @@ def comparison_to_run_table(records, other_records, methods=("viewfusion", "view
 
     Example:
         ```py
-        >>> other = json.load(open("eval/old-weights-test/results.json"))
+        >>> # Two viewfusion-eval runs on the same samples: DDPM and DDIM, both with 50 steps.
+        >>> results = json.load(open("examples/results/2026-11-25-cpu-2core/eval-ddpm50.json"))
+        >>> other = json.load(open("examples/results/2026-11-25-cpu-2core/eval-ddim50.json"))
         >>> print(comparison_to_run_table(results["records"], other["records"]))
+        | method | N | n | LPIPS − other run's (paired) | this run's LPIPS is |
+        |---|---|---|---|---|
+        | viewfusion | 1 | 20 | -0.0560 ± 0.0179 | lower |
+        | viewfusion | 2 | 20 | -0.0229 ± 0.0129 | lower |
+        | viewfusion | 3 | 20 | -0.0522 ± 0.0217 | lower |
+        | viewfusion | 4 | 20 | -0.0430 ± 0.0230 | lower |
+        | viewfusion | 5 | 20 | -0.0340 ± 0.0148 | lower |
+        | viewfusion | 6 | 20 | -0.0329 ± 0.0289 | lower |
         ```
     """
     lines = ["| method | N | n | LPIPS − other run's (paired) | this run's LPIPS is |", "|---|---|---|---|---|"]
@@ -128,7 +156,17 @@ def sampler_study_table(rows) -> str:
 
     Example:
         ```py
-        >>> print(sampler_study_table(results["sampler_study"]))
+        >>> # A viewfusion-eval run with --sampler_study, on 8 samples with 6 input views:
+        >>> results = json.load(open("examples/results/2026-11-25-cpu-2core/sampler-study-n6.json"))
+        >>> rows = [row for row in results["sampler_study"] if row["steps"] in (2000, 50)]  # every sampler at 50 steps
+        >>> print(sampler_study_table(rows))
+        | scheduler | steps | s / sample | PSNR ↑ | SSIM ↑ | LPIPS ↓ | LPIPS − DDPM's (paired) |
+        |---|---|---|---|---|---|---|
+        | ddpm | 2000 | 212.36 | 13.6756 ± 1.5530 | 0.5922 ± 0.0634 | 0.2518 ± 0.0387 |  |
+        | ddim | 50 | 5.17 | 14.0573 ± 1.9332 | 0.5902 ± 0.0745 | 0.2865 ± 0.0470 | +0.0347 ± 0.0152 |
+        | ddpm | 50 | 4.93 | 14.4243 ± 2.0412 | 0.6091 ± 0.0824 | 0.2532 ± 0.0565 | +0.0014 ± 0.0323 |
+        | dpmsolver-sde | 50 | 5.01 | 14.2186 ± 1.9993 | 0.6060 ± 0.0827 | 0.2553 ± 0.0604 | +0.0035 ± 0.0350 |
+        | unipc | 50 | 5.21 | 13.8402 ± 1.9020 | 0.5756 ± 0.0747 | 0.3154 ± 0.0438 | +0.0636 ± 0.0118 |
         ```
     """
     lines = ["| scheduler | steps | s / sample | PSNR ↑ | SSIM ↑ | LPIPS ↓ | LPIPS − DDPM's (paired) |", "|---|---|---|---|---|---|---|"]
@@ -174,8 +212,16 @@ def labelled_grid(rows: list[np.ndarray], num_slots: int, with_truth: bool = Tru
 
     Example:
         ```py
-        >>> row = comparison_row(inputs, output, truth, weights, num_slots=3)
-        >>> PIL.Image.fromarray(labelled_grid([row], num_slots=3)).save("grid.png")
+        >>> from viewfusion_diffusers import ViewFusionPipeline
+        >>> pipe = ViewFusionPipeline.from_pretrained("pipelines/viewfusion-pybullet-64")
+        >>> inputs = [np.asarray(PIL.Image.open(f"examples/views/object025_az{a:03d}.png")) for a in (0, 90)]
+        >>> truth = np.asarray(PIL.Image.open("examples/views/object025_az180.png"))
+        >>> out = pipe(inputs, target_azimuth=180.0, num_inference_steps=2, output_type="np")  # 50 steps: a real view
+        >>> row = comparison_row(inputs, out.images[0], truth, out.view_weights[0], num_slots=3)
+        >>> grid = labelled_grid([row], num_slots=3)
+        >>> grid.shape  # a 14-pixel header over one row of 3 inputs | output | truth | 3 weight maps
+        (78, 512, 3)
+        >>> PIL.Image.fromarray(grid).save("grid.png")
         ```
     """
     header = grid_header(rows[0].shape[0], num_slots, with_truth)
@@ -190,8 +236,17 @@ def grid_rows(batch, images, view_weights, num_slots: int) -> list[tuple[int, np
 
     Example:
         ```py
-        >>> images, weights = sample_pipeline(pipe, batch, seeds, EvalMethod("viewfusion"), 50)
-        >>> rows = grid_rows(batch, images, weights, num_slots=6)
+        >>> from viewfusion_diffusers import ViewFusionPipeline
+        >>> from viewfusion_diffusers.data import NMRDataset, make_eval_samples
+        >>> from viewfusion_diffusers.evaluation import EvalBatch, EvalMethod
+        >>> from viewfusion_diffusers.evaluation.samples import sample_pipeline
+        >>> pipe = ViewFusionPipeline.from_pretrained("pipelines/viewfusion-pybullet-64")
+        >>> dataset = NMRDataset("data/pybullet-64", split="test")
+        >>> batch = EvalBatch.load(dataset, make_eval_samples(dataset, num_views=(1, 3), num_objects=1))
+        >>> images, weights = sample_pipeline(pipe, batch, [0, 1], EvalMethod("viewfusion"), num_inference_steps=2)
+        >>> rows = grid_rows(batch, images, weights, num_slots=3)
+        >>> [(num_views, row.shape) for num_views, row in rows]  # inputs | output | truth | weights, 64 pixels each
+        [(1, (64, 512, 3)), (3, (64, 512, 3))]
         ```
     """
     as_hwc = lambda image: image.permute(1, 2, 0).cpu().numpy()
@@ -208,7 +263,11 @@ def results_markdown(results: dict, compare_to: dict | None = None) -> str:
 
     Example:
         ```py
-        >>> print(results_markdown(json.load(open("eval/viewfusion-pybullet-64-test/results.json"))))
+        >>> markdown = results_markdown(json.load(open("examples/results/2026-11-25-cpu-2core/eval-ddpm50.json")))
+        >>> print("\\n".join(line for line in markdown.splitlines() if line.startswith("#")))  # its sections
+        # Evaluation of `pipelines/viewfusion-pybullet-64`
+        ## Paired differences (same samples and noise)
+        ## Per category (all numbers of views)
         ```
     """
     records, config = results["records"], results["config"]
@@ -250,7 +309,10 @@ def write_results(results: dict, grids: dict[str, list[tuple[int, np.ndarray]]],
 
     Example:
         ```py
-        >>> write_results(results, {"viewfusion": rows}, "eval/run", num_slots=6)
+        >>> results = json.load(open("examples/results/2026-11-25-cpu-2core/eval-ddpm50.json"))  # a past evaluation
+        >>> write_results(results, {}, "eval/ddpm50", num_slots=6)  # its results.json and results.md again; no grids
+        >>> sorted(os.listdir("eval/ddpm50"))
+        ['results.json', 'results.md']
         ```
     """
     os.makedirs(output_dir, exist_ok=True)

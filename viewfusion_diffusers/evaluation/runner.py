@@ -33,7 +33,13 @@ def pipeline_fingerprint(pipeline: ViewFusionPipeline) -> str:
 
     Example:
         ```py
-        >>> pipeline_fingerprint(ViewFusionPipeline.from_pretrained("pipelines/viewfusion-pybullet-64"))[:12]
+        >>> pipe = ViewFusionPipeline.from_pretrained("pipelines/viewfusion-pybullet-64")
+        >>> fingerprint = pipeline_fingerprint(pipe)
+        >>> fingerprint[:12]
+        'd5dde5543bf1'
+        >>> pipe.save_pretrained("outputs/copy")
+        >>> pipeline_fingerprint(ViewFusionPipeline.from_pretrained("outputs/copy")) == fingerprint  # from any folder
+        True
         ```
     """
     config = {key: value for key, value in pipeline.unet.config.items() if not key.startswith("_")}
@@ -50,7 +56,7 @@ def is_posed_pipeline(pipeline: ViewFusionPipeline) -> bool:
     Example:
         ```py
         >>> is_posed_pipeline(ViewFusionPipeline.from_pretrained("pipelines/viewfusion-pybullet-64"))
-        False
+        True
         ```
     """
     return bool(getattr(pipeline.unet.config, "relative_pose", False))
@@ -63,9 +69,16 @@ def evaluate_batch(pipeline, batch: EvalBatch, seeds, lpips: LPIPS, methods=pipe
 
     Example:
         ```py
-        >>> batch = EvalBatch.load(dataset, samples[:8])
-        >>> records, grids = evaluate_batch(pipe, batch, seeds=range(8), lpips=LPIPS.from_pretrained(),
-        ...                                 methods=pipeline_methods(posed=True), num_inference_steps=50)
+        >>> pipe = ViewFusionPipeline.from_pretrained("pipelines/viewfusion-pybullet-64")
+        >>> dataset = NMRDataset("data/pybullet-64", split="test")
+        >>> batch = EvalBatch.load(dataset, make_eval_samples(dataset, num_views=(3,), num_objects=1))
+        >>> methods = [EvalMethod("viewfusion"), EvalMethod("viewfusion_posed", posed=True)]
+        >>> records, grids = evaluate_batch(pipe, batch, seeds=[0], lpips=LPIPS.from_pretrained(), methods=methods,
+        ...                                 num_inference_steps=2)  # 50 steps for real numbers
+        >>> [(record["method"], round(record["lpips"], 2)) for record in records]
+        [('viewfusion', 0.7), ('viewfusion_posed', 0.7), ('nearest_view', 0.17), ('mean_view', 0.29)]
+        >>> {name: [(num_views, row.shape) for num_views, row in rows] for name, rows in grids.items()}
+        {'viewfusion': [(3, (64, 512, 3))], 'viewfusion_posed': [(3, (64, 512, 3))]}
         ```
     """
     num_grid_slots = num_grid_slots or max(s.num_views for s in batch.samples)
@@ -132,7 +145,11 @@ def run_evaluation(
     Example:
         ```py
         >>> results = run_evaluation("pipelines/viewfusion-pybullet-64", "data/pybullet-64", "eval/test",
-        ...                          num_views=(1, 3), num_objects=50, posed=False)
+        ...                          num_views=(3,), num_objects=1, num_inference_steps=2)  # 50 steps for real numbers
+        >>> results["num_samples"], [record["method"] for record in results["records"]]
+        (1, ['viewfusion', 'equal_weights', 'nearest_view', 'mean_view'])
+        >>> sorted(os.listdir("eval/test"))
+        ['grid_3_views.png', 'results.json', 'results.md']
         ```
     """
     # accelerate splits the samples between the processes of an `accelerate launch` (one process otherwise).

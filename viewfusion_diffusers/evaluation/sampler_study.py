@@ -22,8 +22,23 @@ def run_sampler_study(pipeline, dataset, samples, seeds, lpips, device, state, s
 
     Example:
         ```py
-        >>> rows = run_sampler_study(pipe, dataset, samples, seeds, lpips, "cpu", PartialState(), SamplerStudySettings())
-        >>> print(sampler_study_table(rows))
+        >>> from accelerate import PartialState
+        >>> from diffusers import DDPMScheduler
+        >>> from viewfusion_diffusers import ViewFusionPipeline
+        >>> from viewfusion_diffusers.data import NMRDataset, make_eval_samples
+        >>> from viewfusion_diffusers.metrics import LPIPS
+        >>> pipe = ViewFusionPipeline.from_pretrained("pipelines/viewfusion-pybullet-64")
+        >>> # Full DDPM runs all 2,000 training steps; a 4-step schedule keeps this example short.
+        >>> pipe.scheduler = DDPMScheduler.from_config(pipe.scheduler.config, num_train_timesteps=4)
+        >>> dataset = NMRDataset("data/pybullet-64", split="test")
+        >>> samples = make_eval_samples(dataset, num_views=(1,))
+        >>> settings = SamplerStudySettings(schedulers=("ddim",), steps=(2,), num_samples=1)
+        >>> rows = run_sampler_study(pipe, dataset, samples, seeds=[0, 1], lpips=LPIPS.from_pretrained(), device="cpu",
+        ...                          state=PartialState(), settings=settings)
+        >>> [(row["scheduler"], row["steps"]) for row in rows]  # full DDPM first
+        [('ddpm', 4), ('ddim', 2)]
+        >>> sorted(rows[0])
+        ['lpips', 'lpips_per_sample', 'num_views', 'psnr', 'scheduler', 'seconds_per_sample', 'ssim', 'steps']
         ```
     """
     subset = samples[: settings.num_samples]

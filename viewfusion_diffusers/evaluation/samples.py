@@ -60,8 +60,13 @@ class EvalBatch:
 
         Example:
             ```py
+            >>> from viewfusion_diffusers.data import NMRDataset, make_eval_samples
             >>> dataset = NMRDataset("data/pybullet-64", split="test")
-            >>> batch = EvalBatch.load(dataset, make_eval_samples(dataset, num_views=(3,))[:8])
+            >>> batch = EvalBatch.load(dataset, make_eval_samples(dataset, num_views=(3,)))  # the 2 test objects
+            >>> batch.targets.shape, batch.input_views[0].shape, batch.object_views[0].shape
+            (torch.Size([2, 3, 64, 64]), torch.Size([3, 3, 64, 64]), torch.Size([24, 3, 64, 64]))
+            >>> batch.target_azimuths, batch.input_azimuths
+            ([300.0, 180.0], [[270.0, 60.0, 315.0], [165.0, 270.0, 300.0]])
             ```
         """
         object_views, input_views, targets = [], [], []
@@ -90,8 +95,11 @@ def baseline_predictions(batch: EvalBatch) -> dict[str, torch.Tensor]:
 
     Example:
         ```py
-        >>> baseline_predictions(batch)["nearest_view"].shape
-        torch.Size([8, 3, 64, 64])
+        >>> from viewfusion_diffusers.data import NMRDataset, make_eval_samples
+        >>> dataset = NMRDataset("data/pybullet-64", split="test")
+        >>> batch = EvalBatch.load(dataset, make_eval_samples(dataset, num_views=(3,)))
+        >>> {name: images.shape for name, images in baseline_predictions(batch).items()}
+        {'nearest_view': torch.Size([2, 3, 64, 64]), 'mean_view': torch.Size([2, 3, 64, 64])}
         ```
     """
     nearest = [
@@ -112,7 +120,15 @@ def sample_pipeline(pipeline, batch: EvalBatch, seeds, method: EvalMethod, num_i
 
     Example:
         ```py
-        >>> images, weights = sample_pipeline(pipe, batch, [0, 1], EvalMethod("viewfusion_posed", posed=True), 50)
+        >>> from viewfusion_diffusers import ViewFusionPipeline
+        >>> from viewfusion_diffusers.data import NMRDataset, make_eval_samples
+        >>> pipe = ViewFusionPipeline.from_pretrained("pipelines/viewfusion-pybullet-64")
+        >>> dataset = NMRDataset("data/pybullet-64", split="test")
+        >>> batch = EvalBatch.load(dataset, make_eval_samples(dataset, num_views=(1, 3), num_objects=1))
+        >>> method = EvalMethod("viewfusion_posed", posed=True)
+        >>> images, weights = sample_pipeline(pipe, batch, [0, 1], method, num_inference_steps=2)  # 50 for real views
+        >>> images.shape, [w.shape for w in weights]
+        (torch.Size([2, 3, 64, 64]), [torch.Size([1, 3, 64, 64]), torch.Size([3, 3, 64, 64])])
         ```
     """
     generators = [torch.Generator().manual_seed(seed) for seed in seeds]

@@ -13,8 +13,13 @@ def score(prediction: torch.Tensor, target: torch.Tensor, lpips: LPIPS) -> dict[
 
     Example:
         ```py
-        >>> score(images, targets, LPIPS.from_pretrained())["lpips"].shape
-        (8,)
+        >>> from viewfusion_diffusers.data import NMRDataset, make_eval_samples
+        >>> from viewfusion_diffusers.evaluation import baseline_predictions
+        >>> dataset = NMRDataset("data/pybullet-64", split="test")
+        >>> batch = EvalBatch.load(dataset, make_eval_samples(dataset, num_views=(3,)))
+        >>> metrics = score(baseline_predictions(batch)["mean_view"], batch.targets, LPIPS.from_pretrained())
+        >>> metrics["psnr"].round(2), metrics["lpips"].round(3)  # one value per image
+        (array([12.73, 14.66], dtype=float32), array([0.286, 0.202], dtype=float32))
         ```
     """
     with torch.no_grad():
@@ -35,9 +40,18 @@ def view_distances(predictions: dict[str, torch.Tensor], object_views: list[torc
 
     Example:
         ```py
-        >>> distances = view_distances({"viewfusion": images}, batch.object_views, lpips)
-        >>> distances["viewfusion"].shape
-        torch.Size([8, 24])
+        >>> from viewfusion_diffusers.data import NMRDataset, make_eval_samples
+        >>> from viewfusion_diffusers.evaluation import baseline_predictions
+        >>> dataset = NMRDataset("data/pybullet-64", split="test")
+        >>> samples = make_eval_samples(dataset, num_views=(1, 3), num_objects=1)  # one object, with 1 and 3 views
+        >>> batch = EvalBatch.load(dataset, samples)
+        >>> predictions = {"truth": batch.targets, **baseline_predictions(batch)}
+        >>> keys = [(s.category, s.object_id) for s in samples]  # the same object: its views' features computed once
+        >>> distances = view_distances(predictions, batch.object_views, LPIPS.from_pretrained(), object_keys=keys)
+        >>> distances["mean_view"].shape
+        torch.Size([2, 24])
+        >>> distances["truth"].argmin(dim=1), [s.target_index for s in samples]  # a true view is its own closest
+        (tensor([20, 20]), [20, 20])
         ```
     """
     object_keys = list(range(len(object_views))) if object_keys is None else list(object_keys)
@@ -63,8 +77,16 @@ def closest_view_errors(images: torch.Tensor, object_views: list[torch.Tensor], 
 
     Example:
         ```py
-        >>> closest_view_errors(batch.targets, batch.object_views, [s.target_index for s in batch.samples], lpips)
-        [0.0, 0.0, ...]
+        >>> from viewfusion_diffusers.data import NMRDataset, make_eval_samples
+        >>> from viewfusion_diffusers.evaluation import baseline_predictions
+        >>> dataset = NMRDataset("data/pybullet-64", split="test")
+        >>> batch = EvalBatch.load(dataset, make_eval_samples(dataset, num_views=(3,), num_objects=1))
+        >>> lpips = LPIPS.from_pretrained()
+        >>> target_indices = [s.target_index for s in batch.samples]
+        >>> closest_view_errors(batch.targets, batch.object_views, target_indices, lpips)  # the truth: 0 degrees
+        [0.0]
+        >>> closest_view_errors(baseline_predictions(batch)["mean_view"], batch.object_views, target_indices, lpips)
+        [120.0]
         ```
     """
     distances = view_distances({"images": images}, object_views, lpips)["images"]
@@ -81,7 +103,13 @@ def score_predictions(batch: EvalBatch, predictions: dict[str, torch.Tensor], lp
 
     Example:
         ```py
-        >>> records = score_predictions(batch, baseline_predictions(batch), lpips)
+        >>> from viewfusion_diffusers.data import NMRDataset, make_eval_samples
+        >>> from viewfusion_diffusers.evaluation import baseline_predictions
+        >>> dataset = NMRDataset("data/pybullet-64", split="test")
+        >>> batch = EvalBatch.load(dataset, make_eval_samples(dataset, num_views=(1, 3), num_objects=1))
+        >>> records = score_predictions(batch, baseline_predictions(batch), LPIPS.from_pretrained())
+        >>> len(records)  # 2 methods x 2 samples
+        4
         >>> sorted(records[0])[:4]
         ['category', 'closest_view_error', 'input_indices', 'lpips']
         ```

@@ -16,7 +16,7 @@ def mean_and_ci(values) -> tuple[float, float, int]:
     Example:
         ```py
         >>> mean_and_ci([1.0, 2.0, 3.0, float("inf")])
-        (2.0, 1.1315..., 1)
+        (2.0, 1.1316..., 1)
         ```
     """
     values = np.asarray(values, dtype=np.float64)
@@ -32,7 +32,8 @@ def sample_key(record: dict) -> tuple:
 
     Example:
         ```py
-        >>> sample_key({"num_views": 2, "category": "car", "object_id": "007", "target_index": 6, "input_indices": [0, 12]})
+        >>> sample_key({"num_views": 2, "category": "car", "object_id": "007", "target_index": 6,
+        ...             "input_indices": [0, 12]})
         (2, 'car', '007', 6, (0, 12))
         ```
     """
@@ -48,9 +49,13 @@ def paired_differences(records, method: str, reference: str, metric: str = "lpip
 
     Example:
         ```py
+        >>> import json
+        >>> results = json.load(open("examples/results/2026-11-25-cpu-2core/eval-ddpm50.json"))  # a past evaluation
         >>> differences = paired_differences(results["records"], "viewfusion", "nearest_view")
-        >>> mean_and_ci(differences[3])[:2]
-        (-0.0412, 0.0093)
+        >>> sorted(differences), differences[6].shape  # per number of views, one difference per sample
+        ([1, 2, 3, 4, 5, 6], (20,))
+        >>> mean_and_ci(differences[6])[:2]  # the learned weights' LPIPS is higher than the nearest input view's
+        (0.1191..., 0.0359...)
         ```
     """
     reference_records = records if reference_records is None else reference_records
@@ -76,7 +81,7 @@ def paired_lpips_difference(row: dict, reference: dict) -> tuple[float, float] |
     Example:
         ```py
         >>> paired_lpips_difference({"lpips_per_sample": [0.3, 0.5]}, {"lpips_per_sample": [0.2, 0.3]})
-        (0.15, 0.098)
+        (0.15, 0.098...)
         ```
     """
     per_sample = np.asarray(row.get("lpips_per_sample", []))
@@ -97,7 +102,11 @@ def check_comparable(config: dict, other_config: dict, other_name: str = "the ot
 
     Example:
         ```py
-        >>> check_comparable(results["config"], json.load(open("eval/old/results.json"))["config"])
+        >>> config = {"data_dir": "data/pybullet-64", "split": "test", "seed": 0, "scheduler": "ddpm"}
+        >>> check_comparable(config, {**config, "scheduler": "ddim"})  # another sampler on the same samples
+        >>> check_comparable(config, {**config, "seed": 1})
+        Traceback (most recent call last):
+        ValueError: --compare_to: the other run used seed = 1, this run 0; rerun with the same seed so that both ...
         ```
     """
     for name in SAMPLE_DEFINING_SETTINGS:
