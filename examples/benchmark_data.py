@@ -22,8 +22,14 @@ from viewfusion_diffusers.data.samplers import InMemoryViewSampler, load_views_i
 
 
 def loader_throughput(dataset, num_workers: int, batch_size: int, num_batches: int) -> float:
-    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True, num_workers=num_workers,
-                                         collate_fn=collate_views, generator=torch.Generator().manual_seed(0))
+    loader = torch.utils.data.DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=True,
+        num_workers=num_workers,
+        collate_fn=collate_views,
+        generator=torch.Generator().manual_seed(0),
+    )
     iterator = iter(loader)
     next(iterator)  # worker start-up is not throughput
     start = time.perf_counter()
@@ -38,8 +44,11 @@ def main():
     parser.add_argument("--render_objects", type=int, default=10, help="Objects to render for the render timing.")
     parser.add_argument("--batch_size", type=int, default=8)
     parser.add_argument("--num_batches", type=int, default=30)
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
-                        help="Where the in-memory views live and batches are drawn.")
+    parser.add_argument(
+        "--device",
+        default="cuda" if torch.cuda.is_available() else "cpu",
+        help="Where the in-memory views live and batches are drawn.",
+    )
     parser.add_argument("--output", default=None, help="Write the results as JSON here.")
     args = parser.parse_args()
 

@@ -38,7 +38,13 @@ import psutil
 import torch
 from diffusers import DDPMScheduler
 
-from viewfusion_diffusers import SCHEDULERS, ViewFusionPipeline, ViewFusionUNet2DModel, default_scheduler, scheduler_from_name
+from viewfusion_diffusers import (
+    SCHEDULERS,
+    ViewFusionPipeline,
+    ViewFusionUNet2DModel,
+    default_scheduler,
+    scheduler_from_name,
+)
 from viewfusion_diffusers.constants import DEFAULT_PIPELINE
 from viewfusion_diffusers.conversion import load_original_config, scheduler_from_original, unet_config_from_original
 from viewfusion_diffusers.evaluation import paired_lpips_difference
@@ -47,7 +53,8 @@ from viewfusion_diffusers.training_utils import count_flops, device_peak_tflops
 
 
 class PeakMemory:
-    """Peak memory above the level at entry, in MB: CUDA's allocator statistics, or the process RSS sampled every 2 ms."""
+    """Peak memory above the level at entry, in MB: CUDA's allocator statistics, or the process RSS sampled every
+    2 ms."""
 
     def __init__(self, device: torch.device):
         self.device, self.peak_mb = device, 0.0
@@ -114,8 +121,9 @@ def reference_loop(unet, scheduler_config, views, azimuth, num_steps, generator)
     azimuth = torch.tensor([azimuth], device=views.device)
     for t in scheduler.timesteps[:num_steps]:
         noise_level = scheduler.alphas_cumprod[t] if unet.config.conditioning == "noise_level" else None
-        fused, _ = predict_fused_noise(unet, views, latents, t, azimuth, torch.tensor([len(views)]), max_pairs=1,
-                                       noise_level=noise_level)
+        fused, _ = predict_fused_noise(
+            unet, views, latents, t, azimuth, torch.tensor([len(views)]), max_pairs=1, noise_level=noise_level
+        )
         latents = scheduler.step(fused, t, latents, generator=generator).prev_sample
     return latents
 
@@ -187,7 +195,9 @@ def load_model(name: str, pipeline_id: str, device, dtype) -> ViewFusionPipeline
     elif name == "original":
         torch.manual_seed(0)
         config = load_original_config()
-        pipeline = ViewFusionPipeline(ViewFusionUNet2DModel(**unet_config_from_original(config)), scheduler_from_original(config))
+        pipeline = ViewFusionPipeline(
+            ViewFusionUNet2DModel(**unet_config_from_original(config)), scheduler_from_original(config)
+        )
     else:
         torch.manual_seed(0)
         pipeline = ViewFusionPipeline(ViewFusionUNet2DModel.from_preset(name), default_scheduler())
@@ -202,13 +212,25 @@ def main():
     parser.add_argument("--models", nargs="+", default=["default", "paper"], help="default, paper, small, original.")
     parser.add_argument("--pipeline", default=DEFAULT_PIPELINE, help="The pipeline behind `default`.")
     parser.add_argument("--num_views", type=int, nargs="+", default=[1, 3, 6])
-    parser.add_argument("--samplers", nargs="+", default=["ddpm:50", "ddim:50"],
-                        help="name:steps pairs; names as in `viewfusion_diffusers.SCHEDULERS`.")
-    parser.add_argument("--variants", nargs="*", default=[],
-                        help="channels_last, threads:K, compile[:mode], objects:K (e.g. objects:64 compile:reduce-overhead).")
-    parser.add_argument("--peak_tflops", type=float, default=None,
-                        help="The device's arithmetic peak for the share column (default: the data-sheet dense figure for "
-                        "known GPUs, e.g. 989 for H100/H200 bf16; none on CPU).")
+    parser.add_argument(
+        "--samplers",
+        nargs="+",
+        default=["ddpm:50", "ddim:50"],
+        help="name:steps pairs; names as in `viewfusion_diffusers.SCHEDULERS`.",
+    )
+    parser.add_argument(
+        "--variants",
+        nargs="*",
+        default=[],
+        help="channels_last, threads:K, compile[:mode], objects:K (e.g. objects:64 compile:reduce-overhead).",
+    )
+    parser.add_argument(
+        "--peak_tflops",
+        type=float,
+        default=None,
+        help="The device's arithmetic peak for the share column (default: the data-sheet dense figure for "
+        "known GPUs, e.g. 989 for H100/H200 bf16; none on CPU).",
+    )
     parser.add_argument("--reference_steps", type=int, default=10, help="Timed steps of the 2,000-step reference.")
     parser.add_argument("--repeats", type=int, default=3, help="Runs per setting; the median is reported.")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -220,13 +242,17 @@ def main():
     for sampler in args.samplers:
         name, _, steps = sampler.partition(":")
         if name not in SCHEDULERS or not steps.isdigit() or int(steps) < 1:
-            parser.error(f"bad sampler {sampler!r}; give name:steps with a name from {', '.join(SCHEDULERS)} (e.g. ddpm:50).")
+            parser.error(
+                f"bad sampler {sampler!r}; give name:steps with a name from {', '.join(SCHEDULERS)} (e.g. ddpm:50)."
+            )
         samplers.append((name, int(steps)))
     for change in args.variants:
         if change.partition(":")[0] not in VARIANTS:
             parser.error(f"unknown variant {change!r}; choose from {', '.join(VARIANTS)} (e.g. threads:1, objects:8).")
         if change.partition(":")[0] == "compile" and change.partition(":")[2] not in COMPILE_MODES:
-            parser.error(f"unknown compile mode in {change!r}; choose from {', '.join(m for m in COMPILE_MODES if m)}.")
+            parser.error(
+                f"unknown compile mode in {change!r}; choose from {', '.join(m for m in COMPILE_MODES if m)}."
+            )
     device = torch.device(args.device)
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[args.dtype]
     peak = args.peak_tflops if args.peak_tflops is not None else device_peak_tflops(device, dtype)
@@ -257,44 +283,96 @@ def main():
         first_row = len(rows)
         for n in args.num_views:
             views = torch.rand(n, 3, size, size, generator=torch.Generator().manual_seed(n)).to(device, dtype)
+
             def reference_run():
-                reference_loop(pipeline.unet, training_schedule, pipeline.view_processor.to_pixel_range(views), 90.0, args.reference_steps,
-                               torch.Generator().manual_seed(0))
+                reference_loop(
+                    pipeline.unet,
+                    training_schedule,
+                    pipeline.view_processor.to_pixel_range(views),
+                    90.0,
+                    args.reference_steps,
+                    torch.Generator().manual_seed(0),
+                )
 
             seconds, memory, unet_share = measure(reference_run, device, pipeline.unet, args.repeats)
             reference = seconds / args.reference_steps * train_steps
-            rows.append({"model": model, "views": n, "method": "reference (per view, DDPM)", "steps": train_steps,
-                         "seconds": reference, "speedup": 1.0, "peak_mb": memory, "outside_unet": 1 - unet_share,
-                         "lpips": quality.get(("ddpm", train_steps, n), "") if model == "default" else "",
-                         "note": f"timed over {args.reference_steps} steps"})
+            rows.append(
+                {
+                    "model": model,
+                    "views": n,
+                    "method": "reference (per view, DDPM)",
+                    "steps": train_steps,
+                    "seconds": reference,
+                    "speedup": 1.0,
+                    "peak_mb": memory,
+                    "outside_unet": 1 - unet_share,
+                    "lpips": quality.get(("ddpm", train_steps, n), "") if model == "default" else "",
+                    "note": f"timed over {args.reference_steps} steps",
+                }
+            )
             settings = [(name, steps, None) for name, steps in samplers] + [(*samplers[0], 2)]
             for name, steps, view_batch_size in settings:
                 pipeline.scheduler = scheduler_from_name(name, training_schedule)
                 seconds, memory, unet_share = measure(
-                    lambda: pipeline(views, 90.0, num_inference_steps=steps, view_batch_size=view_batch_size,
-                                     generator=torch.Generator().manual_seed(0), output_type="pt"),
-                    device, pipeline.unet, args.repeats,
+                    lambda: pipeline(
+                        views,
+                        90.0,
+                        num_inference_steps=steps,
+                        view_batch_size=view_batch_size,
+                        generator=torch.Generator().manual_seed(0),
+                        output_type="pt",
+                    ),
+                    device,
+                    pipeline.unet,
+                    args.repeats,
                 )
                 method = "batched" + (f"/vbs={view_batch_size}" if view_batch_size else "") + f" ({name})"
-                rows.append({"model": model, "views": n, "method": method, "steps": steps, "seconds": seconds,
-                             "speedup": reference / seconds, "peak_mb": memory, "outside_unet": 1 - unet_share,
-                             "lpips": quality.get((name, steps, n), "") if model == "default" else "", "note": ""})
+                rows.append(
+                    {
+                        "model": model,
+                        "views": n,
+                        "method": method,
+                        "steps": steps,
+                        "seconds": seconds,
+                        "speedup": reference / seconds,
+                        "peak_mb": memory,
+                        "outside_unet": 1 - unet_share,
+                        "lpips": quality.get((name, steps, n), "") if model == "default" else "",
+                        "note": "",
+                    }
+                )
             name, steps, _ = settings[0]
             pipeline.scheduler = scheduler_from_name(name, training_schedule)
             for change in args.variants:
                 with variant(pipeline, change) as call_kwargs:
                     copies = call_kwargs.pop("objects", 1)
-                    run = lambda: pipeline([views] * copies, [90.0] * copies, num_inference_steps=steps,
-                                           generator=torch.Generator().manual_seed(0), output_type="pt", **call_kwargs)
+                    run = lambda: pipeline(
+                        [views] * copies,
+                        [90.0] * copies,
+                        num_inference_steps=steps,
+                        generator=torch.Generator().manual_seed(0),
+                        output_type="pt",
+                        **call_kwargs,
+                    )
                     start = time.perf_counter()
                     run()  # the warm-up; for `compile`, this is where compilation happens
                     first_call = time.perf_counter() - start
                     seconds, memory, unet_share = measure(run, device, pipeline.unet, args.repeats, warm_up=False)
                     seconds /= copies
-                rows.append({"model": model, "views": n, "method": f"batched ({name}) + {change}", "steps": steps,
-                             "seconds": seconds, "speedup": reference / seconds, "peak_mb": memory,
-                             "outside_unet": 1 - unet_share, "lpips": "",
-                             "note": f"first call {first_call:.1f} s" if change.startswith("compile") else ""})
+                rows.append(
+                    {
+                        "model": model,
+                        "views": n,
+                        "method": f"batched ({name}) + {change}",
+                        "steps": steps,
+                        "seconds": seconds,
+                        "speedup": reference / seconds,
+                        "peak_mb": memory,
+                        "outside_unet": 1 - unet_share,
+                        "lpips": "",
+                        "note": f"first call {first_call:.1f} s" if change.startswith("compile") else "",
+                    }
+                )
         for row in rows[first_row:]:
             # `seconds` is per object: its pairs are its views, once per step.
             row["objects_per_second"] = 1 / row["seconds"]
@@ -302,21 +380,39 @@ def main():
             row["tflops"] = flops_per_pair * row["views"] * row["steps"] / row["seconds"] / 1e12
             row["share_of_peak"] = None if peak is None else row["tflops"] / peak
 
-    hardware = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    print(f"Seconds per novel view, 1 target, {args.dtype}, {hardware}, torch {torch.__version__}, "
-          f"peak {peak if peak is not None else 'unknown'} TFLOP/s")
-    print("| model | N | method | steps | s / view | speed-up | peak MB | outside U-Net | LPIPS | note | objects / s | "
-          "U-Net TFLOP/s | share of peak |")
+    hardware = (
+        torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    )
+    print(
+        f"Seconds per novel view, 1 target, {args.dtype}, {hardware}, torch {torch.__version__}, "
+        f"peak {peak if peak is not None else 'unknown'} TFLOP/s"
+    )
+    print(
+        "| model | N | method | steps | s / view | speed-up | peak MB | outside U-Net | LPIPS | note | objects / s | "
+        "U-Net TFLOP/s | share of peak |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         share = "n/a" if r["share_of_peak"] is None else f"{100 * r['share_of_peak']:.1f}%"
-        print(f"| {r['model']} | {r['views']} | {r['method']} | {r['steps']} | {r['seconds']:.2f} | {r['speedup']:.0f}x | "
-              f"{r['peak_mb']:.0f} | {100 * r['outside_unet']:.1f}% | {r['lpips']} | {r['note']} | "
-              f"{r['objects_per_second']:.2f} | {r['tflops']:.3g} | {share} |")
+        print(
+            f"| {r['model']} | {r['views']} | {r['method']} | {r['steps']} | {r['seconds']:.2f} | {r['speedup']:.0f}x "
+            "| "
+            f"{r['peak_mb']:.0f} | {100 * r['outside_unet']:.1f}% | {r['lpips']} | {r['note']} | "
+            f"{r['objects_per_second']:.2f} | {r['tflops']:.3g} | {share} |"
+        )
     if args.output:
         with open(args.output, "w") as f:
-            json.dump({"hardware": hardware, "dtype": args.dtype, "torch": torch.__version__, "peak_tflops": peak,
-                       "rows": rows}, f, indent=1)
+            json.dump(
+                {
+                    "hardware": hardware,
+                    "dtype": args.dtype,
+                    "torch": torch.__version__,
+                    "peak_tflops": peak,
+                    "rows": rows,
+                },
+                f,
+                indent=1,
+            )
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Training throughput: samples per second of the training step, data path included, for the U-Net presets.
 
-    python examples/benchmark_training.py --data_dir data/pybullet-64 --presets small paper --batch_size 64 --dtype bf16
+    python examples/benchmark_training.py --data_dir data/pybullet-64 --presets small paper --batch_size 64 \
+        --dtype bf16
 
 Each step is the training script's: a batch drawn with the paper's rules (a target and N ~ U(1..max_views)
 input views per sample) from the views held in memory (`InMemoryViewSampler`; `--stream_data` reads them
@@ -19,8 +20,8 @@ import time
 import torch
 
 from viewfusion_diffusers import UNET_PRESETS, ViewFusionUNet2DModel, default_scheduler
-from viewfusion_diffusers.data import NMRDataset, ViewFusionTrainDataset, collate_views
 from viewfusion_diffusers.constants import NUM_VIEWS
+from viewfusion_diffusers.data import NMRDataset, ViewFusionTrainDataset, collate_views
 from viewfusion_diffusers.data.samplers import (
     EpochPermutationSampler,
     InMemoryViewSampler,
@@ -38,19 +39,39 @@ def batches(args, device, num_train_timesteps):
     view_sampler = loader = None
     if args.stream_data:
         dataset = ViewFusionTrainDataset(NMRDataset(args.data_dir, split="train"), max_views=args.max_views)
-        loader = torch.utils.data.DataLoader(dataset, batch_size=args.batch_size, sampler=EpochPermutationSampler(len(dataset), 0),
-                                             collate_fn=collate_views, num_workers=args.num_workers, drop_last=True,
-                                             pin_memory=device.type == "cuda")
+        loader = torch.utils.data.DataLoader(
+            dataset,
+            batch_size=args.batch_size,
+            sampler=EpochPermutationSampler(len(dataset), 0),
+            collate_fn=collate_views,
+            num_workers=args.num_workers,
+            drop_last=True,
+            pin_memory=device.type == "cuda",
+        )
     else:
         if args.data_dir:
-            views = load_views_in_memory(NMRDataset(args.data_dir, split="train"), resolution, device=device, show_progress=False)
+            views = load_views_in_memory(
+                NMRDataset(args.data_dir, split="train"), resolution, device=device, show_progress=False
+            )
         else:
             generator = torch.Generator().manual_seed(0)
-            views = torch.randint(0, 256, (max(args.batch_size, 64), NUM_VIEWS, 3, resolution, resolution),
-                                  generator=generator, dtype=torch.uint8).to(device)
+            views = torch.randint(
+                0,
+                256,
+                (max(args.batch_size, 64), NUM_VIEWS, 3, resolution, resolution),
+                generator=generator,
+                dtype=torch.uint8,
+            ).to(device)
         view_sampler = InMemoryViewSampler(views, args.batch_size, max_views=args.max_views)
-    return training_micro_batches(0, args.batch_size, (3, resolution, resolution), num_train_timesteps,
-                                  view_sampler=view_sampler, dataloader=loader, device=device)
+    return training_micro_batches(
+        0,
+        args.batch_size,
+        (3, resolution, resolution),
+        num_train_timesteps,
+        view_sampler=view_sampler,
+        dataloader=loader,
+        device=device,
+    )
 
 
 def benchmark(preset, args, device, dtype, peak_tflops):
@@ -111,7 +132,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--presets", nargs="+", default=["small", "paper"], choices=sorted(UNET_PRESETS))
     parser.add_argument("--data_dir", default=None, help="A rendered or NMR dataset; default: random views in memory.")
-    parser.add_argument("--stream_data", action="store_true", help="Read --data_dir through the DataLoader, not from memory.")
+    parser.add_argument(
+        "--stream_data", action="store_true", help="Read --data_dir through the DataLoader, not from memory."
+    )
     parser.add_argument("--num_workers", type=int, default=2, help="DataLoader workers with --stream_data.")
     parser.add_argument("--batch_size", type=int, default=8)
     parser.add_argument("--max_views", type=int, default=6)
@@ -122,9 +145,13 @@ def main():
     parser.add_argument("--dtype", default="fp32", choices=["fp32", "bf16", "fp16"], help="Autocast precision.")
     parser.add_argument("--channels_last", action="store_true", help="U-Net in NHWC.")
     parser.add_argument("--compile", action="store_true", help="torch.compile the U-Net.")
-    parser.add_argument("--peak_tflops", type=float, default=None,
-                        help="The device's arithmetic peak for the share column (default: the data-sheet dense figure "
-                        "for known GPUs, e.g. 989 for H100/H200 bf16; none on CPU).")
+    parser.add_argument(
+        "--peak_tflops",
+        type=float,
+        default=None,
+        help="The device's arithmetic peak for the share column (default: the data-sheet dense figure "
+        "for known GPUs, e.g. 989 for H100/H200 bf16; none on CPU).",
+    )
     parser.add_argument("--output", default=None, help="Write the rows as JSON here.")
     args = parser.parse_args()
     if args.stream_data and not args.data_dir:
@@ -140,20 +167,47 @@ def main():
         hardware = torch.cuda.get_device_name(device)
     else:
         hardware = f"{platform.processor() or 'CPU'}, {torch.get_num_threads()} threads"
-    data = "random views in memory" if not args.data_dir else f"{args.data_dir} ({'streamed' if args.stream_data else 'in memory'})"
-    print(f"Training step, {args.resolution}x{args.resolution}, N ~ U(1..{args.max_views}), {args.dtype}, {data}, {hardware}, "
-          f"peak {peak if peak is not None else 'unknown'} TFLOP/s")
-    print("| preset | params (M) | batch | s / step | samples / s | view pairs / s | GFLOP / pair | TFLOP/s | share of peak |")
+    data = (
+        "random views in memory"
+        if not args.data_dir
+        else f"{args.data_dir} ({'streamed' if args.stream_data else 'in memory'})"
+    )
+    print(
+        f"Training step, {args.resolution}x{args.resolution}, N ~ U(1..{args.max_views}), {args.dtype}, {data}, "
+        f"{hardware}, "
+        f"peak {peak if peak is not None else 'unknown'} TFLOP/s"
+    )
+    print(
+        "| preset | params (M) | batch | s / step | samples / s | view pairs / s | GFLOP / pair | TFLOP/s | share of "
+        "peak |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         share = "n/a" if r["share_of_peak"] is None else f"{100 * r['share_of_peak']:.1f}%"
-        columns = ("preset", "parameters_m", "batch_size", "seconds_per_step", "samples_per_second", "view_pairs_per_second",
-                   "gflops_per_pair", "tflops")
+        columns = (
+            "preset",
+            "parameters_m",
+            "batch_size",
+            "seconds_per_step",
+            "samples_per_second",
+            "view_pairs_per_second",
+            "gflops_per_pair",
+            "tflops",
+        )
         print("| " + " | ".join(str(r[c]) for c in columns[:-1]) + f" | {r['tflops']:.3g} | {share} |")
     if args.output:
         with open(args.output, "w") as f:
-            json.dump({"hardware": hardware, "torch": torch.__version__, "peak_tflops": peak, "args": vars(args), "rows": rows},
-                      f, indent=1)
+            json.dump(
+                {
+                    "hardware": hardware,
+                    "torch": torch.__version__,
+                    "peak_tflops": peak,
+                    "args": vars(args),
+                    "rows": rows,
+                },
+                f,
+                indent=1,
+            )
 
 
 if __name__ == "__main__":

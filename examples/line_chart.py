@@ -14,8 +14,19 @@ import PIL.ImageFont
 
 from viewfusion_diffusers.file_utils import save_image
 
-COLORS = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
-          (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207))
+
+COLORS = (
+    (31, 119, 180),
+    (255, 127, 14),
+    (44, 160, 44),
+    (214, 39, 40),
+    (148, 103, 189),
+    (140, 86, 75),
+    (227, 119, 194),
+    (127, 127, 127),
+    (188, 189, 34),
+    (23, 190, 207),
+)
 
 
 @dataclass
@@ -86,8 +97,10 @@ def draw_panel(panel: Panel, size=(640, 420), scale: int = 2) -> PIL.Image.Image
     ys = [y for s in panel.series for y in s.ys]
     x_ticks, y_ticks = nice_ticks(min(xs), max(xs)), nice_ticks(min(ys), max(ys))
     x0, x1, y0, y1 = x_ticks[0], x_ticks[-1], y_ticks[0], y_ticks[-1]
-    to_px = lambda x, y: (left + (x - x0) / (x1 - x0) * (width - left - right),
-                          height - bottom - (y - y0) / (y1 - y0) * (height - top - bottom))
+    to_px = lambda x, y: (
+        left + (x - x0) / (x1 - x0) * (width - left - right),
+        height - bottom - (y - y0) / (y1 - y0) * (height - top - bottom),
+    )
     draw.text((width / 2, 6 * scale), panel.title, fill="black", font=font, anchor="mt")
     for tick in x_ticks:
         px, py = to_px(tick, y0)
@@ -111,8 +124,14 @@ def draw_panel(panel: Panel, size=(640, 420), scale: int = 2) -> PIL.Image.Image
             for a, b in zip(points, points[1:]):
                 for k in range(0, 20, 2):
                     t0, t1 = k / 20, (k + 1) / 20
-                    draw.line([(a[0] + (b[0] - a[0]) * t0, a[1] + (b[1] - a[1]) * t0),
-                               (a[0] + (b[0] - a[0]) * t1, a[1] + (b[1] - a[1]) * t1)], fill=color, width=2 * scale)
+                    draw.line(
+                        [
+                            (a[0] + (b[0] - a[0]) * t0, a[1] + (b[1] - a[1]) * t0),
+                            (a[0] + (b[0] - a[0]) * t1, a[1] + (b[1] - a[1]) * t1),
+                        ],
+                        fill=color,
+                        width=2 * scale,
+                    )
         elif len(points) > 1:
             draw.line(points, fill=color, width=2 * scale, joint="curve")
         for px, py in points if not series.dashed else []:

@@ -18,10 +18,13 @@ from viewfusion_diffusers.constants import view_azimuth
 from viewfusion_diffusers.data.categories import CATEGORIES
 from viewfusion_diffusers.data.render import render_object
 
+
 VIEWS = (0, 6, 12, 18)
 
 
-def category_figure(categories=CATEGORIES, objects: int = 3, resolution: int = 64, first_seed: int = 0) -> PIL.Image.Image:
+def category_figure(
+    categories=CATEGORIES, objects: int = 3, resolution: int = 64, first_seed: int = 0
+) -> PIL.Image.Image:
     """The figure as a PIL image: a label column, then `objects` groups of the four views per category.
 
     Example:
@@ -35,7 +38,11 @@ def category_figure(categories=CATEGORIES, objects: int = 3, resolution: int = 6
     draw = PIL.ImageDraw.Draw(figure)
     for j in range(objects):
         for i, k in enumerate(VIEWS):
-            draw.text((label_width + j * (len(VIEWS) * resolution + gap) + i * resolution + 4, 2), f"{view_azimuth(k):g}°", fill="black")
+            draw.text(
+                (label_width + j * (len(VIEWS) * resolution + gap) + i * resolution + 4, 2),
+                f"{view_azimuth(k):g}°",
+                fill="black",
+            )
     for row, category in enumerate(categories):
         top = header + row * resolution
         draw.text((6, top + resolution // 2 - 6), category, fill="black")

@@ -16,7 +16,9 @@ import numpy as np
 
 def box(size, offset=(0.0, 0.0, 0.0)):
     x, y, z = (s / 2 for s in size)
-    corners = np.array([[-x, -y, -z], [x, -y, -z], [x, y, -z], [-x, y, -z], [-x, -y, z], [x, -y, z], [x, y, z], [-x, y, z]])
+    corners = np.array(
+        [[-x, -y, -z], [x, -y, -z], [x, y, -z], [-x, y, -z], [-x, -y, z], [x, -y, z], [x, y, z], [-x, y, z]]
+    )
     faces = [(0, 3, 2, 1), (4, 5, 6, 7), (0, 1, 5, 4), (1, 2, 6, 5), (2, 3, 7, 6), (3, 0, 4, 7)]
     return corners + offset, faces
 
@@ -25,8 +27,12 @@ def frustum(bottom_radius, top_radius, height, segments=32):
     """A cylinder (equal radii) or a cone (top radius near zero), standing on z = -height / 2."""
     angles = np.linspace(0, 2 * math.pi, segments, endpoint=False)
     ring = np.stack([np.cos(angles), np.sin(angles)], axis=1)
-    vertices = np.concatenate([np.c_[bottom_radius * ring, np.full(segments, -height / 2)],
-                               np.c_[top_radius * ring, np.full(segments, height / 2)]])
+    vertices = np.concatenate(
+        [
+            np.c_[bottom_radius * ring, np.full(segments, -height / 2)],
+            np.c_[top_radius * ring, np.full(segments, height / 2)],
+        ]
+    )
     sides = [(k, (k + 1) % segments, segments + (k + 1) % segments, segments + k) for k in range(segments)]
     caps = [tuple(range(segments - 1, -1, -1)), tuple(range(segments, 2 * segments))]
     return vertices, sides + caps
@@ -50,12 +56,17 @@ def make_shape(kind: str, rng: np.random.Generator):
         return frustum(u(0.2, 0.6), u(0.0, 0.1) + 1e-3, u(0.4, 1.2))
     if kind == "l_shape":
         length, width, thickness, height = u(0.6, 1.2), u(0.2, 0.6), u(0.15, 0.3), u(0.5, 1.2)
-        return union(box((length, width, thickness)),
-                     box((thickness, width, height), offset=((length - thickness) / 2, 0, (height + thickness) / 2)))
+        return union(
+            box((length, width, thickness)),
+            box((thickness, width, height), offset=((length - thickness) / 2, 0, (height + thickness) / 2)),
+        )
     if kind == "table":
         width, depth, height, leg = u(0.6, 1.2), u(0.4, 1.0), u(0.4, 0.9), u(0.05, 0.12)
-        legs = [box((leg, leg, height), offset=(sx * (width - leg) / 2, sy * (depth - leg) / 2, 0))
-                for sx in (-1, 1) for sy in (-1, 1)]
+        legs = [
+            box((leg, leg, height), offset=(sx * (width - leg) / 2, sy * (depth - leg) / 2, 0))
+            for sx in (-1, 1)
+            for sy in (-1, 1)
+        ]
         return union(box((width, depth, 0.06), offset=(0, 0, height / 2 + 0.03)), *legs)
     raise ValueError(f"unknown shape {kind!r}")
 

@@ -23,6 +23,7 @@ from viewfusion_diffusers.file_utils import save_image
 from viewfusion_diffusers.images import comparison_row
 from viewfusion_diffusers.orbit import sample_orbit, save_gif
 
+
 VIEWS = Path(__file__).resolve().parent / "views"
 
 
@@ -47,9 +48,17 @@ def main():
     modes = [None] + ([[0.0, 90.0, 180.0]] if pipeline.unet.config.relative_pose else [])
     rows = []
     for input_azimuths in modes:
-        out = pipeline(views, 270.0, input_azimuths=input_azimuths, num_inference_steps=args.steps,
-                       generator=torch.Generator().manual_seed(0), output_type="np")
-        row = comparison_row([np.asarray(v) for v in views], out.images[0], np.asarray(truth), out.view_weights[0], num_slots=3)
+        out = pipeline(
+            views,
+            270.0,
+            input_azimuths=input_azimuths,
+            num_inference_steps=args.steps,
+            generator=torch.Generator().manual_seed(0),
+            output_type="np",
+        )
+        row = comparison_row(
+            [np.asarray(v) for v in views], out.images[0], np.asarray(truth), out.view_weights[0], num_slots=3
+        )
         image = PIL.Image.fromarray(row)
         rows.append(np.asarray(image.resize((image.width * args.scale, image.height * args.scale), PIL.Image.NEAREST)))
     # The column names are drawn at their own size, above the enlarged pictures.

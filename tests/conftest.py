@@ -3,6 +3,7 @@ import os
 import pytest
 import torch
 
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
@@ -45,7 +46,6 @@ def views16():
     return [torch.randint(0, 256, (16, 16, 3), generator=generator, dtype=torch.uint8).numpy() for _ in range(6)]
 
 
-
 @pytest.fixture(scope="session")
 def rendered_dataset(tmp_path_factory):
     """Ten pybullet objects rendered at 32x32 in the NMR layout (8 train / 1 val / 1 test), shared by the session."""
@@ -77,7 +77,8 @@ def tiny_pipeline_32_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def lpips_weights_available():
-    """The cached LPIPS weights, fetched on first use (once per machine); a failed fetch fails the tests that need them."""
+    """The cached LPIPS weights, fetched on first use (once per machine); a failed fetch fails the tests that need
+    them."""
     from viewfusion_diffusers.metrics.lpips import LPIPSWeightsError, ensure_lpips_weights
 
     try:

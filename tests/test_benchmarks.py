@@ -1,4 +1,5 @@
-"""The benchmark scripts run end to end (shipped pipeline or a tiny rendered dataset, a couple of steps) and write their rows."""
+"""The benchmark scripts run end to end (shipped pipeline or a tiny rendered dataset, a couple of steps) and write
+their rows."""
 
 import json
 import os
@@ -11,25 +12,56 @@ import torch
 
 from viewfusion_diffusers.training_utils import count_flops
 
+
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
 def test_sampling_benchmark_writes_every_row(tmp_path):
     output = tmp_path / "sampling.json"
     # The shape of `viewfusion-eval --sampler_study`'s rows: the first is DDPM over all steps, the reference.
-    study = [{"scheduler": "ddpm", "steps": 2000, "num_views": [2], "lpips": [0.275, 0.05], "lpips_per_sample": [0.25, 0.30]},
-             {"scheduler": "ddim", "steps": 2, "num_views": [2], "lpips": [0.35, 0.1], "lpips_per_sample": [0.30, 0.40]}]
+    study = [
+        {
+            "scheduler": "ddpm",
+            "steps": 2000,
+            "num_views": [2],
+            "lpips": [0.275, 0.05],
+            "lpips_per_sample": [0.25, 0.30],
+        },
+        {"scheduler": "ddim", "steps": 2, "num_views": [2], "lpips": [0.35, 0.1], "lpips_per_sample": [0.30, 0.40]},
+    ]
     (tmp_path / "results.json").write_text(json.dumps({"sampler_study": study}))
-    command = [sys.executable, str(EXAMPLES / "benchmark_sampling.py"), "--models", "default", "--num_views", "2",
-               "--samplers", "ddim:2", "--variants", "channels_last", "objects:2",
-               "--reference_steps", "1", "--repeats", "1", "--quality", str(tmp_path / "results.json"),
-               "--output", str(output)]
+    command = [
+        sys.executable,
+        str(EXAMPLES / "benchmark_sampling.py"),
+        "--models",
+        "default",
+        "--num_views",
+        "2",
+        "--samplers",
+        "ddim:2",
+        "--variants",
+        "channels_last",
+        "objects:2",
+        "--reference_steps",
+        "1",
+        "--repeats",
+        "1",
+        "--quality",
+        str(tmp_path / "results.json"),
+        "--output",
+        str(output),
+    ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     rows = json.loads(output.read_text())["rows"]
     methods = [row["method"] for row in rows]
-    assert methods == ["reference (per view, DDPM)", "batched (ddim)", "batched/vbs=2 (ddim)", "batched (ddim) + channels_last",
-                       "batched (ddim) + objects:2"]
+    assert methods == [
+        "reference (per view, DDPM)",
+        "batched (ddim)",
+        "batched/vbs=2 (ddim)",
+        "batched (ddim) + channels_last",
+        "batched (ddim) + objects:2",
+    ]
     assert all(row["seconds"] > 0 and 0 <= row["outside_unet"] <= 1 for row in rows)
     # The U-Net's arithmetic: one FLOP count per pair, so the rate is that count times pairs and steps over the time.
     flops = {row["unet_gflops_per_pair"] for row in rows}
@@ -44,8 +76,22 @@ def test_sampling_benchmark_writes_every_row(tmp_path):
 
 def test_sampling_benchmark_times_the_authors_network(tmp_path):
     output = tmp_path / "sampling.json"
-    command = [sys.executable, str(EXAMPLES / "benchmark_sampling.py"), "--models", "original", "--num_views", "1",
-               "--samplers", "ddpm:1", "--reference_steps", "1", "--repeats", "1", "--output", str(output)]
+    command = [
+        sys.executable,
+        str(EXAMPLES / "benchmark_sampling.py"),
+        "--models",
+        "original",
+        "--num_views",
+        "1",
+        "--samplers",
+        "ddpm:1",
+        "--reference_steps",
+        "1",
+        "--repeats",
+        "1",
+        "--output",
+        str(output),
+    ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     rows = json.loads(output.read_text())["rows"]
@@ -56,8 +102,22 @@ def test_sampling_benchmark_times_the_authors_network(tmp_path):
 
 
 def test_sampling_benchmark_rejects_an_unknown_variant_or_sampler():
-    command = [sys.executable, str(EXAMPLES / "benchmark_sampling.py"), "--models", "default", "--num_views", "1",
-               "--samplers", "ddim:1", "--variants", "fp8", "--reference_steps", "1", "--repeats", "1"]
+    command = [
+        sys.executable,
+        str(EXAMPLES / "benchmark_sampling.py"),
+        "--models",
+        "default",
+        "--num_views",
+        "1",
+        "--samplers",
+        "ddim:1",
+        "--variants",
+        "fp8",
+        "--reference_steps",
+        "1",
+        "--repeats",
+        "1",
+    ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert result.returncode == 2 and "unknown variant 'fp8'" in result.stderr
     command[command.index("fp8")] = "channels_last"
@@ -72,17 +132,42 @@ def test_sampling_benchmark_rejects_an_unknown_variant_or_sampler():
 
 def test_sampling_benchmark_refuses_results_without_a_sampler_study(tmp_path):
     (tmp_path / "results.json").write_text(json.dumps({"sampler_study": None, "config": {"num_views": [6]}}))
-    command = [sys.executable, str(EXAMPLES / "benchmark_sampling.py"), "--models", "default", "--num_views", "1",
-               "--samplers", "ddpm:1", "--quality", str(tmp_path / "results.json")]
+    command = [
+        sys.executable,
+        str(EXAMPLES / "benchmark_sampling.py"),
+        "--models",
+        "default",
+        "--num_views",
+        "1",
+        "--samplers",
+        "ddpm:1",
+        "--quality",
+        str(tmp_path / "results.json"),
+    ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert result.returncode == 2 and "has no sampler study" in result.stderr
 
 
 def test_sampling_benchmark_reports_the_share_of_a_given_peak(tmp_path):
     output = tmp_path / "sampling.json"
-    command = [sys.executable, str(EXAMPLES / "benchmark_sampling.py"), "--models", "default", "--num_views", "1",
-               "--samplers", "ddpm:1", "--reference_steps", "1", "--repeats", "1", "--peak_tflops", "0.5",
-               "--output", str(output)]
+    command = [
+        sys.executable,
+        str(EXAMPLES / "benchmark_sampling.py"),
+        "--models",
+        "default",
+        "--num_views",
+        "1",
+        "--samplers",
+        "ddpm:1",
+        "--reference_steps",
+        "1",
+        "--repeats",
+        "1",
+        "--peak_tflops",
+        "0.5",
+        "--output",
+        str(output),
+    ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     results = json.loads(output.read_text())
@@ -103,12 +188,31 @@ def test_flop_count_of_a_convolution_is_the_hand_count():
 @pytest.mark.parametrize("data", ["memory", "stream"])
 def test_training_benchmark_runs_the_real_data_path(rendered_dataset, tmp_path, data):
     output = tmp_path / "training.json"
-    command = [sys.executable, str(EXAMPLES / "benchmark_training.py"), "--presets", "small", "--data_dir",
-               str(rendered_dataset), "--resolution", "32", "--batch_size", "2", "--steps", "2", "--warmup", "1",
-               "--peak_tflops", "1.0", "--output", str(output)]
+    command = [
+        sys.executable,
+        str(EXAMPLES / "benchmark_training.py"),
+        "--presets",
+        "small",
+        "--data_dir",
+        str(rendered_dataset),
+        "--resolution",
+        "32",
+        "--batch_size",
+        "2",
+        "--steps",
+        "2",
+        "--warmup",
+        "1",
+        "--peak_tflops",
+        "1.0",
+        "--output",
+        str(output),
+    ]
     if data == "stream":
         command += ["--stream_data", "--num_workers", "0"]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    result = subprocess.run(
+        command, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"}
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     (row,) = json.loads(output.read_text())["rows"]
     assert row["preset"] == "small" and row["samples_per_second"] > 0
@@ -119,9 +223,23 @@ def test_training_benchmark_runs_the_real_data_path(rendered_dataset, tmp_path, 
 
 def test_data_benchmark_times_the_loader_and_the_in_memory_sampler(rendered_dataset, tmp_path):
     output = tmp_path / "data.json"
-    command = [sys.executable, str(EXAMPLES / "benchmark_data.py"), "--data_dir", str(rendered_dataset), "--render_objects", "1",
-               "--batch_size", "2", "--num_batches", "2", "--output", str(output)]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    command = [
+        sys.executable,
+        str(EXAMPLES / "benchmark_data.py"),
+        "--data_dir",
+        str(rendered_dataset),
+        "--render_objects",
+        "1",
+        "--batch_size",
+        "2",
+        "--num_batches",
+        "2",
+        "--output",
+        str(output),
+    ]
+    result = subprocess.run(
+        command, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"}
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     results = json.loads(output.read_text())["results"]
     assert results["render_seconds_per_object"] > 0 and results["in_memory_load_seconds"] > 0

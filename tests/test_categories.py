@@ -13,6 +13,7 @@ from viewfusion_diffusers.data.geometry import parts_bounds, signed_volume, tria
 from viewfusion_diffusers.data.meshes import read_mesh_parts, write_obj_parts
 from viewfusion_diffusers.data.render import render_dataset
 
+
 SEEDS = range(20)
 
 
@@ -39,7 +40,9 @@ def test_every_part_is_a_closed_outward_mesh_inside_the_framing_sphere(category)
         lower, upper = parts_bounds(parts)
         assert (upper - lower).min() > 0
         # The renderer frames by the bounding sphere: centre of the box, half its diagonal.
-        framed = (np.concatenate([p.vertices for p in parts]) - (lower + upper) / 2) / (np.linalg.norm(upper - lower) / 2)
+        framed = (np.concatenate([p.vertices for p in parts]) - (lower + upper) / 2) / (
+            np.linalg.norm(upper - lower) / 2
+        )
         assert np.linalg.norm(framed, axis=1).max() <= 1 + 1e-9
         assert len({p.rgba for p in parts}) >= 2, (category, seed)  # a colour scheme, not one colour
 
@@ -126,10 +129,27 @@ def test_render_source_and_exported_meshes_render_alike(tmp_path):
     (generated).mkdir()
     (generated / "metadata.yaml").write_text(yaml.safe_dump({"named": {"id": "named", "name": "kept"}}))
     command = [sys.executable, "-m", "viewfusion_diffusers.data.render", "--resolution", "16"]
-    result = subprocess.run(command + ["--output_dir", str(generated), "--source", "categories", "--objects_per_category", "2",
-                                       "--export_meshes", str(meshes)], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        command
+        + [
+            "--output_dir",
+            str(generated),
+            "--source",
+            "categories",
+            "--objects_per_category",
+            "2",
+            "--export_meshes",
+            str(meshes),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
-    assert f"Rendered {2 * len(CATEGORIES)} objects" in result.stdout and f"Wrote {2 * len(CATEGORIES)} procedural meshes" in result.stdout
+    assert (
+        f"Rendered {2 * len(CATEGORIES)} objects" in result.stdout
+        and f"Wrote {2 * len(CATEGORIES)} procedural meshes" in result.stdout
+    )
     metadata = yaml.safe_load((generated / "metadata.yaml").read_text())
     assert set(metadata) == {"named", *CATEGORIES} and metadata["named"]["name"] == "kept"  # other categories stay
     assert sorted(p.name for p in (meshes / "chair").iterdir()) == ["0000.mtl", "0000.obj", "0001.mtl", "0001.obj"]
@@ -137,7 +157,9 @@ def test_render_source_and_exported_meshes_render_alike(tmp_path):
     assert len(dataset) == 2 * len(CATEGORIES)
     assert dataset.load_views(0).shape == (24, 3, 16, 16)
 
-    result = subprocess.run(command + ["--output_dir", str(exported), "--meshes", str(meshes)], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        command + ["--output_dir", str(exported), "--meshes", str(meshes)], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     pngs = sorted(p.relative_to(generated) for p in generated.rglob("*.png"))
     assert len(pngs) == 24 * 2 * len(CATEGORIES)
@@ -146,4 +168,6 @@ def test_render_source_and_exported_meshes_render_alike(tmp_path):
 
 def test_export_needs_procedural_objects(tmp_path):
     with pytest.raises(ValueError, match="--source categories"):
-        render_dataset(tmp_path / "data", source="named", limit=1, export_meshes=tmp_path / "meshes", show_progress=False)
+        render_dataset(
+            tmp_path / "data", source="named", limit=1, export_meshes=tmp_path / "meshes", show_progress=False
+        )

@@ -28,6 +28,7 @@ from viewfusion_diffusers.conversion import (
     unet_config_from_original,
 )
 
+
 FIXTURE = Path(__file__).resolve().parent / "data" / "original-viewfusion"
 CHECKPOINT, CONFIG = FIXTURE / "tiny" / "best_model_all.pt", FIXTURE / "tiny" / "config.yaml"
 REFERENCE = load_file(FIXTURE / "tiny" / "reference.safetensors")
@@ -55,10 +56,18 @@ def replayed_noise(noises):
 
 
 def test_the_converted_network_computes_what_the_authors_network_computes(converted):
-    assert converted.unet.config.conditioning == "noise_level" and tuple(converted.unet.config.pixel_range) == (0.0, 1.0)
+    assert converted.unet.config.conditioning == "noise_level" and tuple(converted.unet.config.pixel_range) == (
+        0.0,
+        1.0,
+    )
     with torch.no_grad():
-        noise, logits = converted.unet(REFERENCE["net_input"], None, torch.rad2deg(REFERENCE["net_angle"].flatten()),
-                                       noise_level=REFERENCE["net_noise_level"].flatten(), return_dict=False)
+        noise, logits = converted.unet(
+            REFERENCE["net_input"],
+            None,
+            torch.rad2deg(REFERENCE["net_angle"].flatten()),
+            noise_level=REFERENCE["net_noise_level"].flatten(),
+            return_dict=False,
+        )
     torch.testing.assert_close(torch.cat([noise, logits], dim=1), REFERENCE["net_output"], atol=1e-4, rtol=0)
 
 
@@ -69,8 +78,15 @@ def test_one_denoising_step_matches_their_posterior_and_weights(converted, t):
     scheduler = converted.scheduler
     scheduler.set_timesteps(scheduler.config.num_train_timesteps)
     with torch.no_grad():
-        fused, weights = predict_fused_noise(converted.unet, views, sample, torch.tensor(t), azimuths, counts,
-                                             noise_level=converted.noise_level(torch.tensor(t)))
+        fused, weights = predict_fused_noise(
+            converted.unet,
+            views,
+            sample,
+            torch.tensor(t),
+            azimuths,
+            counts,
+            noise_level=converted.noise_level(torch.tensor(t)),
+        )
     torch.testing.assert_close(weights, REFERENCE[f"step_t{t}_weights"], atol=1e-4, rtol=0)
     # The step with zero noise is the posterior mean; the step with unit noise adds the posterior's std to it.
     with replayed_noise([torch.zeros_like(sample)]):
@@ -90,12 +106,19 @@ def test_the_whole_sampler_matches_theirs_given_the_same_noise(converted):
     objects = list(views.split(counts.tolist()))
     noises = REFERENCE["sampler_noises"]
     with replayed_noise(noises[1:]):  # [0] is the starting noise, [k] the noise added at step t = 50 - k
-        out = converted(objects, target_azimuth=azimuths.double().tolist(), latents=noises[0], num_inference_steps=50,
-                        output_type="latent")
+        out = converted(
+            objects,
+            target_azimuth=azimuths.double().tolist(),
+            latents=noises[0],
+            num_inference_steps=50,
+            output_type="latent",
+        )
     torch.testing.assert_close(out.images, REFERENCE["sampler_output"], atol=1e-4, rtol=0)
     # The same sample as a picture: [0, 1] pixels, as the authors' network makes them.
     with replayed_noise(noises[1:]):
-        picture = converted(objects, target_azimuth=azimuths.double().tolist(), latents=noises[0], output_type="pt").images
+        picture = converted(
+            objects, target_azimuth=azimuths.double().tolist(), latents=noises[0], output_type="pt"
+        ).images
     torch.testing.assert_close(picture, REFERENCE["sampler_output"].clamp(0, 1), atol=1e-4, rtol=0)
 
 
@@ -176,8 +199,14 @@ def test_a_converted_folder_saves_loads_and_samples_like_any_pipeline(converted,
     objects = list(views.split(counts.tolist()))
 
     def sample(pipe, **kwargs):
-        return pipe(objects, target_azimuth=azimuths.double().tolist(), num_inference_steps=4, output_type="np",
-                    generator=torch.Generator().manual_seed(0), **kwargs).images
+        return pipe(
+            objects,
+            target_azimuth=azimuths.double().tolist(),
+            num_inference_steps=4,
+            output_type="np",
+            generator=torch.Generator().manual_seed(0),
+            **kwargs,
+        ).images
 
     converted.save_pretrained(tmp_path / "nmr")
     loaded = ViewFusionPipeline.from_pretrained(tmp_path / "nmr")
@@ -199,7 +228,8 @@ def test_a_converted_folder_saves_loads_and_samples_like_any_pipeline(converted,
 
 
 def test_from_single_file_fetches_a_hub_file_through_the_hub_cache(tmp_path, monkeypatch, converted):
-    # A local Hub cache holding bronemos/view-fusion's file, read offline by `hf_hub_download` as a real fetch would be.
+    # A local Hub cache holding bronemos/view-fusion's file, read offline by `hf_hub_download` as a real fetch would
+    # be.
     commit = "0123456789abcdef0123456789abcdef01234567"
     repo = tmp_path / "hub" / "models--bronemos--view-fusion"
     (repo / "snapshots" / commit).mkdir(parents=True)
@@ -208,10 +238,13 @@ def test_from_single_file_fetches_a_hub_file_through_the_hub_cache(tmp_path, mon
     (repo / "refs").mkdir()
     (repo / "refs" / "main").write_text(commit)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    for name in ("bronemos/view-fusion/best_model_all.pt",
-                 "https://huggingface.co/bronemos/view-fusion/blob/main/best_model_all.pt"):
-        pipe = ViewFusionPipeline.from_single_file(name, config_file="bronemos/view-fusion/config.yaml",
-                                                   cache_dir=tmp_path / "hub")
+    for name in (
+        "bronemos/view-fusion/best_model_all.pt",
+        "https://huggingface.co/bronemos/view-fusion/blob/main/best_model_all.pt",
+    ):
+        pipe = ViewFusionPipeline.from_single_file(
+            name, config_file="bronemos/view-fusion/config.yaml", cache_dir=tmp_path / "hub"
+        )
         assert torch.equal(pipe.unet.conv_in.weight, converted.unet.conv_in.weight)
     with pytest.raises(FileNotFoundError, match="could not be fetched"):
         ViewFusionPipeline.from_single_file("bronemos/view-fusion/other.pt", cache_dir=tmp_path / "hub")
@@ -220,10 +253,31 @@ def test_from_single_file_fetches_a_hub_file_through_the_hub_cache(tmp_path, mon
 def test_viewfusion_convert_writes_a_pipeline_folder_with_a_model_card(tmp_path, converted):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     output = tmp_path / "nmr"
-    result = subprocess.run([sys.executable, "-m", "viewfusion_diffusers.cli", "convert", "--checkpoint", str(CHECKPOINT),
-                             "--config", str(CONFIG), "--output", str(output)], capture_output=True, text=True, env=env)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "viewfusion_diffusers.cli",
+            "convert",
+            "--checkpoint",
+            str(CHECKPOINT),
+            "--config",
+            str(CONFIG),
+            "--output",
+            str(output),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert result.returncode == 0, result.stderr
-    assert sorted(p.name for p in output.iterdir()) == ["README.md", "model_index.json", "pipeline.py", "scheduler", "unet"]
+    assert sorted(p.name for p in output.iterdir()) == [
+        "README.md",
+        "model_index.json",
+        "pipeline.py",
+        "scheduler",
+        "unet",
+    ]
     card = (output / "README.md").read_text()
     assert "license: mit" in card and "0.033" in card and "bronemos/view-fusion" in card
     loaded = ViewFusionPipeline.from_pretrained(output)
@@ -251,10 +305,17 @@ def test_a_noise_level_unet_trains_on_levels_between_two_timesteps(converted):
 
     views, counts, azimuths = step_inputs()
     timesteps = torch.tensor([1, 30])
-    batch = TrainingBatch(input_views=views * 2 - 1, input_azimuths=torch.zeros(5, dtype=torch.float64), num_views=counts,
-                          target=REFERENCE["step_sample"].clamp(-1, 1), target_azimuth=azimuths,
-                          noise=torch.randn(2, 3, 16, 16), timesteps=timesteps, posed=torch.zeros(2, dtype=torch.bool),
-                          noise_level_fraction=torch.tensor([0.25, 0.75]))
+    batch = TrainingBatch(
+        input_views=views * 2 - 1,
+        input_azimuths=torch.zeros(5, dtype=torch.float64),
+        num_views=counts,
+        target=REFERENCE["step_sample"].clamp(-1, 1),
+        target_azimuth=azimuths,
+        noise=torch.randn(2, 3, 16, 16),
+        timesteps=timesteps,
+        posed=torch.zeros(2, dtype=torch.bool),
+        noise_level_fraction=torch.tensor([0.25, 0.75]),
+    )
     fused_loss(Recording(converted.unet), converted.scheduler, batch, 16).backward()
     alphas = converted.scheduler.alphas_cumprod
     expected = alphas[timesteps - 1] + torch.tensor([0.25, 0.75]) * (alphas[timesteps] - alphas[timesteps - 1])
@@ -266,20 +327,59 @@ def test_a_noise_level_unet_trains_on_levels_between_two_timesteps(converted):
 def test_a_converted_model_fine_tunes_in_an_accelerate_subprocess(converted, rendered_dataset, tmp_path):
     converted.save_pretrained(tmp_path / "nmr")
     output = tmp_path / "tuned"
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "1", "--num_machines", "1",
-               "--dynamo_backend", "no", "--mixed_precision", "no", TRAINING_SCRIPT, "--data_dir", str(rendered_dataset),
-               "--output_dir", str(output), "--pretrained_model_name_or_path", str(tmp_path / "nmr"), "--resolution", "16",
-               "--train_batch_size", "2", "--max_views", "3", "--max_train_steps", "2", "--lr_warmup_steps", "0",
-               "--learning_rate", "1e-3", "--validation_steps", "2", "--validation_inference_steps", "2",
-               "--num_validation_objects", "1", "--report_to", "none", "--relative_pose"]
+    command = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--cpu",
+        "--num_processes",
+        "1",
+        "--num_machines",
+        "1",
+        "--dynamo_backend",
+        "no",
+        "--mixed_precision",
+        "no",
+        TRAINING_SCRIPT,
+        "--data_dir",
+        str(rendered_dataset),
+        "--output_dir",
+        str(output),
+        "--pretrained_model_name_or_path",
+        str(tmp_path / "nmr"),
+        "--resolution",
+        "16",
+        "--train_batch_size",
+        "2",
+        "--max_views",
+        "3",
+        "--max_train_steps",
+        "2",
+        "--lr_warmup_steps",
+        "0",
+        "--learning_rate",
+        "1e-3",
+        "--validation_steps",
+        "2",
+        "--validation_inference_steps",
+        "2",
+        "--num_validation_objects",
+        "1",
+        "--report_to",
+        "none",
+        "--relative_pose",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
     assert result.returncode == 0, result.stderr[-4000:]
     tuned = ViewFusionPipeline.from_pretrained(output)
     assert tuned.unet.config.conditioning == "noise_level" and tuned.unet.config.relative_pose
     assert tuple(tuned.unet.config.pixel_range) == (0.0, 1.0)
-    changed = [name for name, value in tuned.unet.state_dict().items()
-               if name in converted.unet.state_dict() and not torch.equal(value, converted.unet.state_dict()[name])]
+    changed = [
+        name
+        for name, value in tuned.unet.state_dict().items()
+        if name in converted.unet.state_dict() and not torch.equal(value, converted.unet.state_dict()[name])
+    ]
     assert changed, "two steps at lr 1e-3 changed no weight"
     assert (output / "validation" / "step-0000002.png").exists()
 
@@ -289,13 +389,47 @@ def test_the_command_lines_take_a_converted_pipeline(converted, rendered_dataset
     view = str(Path(__file__).resolve().parent.parent / "examples" / "views" / "object008_az000.png")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     commands = {
-        "orbit": ["orbit", "--views", view, "--steps", "2", "--step-degrees", "180", "--output", str(tmp_path / "orbit.gif")],
-        "eval": ["eval", "--data_dir", str(rendered_dataset), "--num_objects", "1", "--num_views", "1",
-                 "--num_inference_steps", "2", "--output_dir", str(tmp_path / "eval")],
+        "orbit": [
+            "orbit",
+            "--views",
+            view,
+            "--steps",
+            "2",
+            "--step-degrees",
+            "180",
+            "--output",
+            str(tmp_path / "orbit.gif"),
+        ],
+        "eval": [
+            "eval",
+            "--data_dir",
+            str(rendered_dataset),
+            "--num_objects",
+            "1",
+            "--num_views",
+            "1",
+            "--num_inference_steps",
+            "2",
+            "--output_dir",
+            str(tmp_path / "eval"),
+        ],
     }
     for name, arguments in commands.items():
-        result = subprocess.run([sys.executable, "-m", "viewfusion_diffusers.cli", *arguments[:1], "--pipeline",
-                                 str(tmp_path / "nmr"), *arguments[1:]], capture_output=True, text=True, env=env, timeout=600)
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "viewfusion_diffusers.cli",
+                *arguments[:1],
+                "--pipeline",
+                str(tmp_path / "nmr"),
+                *arguments[1:],
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=600,
+        )
         assert result.returncode == 0, f"{name}: {result.stderr[-3000:]}"
     assert PIL.Image.open(tmp_path / "orbit.gif").n_frames == 2
     records = json.loads((tmp_path / "eval" / "results.json").read_text())["records"]

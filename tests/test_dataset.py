@@ -65,7 +65,9 @@ def test_training_samples_follow_the_paper_rules(rendered_dataset):
     first, again = train[2], train[2]
     torch.testing.assert_close(first.input_views, again.input_views)
     train.set_epoch(4)
-    assert not (train[2].target_azimuth == first.target_azimuth and torch.equal(train[2].input_azimuths, first.input_azimuths))
+    assert not (
+        train[2].target_azimuth == first.target_azimuth and torch.equal(train[2].input_azimuths, first.input_azimuths)
+    )
 
 
 def test_collate_packs_mixed_view_counts(rendered_dataset):
@@ -107,10 +109,18 @@ def test_hf_views_composite_transparency_on_white_and_need_one_square_size():
     import datasets
 
     transparent = PIL.Image.new("RGBA", (4, 4), (255, 0, 0, 0))
-    features = datasets.Features({"category": datasets.Value("string"), "object_id": datasets.Value("string"),
-                                  "views": datasets.Sequence(datasets.Image())})
-    rows = {"category": ["c", "c"], "object_id": ["square", "mixed"],
-            "views": [[transparent] * 24, [transparent] * 23 + [PIL.Image.new("RGBA", (4, 2))]]}
+    features = datasets.Features(
+        {
+            "category": datasets.Value("string"),
+            "object_id": datasets.Value("string"),
+            "views": datasets.Sequence(datasets.Image()),
+        }
+    )
+    rows = {
+        "category": ["c", "c"],
+        "object_id": ["square", "mixed"],
+        "views": [[transparent] * 24, [transparent] * 23 + [PIL.Image.new("RGBA", (4, 2))]],
+    }
     objects = HFMultiViewDataset(datasets.Dataset.from_dict(rows, features=features))
     views = objects.load_views(0, view_indices=[3])
     assert views.shape == (1, 3, 4, 4) and bool((views == 255).all())

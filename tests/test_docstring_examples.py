@@ -22,6 +22,7 @@ import torch
 
 import viewfusion_diffusers
 
+
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS_WITH_EXAMPLES = ["training/campaign_state.py", "examples/line_chart.py"]
 
@@ -57,12 +58,16 @@ def import_script(relative_path: str):
 
 
 def find_examples() -> list[doctest.DocTest]:
-    modules = [importlib.import_module(info.name)
-               for info in pkgutil.walk_packages(viewfusion_diffusers.__path__, "viewfusion_diffusers.")
-               if not info.name.endswith("__main__")]  # importing a __main__ runs its command
+    modules = [
+        importlib.import_module(info.name)
+        for info in pkgutil.walk_packages(viewfusion_diffusers.__path__, "viewfusion_diffusers.")
+        if not info.name.endswith("__main__")
+    ]  # importing a __main__ runs its command
     modules += [import_script(path) for path in SCRIPTS_WITH_EXAMPLES]
     finder = doctest.DocTestFinder(parser=FencedDocTestParser())
-    examples = {test.name: test for module in [viewfusion_diffusers, *modules] for test in finder.find(module) if test.examples}
+    examples = {
+        test.name: test for module in [viewfusion_diffusers, *modules] for test in finder.find(module) if test.examples
+    }
     return sorted(examples.values(), key=lambda test: test.name)
 
 
@@ -92,12 +97,15 @@ def sandbox(sandbox_template, tmp_path, monkeypatch):
 def test_every_docstring_with_an_example_is_collected():
     names = {test.name for test in EXAMPLES}
     assert len(EXAMPLES) > 150
-    assert {"viewfusion_diffusers.pipeline.ViewFusionPipeline.__call__", "viewfusion_diffusers.unet.ViewFusionUNet2DModel"} <= names
+    assert {
+        "viewfusion_diffusers.pipeline.ViewFusionPipeline.__call__",
+        "viewfusion_diffusers.unet.ViewFusionUNet2DModel",
+    } <= names
     assert set(NEEDS_THE_HUB) | NEEDS_CUDA <= names, "a listed example no longer exists: update the lists"
 
 
 def test_a_closing_fence_ends_the_expected_output():
-    docstring = 'Example:\n    ```py\n    >>> 1 + 1\n    2\n    ```\n'
+    docstring = "Example:\n    ```py\n    >>> 1 + 1\n    2\n    ```\n"
     (example,) = FencedDocTestParser().get_examples(docstring)
     assert example.want == "2\n"
 
@@ -108,8 +116,9 @@ def test_docstring_example(example, sandbox, lpips_weights_available):
         pytest.skip(f"reaches the Hub; {NEEDS_THE_HUB[example.name]}")
     if example.name in NEEDS_CUDA and not torch.cuda.is_available():
         pytest.skip("needs a CUDA device")
-    example = doctest.DocTest(example.examples, dict(example.globs), example.name, example.filename, example.lineno,
-                              example.docstring)
+    example = doctest.DocTest(
+        example.examples, dict(example.globs), example.name, example.filename, example.lineno, example.docstring
+    )
     output = []
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -14,7 +14,6 @@ import torch
 from viewfusion_diffusers.data import EvalSample, NMRDataset
 from viewfusion_diffusers.evaluation import (
     EvalBatch,
-    EvalMethod,
     evaluate_batch,
     labelled_grid,
     main,
@@ -27,12 +26,31 @@ from viewfusion_diffusers.evaluation.report import HEADER_HEIGHT, paired_table
 from viewfusion_diffusers.evaluation.statistics import check_comparable
 from viewfusion_diffusers.images import comparison_row
 
+
 lpips_needed = pytest.mark.usefixtures("lpips_weights_available")
 
 
 def eval_args(pipeline_dir, data_dir, output_dir, *extra):
-    return ["--pipeline", str(pipeline_dir), "--data_dir", str(data_dir), "--split", "train", "--num_views", "1", "3",
-            "--num_objects", "3", "--num_inference_steps", "2", "--batch_size", "2", "--output_dir", str(output_dir), *map(str, extra)]
+    return [
+        "--pipeline",
+        str(pipeline_dir),
+        "--data_dir",
+        str(data_dir),
+        "--split",
+        "train",
+        "--num_views",
+        "1",
+        "3",
+        "--num_objects",
+        "3",
+        "--num_inference_steps",
+        "2",
+        "--batch_size",
+        "2",
+        "--output_dir",
+        str(output_dir),
+        *map(str, extra),
+    ]
 
 
 @lpips_needed
@@ -59,15 +77,28 @@ def test_end_to_end_writes_results_and_is_deterministic(tiny_pipeline_32_dir, re
 
 
 @lpips_needed
-def test_compare_to_pairs_this_run_with_another_on_the_same_samples(tiny_pipeline_32_dir, rendered_dataset, tmp_path, capsys):
+def test_compare_to_pairs_this_run_with_another_on_the_same_samples(
+    tiny_pipeline_32_dir, rendered_dataset, tmp_path, capsys
+):
     assert main(eval_args(tiny_pipeline_32_dir, rendered_dataset, tmp_path / "old", "--num_views", 1)) == 0
     old = tmp_path / "old" / "results.json"
-    assert main(eval_args(tiny_pipeline_32_dir, rendered_dataset, tmp_path / "new", "--num_views", 1, "--compare_to", old)) == 0
+    assert (
+        main(
+            eval_args(tiny_pipeline_32_dir, rendered_dataset, tmp_path / "new", "--num_views", 1, "--compare_to", old)
+        )
+        == 0
+    )
     markdown = (tmp_path / "new" / "results.md").read_text()
     # The same weights and noise: every per-sample difference is zero.
-    assert "(paired, same samples and noise)" in markdown and "| viewfusion | 1 | 3 | +0.0000 ± 0.0000 | no clear difference |" in markdown
+    assert (
+        "(paired, same samples and noise)" in markdown
+        and "| viewfusion | 1 | 3 | +0.0000 ± 0.0000 | no clear difference |" in markdown
+    )
     capsys.readouterr()
-    assert main(eval_args(tiny_pipeline_32_dir, rendered_dataset, tmp_path / "other", "--compare_to", old, "--seed", "1")) == 2
+    assert (
+        main(eval_args(tiny_pipeline_32_dir, rendered_dataset, tmp_path / "other", "--compare_to", old, "--seed", "1"))
+        == 2
+    )
     assert "seed" in capsys.readouterr().err
     assert not (tmp_path / "other" / "results.json").exists()
 
@@ -75,10 +106,28 @@ def test_compare_to_pairs_this_run_with_another_on_the_same_samples(tiny_pipelin
 @lpips_needed
 def test_two_processes_give_the_same_numbers_as_one(tiny_pipeline_32_dir, rendered_dataset, tmp_path):
     assert main(eval_args(tiny_pipeline_32_dir, rendered_dataset, tmp_path / "one")) == 0
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2", "--cpu", "--num_machines", "1",
-               "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29533",
-               "-m", "viewfusion_diffusers.evaluation", *eval_args(tiny_pipeline_32_dir, rendered_dataset, tmp_path / "two")]
-    result = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=600)
+    command = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--num_processes",
+        "2",
+        "--cpu",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--main_process_port",
+        "29533",
+        "-m",
+        "viewfusion_diffusers.evaluation",
+        *eval_args(tiny_pipeline_32_dir, rendered_dataset, tmp_path / "two"),
+    ]
+    result = subprocess.run(
+        command, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=600
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     one = json.loads((tmp_path / "one" / "results.json").read_text())["records"]
     two = json.loads((tmp_path / "two" / "results.json").read_text())["records"]
@@ -92,8 +141,14 @@ def test_two_processes_give_the_same_numbers_as_one(tiny_pipeline_32_dir, render
 
 
 def one_sample(dataset, target_index, input_indices):
-    return EvalSample(object_index=0, category=dataset.objects[0][0], object_id=dataset.objects[0][1],
-                      target_index=target_index, input_indices=tuple(input_indices), num_views=len(input_indices))
+    return EvalSample(
+        object_index=0,
+        category=dataset.objects[0][0],
+        object_id=dataset.objects[0][1],
+        target_index=target_index,
+        input_indices=tuple(input_indices),
+        num_views=len(input_indices),
+    )
 
 
 @lpips_needed
@@ -110,7 +165,11 @@ def test_baselines_on_constructed_cases(tiny_pipeline_32_dir, rendered_dataset):
     assert batch.input_azimuths == [[75.0, 255.0]] and batch.target_azimuths == [75.0]
     records, grids = evaluate_batch(pipeline, batch, [0], LPIPS.from_pretrained(), num_inference_steps=2)
     nearest = next(r for r in records if r["method"] == "nearest_view")
-    assert nearest["psnr"] == math.inf and nearest["lpips"] == pytest.approx(0, abs=1e-7) and nearest["ssim"] == pytest.approx(1)
+    assert (
+        nearest["psnr"] == math.inf
+        and nearest["lpips"] == pytest.approx(0, abs=1e-7)
+        and nearest["ssim"] == pytest.approx(1)
+    )
     mean = next(r for r in records if r["method"] == "mean_view")
     assert math.isfinite(mean["psnr"])
     assert "inf (identical)" in results_table([nearest])
@@ -129,18 +188,35 @@ def test_pose_scoring_and_lpips_match_the_pairwise_computation(tiny_pipeline_32_
     from viewfusion_diffusers.metrics import LPIPS
 
     dataset = NMRDataset(rendered_dataset, split="train")
-    samples = [EvalSample(object_index=k, category=dataset.objects[k][0], object_id=dataset.objects[k][1],
-                          target_index=t, input_indices=(1, 13), num_views=2) for k, t in ((0, 5), (1, 20), (1, 7))]
+    samples = [
+        EvalSample(
+            object_index=k,
+            category=dataset.objects[k][0],
+            object_id=dataset.objects[k][1],
+            target_index=t,
+            input_indices=(1, 13),
+            num_views=2,
+        )
+        for k, t in ((0, 5), (1, 20), (1, 7))
+    ]
     batch = EvalBatch.load(dataset, samples)
     generator = torch.Generator().manual_seed(0)
     # A slightly noisy copy of each sample's view 3 steps (45 degrees) from its target, and a random image.
-    shifted = torch.stack([(views[(s.target_index + 3) % 24] + 0.05 * torch.randn(3, 32, 32, generator=generator)).clamp(0, 1)
-                           for views, s in zip(batch.object_views, samples)])
+    shifted = torch.stack(
+        [
+            (views[(s.target_index + 3) % 24] + 0.05 * torch.randn(3, 32, 32, generator=generator)).clamp(0, 1)
+            for views, s in zip(batch.object_views, samples)
+        ]
+    )
     predictions = {"shifted": shifted, "random": torch.rand(3, 3, 32, 32, generator=generator)}
     lpips = LPIPS.from_pretrained()
     records = score_predictions(batch, predictions, lpips)
     for record in records:
-        i = next(k for k, s in enumerate(samples) if (s.object_id, s.target_index) == (record["object_id"], record["target_index"]))
+        i = next(
+            k
+            for k, s in enumerate(samples)
+            if (s.object_id, s.target_index) == (record["object_id"], record["target_index"])
+        )
         image, views = predictions[record["method"]][i], batch.object_views[i]
         pairwise = lpips(image[None].expand(24, -1, -1, -1), views)
         assert record["lpips"] == pytest.approx(pairwise[samples[i].target_index].item(), abs=1e-6)
@@ -152,16 +228,34 @@ def test_pose_scoring_and_lpips_match_the_pairwise_computation(tiny_pipeline_32_
 @lpips_needed
 def test_methods_option_samples_only_the_named_methods(tiny_pipeline_32_dir, rendered_dataset, tmp_path, capsys):
     assert main(eval_args(tiny_pipeline_32_dir, rendered_dataset, tmp_path / "all", "--num_views", 1)) == 0
-    assert main(eval_args(tiny_pipeline_32_dir, rendered_dataset, tmp_path / "some", "--num_views", 1,
-                          "--methods", "viewfusion", "--compare_to", tmp_path / "all" / "results.json")) == 0
+    assert (
+        main(
+            eval_args(
+                tiny_pipeline_32_dir,
+                rendered_dataset,
+                tmp_path / "some",
+                "--num_views",
+                1,
+                "--methods",
+                "viewfusion",
+                "--compare_to",
+                tmp_path / "all" / "results.json",
+            )
+        )
+        == 0
+    )
     every = json.loads((tmp_path / "all" / "results.json").read_text())
     some = json.loads((tmp_path / "some" / "results.json").read_text())
     assert {r["method"] for r in some["records"]} == {"viewfusion", "nearest_view", "mean_view"}
     assert some["config"]["methods"] == ["viewfusion"]
-    drop_seconds = lambda records, method: [{k: v for k, v in r.items() if k != "seconds"} for r in records if r["method"] == method]
+    drop_seconds = lambda records, method: [
+        {k: v for k, v in r.items() if k != "seconds"} for r in records if r["method"] == method
+    ]
     assert drop_seconds(some["records"], "viewfusion") == drop_seconds(every["records"], "viewfusion")
     capsys.readouterr()
-    assert main(eval_args(tiny_pipeline_32_dir, rendered_dataset, tmp_path / "bad", "--methods", "viewfusion_posed")) == 2
+    assert (
+        main(eval_args(tiny_pipeline_32_dir, rendered_dataset, tmp_path / "bad", "--methods", "viewfusion_posed")) == 2
+    )
     assert "need --posed" in capsys.readouterr().err
 
 
@@ -187,17 +281,30 @@ def test_output_dir_and_pipeline_have_defaults():
     assert args.pipeline == DEFAULT_PIPELINE
     assert args.output_dir == os.path.join("eval", "viewfusion-pybullet-64-val")
     assert parse_args(["--data_dir", "d", "--pipeline", "runs/x/pipeline/", "--output_dir", "o"]).output_dir == "o"
-    assert parse_args(["--data_dir", "d", "--pipeline", "runs/x/pipeline/"]).output_dir == os.path.join("eval", "pipeline-test")
+    assert parse_args(["--data_dir", "d", "--pipeline", "runs/x/pipeline/"]).output_dir == os.path.join(
+        "eval", "pipeline-test"
+    )
 
 
 def record(method, num_views, object_id, lpips):
-    return {"method": method, "num_views": num_views, "category": "c", "object_id": object_id, "target_index": 0,
-            "input_indices": list(range(1, num_views + 1)), "lpips": lpips}
+    return {
+        "method": method,
+        "num_views": num_views,
+        "category": "c",
+        "object_id": object_id,
+        "target_index": 0,
+        "input_indices": list(range(1, num_views + 1)),
+        "lpips": lpips,
+    }
 
 
 def test_paired_differences_are_per_sample_and_refuse_unpaired_samples():
-    records = [record("viewfusion", 1, "a", 0.3), record("viewfusion", 1, "b", 0.5),
-               record("nearest_view", 1, "b", 0.4), record("nearest_view", 1, "a", 0.1)]
+    records = [
+        record("viewfusion", 1, "a", 0.3),
+        record("viewfusion", 1, "b", 0.5),
+        record("nearest_view", 1, "b", 0.4),
+        record("nearest_view", 1, "a", 0.1),
+    ]
     assert paired_differences(records, "viewfusion", "nearest_view")[1].tolist() == pytest.approx([0.2, 0.1])
     assert "| viewfusion − nearest_view | 1 | 2 | +0.1500 ± 0.0980 | higher |" in paired_table(records)
     with pytest.raises(ValueError, match="different samples with 1 views"):
@@ -224,23 +331,42 @@ def test_labelled_grid_names_the_columns_and_checks_the_slots():
 @lpips_needed
 def test_sampler_study_compares_full_ddpm_with_fast_samplers(rendered_dataset, tmp_path):
     # A pipeline trained on a 50-step schedule keeps the full-DDPM reference cheap enough for a test.
-    from viewfusion_diffusers import ViewFusionPipeline, ViewFusionUNet2DModel, default_scheduler
     from conftest import TINY_UNET_32
+
+    from viewfusion_diffusers import ViewFusionPipeline, ViewFusionUNet2DModel, default_scheduler
 
     torch.manual_seed(0)
     scheduler = default_scheduler()
     scheduler.register_to_config(num_train_timesteps=50)
     folder = tmp_path / "pipeline"
-    ViewFusionPipeline(ViewFusionUNet2DModel(**TINY_UNET_32), type(scheduler).from_config(scheduler.config)).save_pretrained(folder)
-    args = eval_args(folder, rendered_dataset, tmp_path / "out", "--sampler_study", "--sampler_study_samples", "2",
-                     "--sampler_study_steps", "2", "50", "--sampler_study_schedulers", "ddim", "ddpm",
-                     "--num_views", "2")
+    ViewFusionPipeline(
+        ViewFusionUNet2DModel(**TINY_UNET_32), type(scheduler).from_config(scheduler.config)
+    ).save_pretrained(folder)
+    args = eval_args(
+        folder,
+        rendered_dataset,
+        tmp_path / "out",
+        "--sampler_study",
+        "--sampler_study_samples",
+        "2",
+        "--sampler_study_steps",
+        "2",
+        "50",
+        "--sampler_study_schedulers",
+        "ddim",
+        "ddpm",
+        "--num_views",
+        "2",
+    )
     assert main(args) == 0
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     settings = [(row["scheduler"], row["steps"]) for row in results["sampler_study"]]
     # DDPM at 50 steps is the reference itself, so it is not run twice.
     assert settings == [("ddpm", 50), ("ddim", 2), ("ddim", 50), ("ddpm", 2)]
-    assert all(row["seconds_per_sample"] > 0 and len(row["lpips"]) == 2 and row["num_views"] == [2] for row in results["sampler_study"])
+    assert all(
+        row["seconds_per_sample"] > 0 and len(row["lpips"]) == 2 and row["num_views"] == [2]
+        for row in results["sampler_study"]
+    )
     markdown = (tmp_path / "out" / "results.md").read_text()
     assert "## Sampler study" in markdown
     ddpm, ddim_2 = results["sampler_study"][0], results["sampler_study"][1]
@@ -248,7 +374,9 @@ def test_sampler_study_compares_full_ddpm_with_fast_samplers(rendered_dataset, t
     assert f"| ddim | 2 | {ddim_2['seconds_per_sample']:.2f} |" in markdown and f"{paired:+.4f} ±" in markdown
 
 
-def test_fingerprint_is_the_same_whatever_path_the_weights_are_loaded_from(tiny_pipeline_32_dir, tmp_path, monkeypatch):
+def test_fingerprint_is_the_same_whatever_path_the_weights_are_loaded_from(
+    tiny_pipeline_32_dir, tmp_path, monkeypatch
+):
     from viewfusion_diffusers import ViewFusionPipeline
     from viewfusion_diffusers.evaluation import pipeline_fingerprint
 

@@ -1,10 +1,9 @@
 import os
 import stat
 
-import pytest
-
 import numpy as np
 import PIL.Image
+import pytest
 
 from viewfusion_diffusers.file_utils import atomic_directory, atomic_write, current_umask, save_image
 

@@ -12,6 +12,7 @@ import pytest
 
 from viewfusion_diffusers.cli import build_parser
 
+
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = {"demo": ROOT / "examples" / "gradio_space" / "app.py", "train": ROOT / "training" / "train_viewfusion.py"}
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}

@@ -30,6 +30,7 @@ def test_compositing_on_white_is_one_rule_for_tensors_and_images():
 
 def test_dataset_photos_and_pipeline_share_the_rule(tmp_path):
     from viewfusion_diffusers.data.dataset import read_view
+
     path = tmp_path / "0000.png"
     half_transparent_red().save(path)
     from_dataset = read_view(path)
@@ -43,8 +44,13 @@ def test_dataset_photos_and_pipeline_share_the_rule(tmp_path):
 def test_preprocess_accepts_every_view_kind():
     processor = ViewProcessor()
     array = np.random.default_rng(0).integers(0, 256, (8, 8, 3), dtype=np.uint8)
-    kinds = [PIL.Image.fromarray(array), array, array / 255.0, torch.from_numpy(array).permute(2, 0, 1),
-             torch.from_numpy(array).permute(2, 0, 1) / 255.0]
+    kinds = [
+        PIL.Image.fromarray(array),
+        array,
+        array / 255.0,
+        torch.from_numpy(array).permute(2, 0, 1),
+        torch.from_numpy(array).permute(2, 0, 1) / 255.0,
+    ]
     results = [processor.preprocess([view], 8, 8) for view in kinds]
     for result in results:
         assert result.shape == (1, 3, 8, 8) and result.dtype == torch.float32

@@ -3,6 +3,7 @@
 import ast
 from pathlib import Path
 
+
 PACKAGE = Path(__file__).resolve().parent.parent / "viewfusion_diffusers"
 
 
@@ -54,7 +55,7 @@ def test_no_module_of_the_package_imports_itself_through_others():
         state[node] = "open"
         for target in sorted(graph.get(node, ())):
             if state.get(target) == "open":
-                cycles.append(stack[stack.index(target):] + [target])
+                cycles.append(stack[stack.index(target) :] + [target])
             elif target not in state:
                 walk(target, stack + [target])
         state[node] = "done"

@@ -13,7 +13,9 @@ from viewfusion_diffusers.data import MeshError, NMRDataset, read_mesh, render_m
 
 def box(size=(1.0, 0.6, 0.4)):
     x, y, z = (s / 2 for s in size)
-    vertices = np.array([[-x, -y, -z], [x, -y, -z], [x, y, -z], [-x, y, -z], [-x, -y, z], [x, -y, z], [x, y, z], [-x, y, z]])
+    vertices = np.array(
+        [[-x, -y, -z], [x, -y, -z], [x, y, -z], [-x, y, -z], [-x, -y, z], [x, -y, z], [x, y, z], [-x, y, z]]
+    )
     quads = [(0, 3, 2, 1), (4, 5, 6, 7), (0, 1, 5, 4), (1, 2, 6, 5), (2, 3, 7, 6), (3, 0, 4, 7)]
     return vertices, quads
 
@@ -21,7 +23,9 @@ def box(size=(1.0, 0.6, 0.4)):
 def cylinder(radius=0.4, height=1.2, segments=24):
     angles = np.linspace(0, 2 * math.pi, segments, endpoint=False)
     ring = np.stack([radius * np.cos(angles), radius * np.sin(angles)], axis=1)
-    vertices = np.concatenate([np.c_[ring, np.full(segments, -height / 2)], np.c_[ring, np.full(segments, height / 2)]])
+    vertices = np.concatenate(
+        [np.c_[ring, np.full(segments, -height / 2)], np.c_[ring, np.full(segments, height / 2)]]
+    )
     sides = [(k, (k + 1) % segments, segments + (k + 1) % segments, segments + k) for k in range(segments)]
     caps = [tuple(range(segments - 1, -1, -1)), tuple(range(segments, 2 * segments))]
     return vertices, sides + caps
@@ -50,7 +54,9 @@ def write_binary_stl(path, vertices, faces):
     with open(path, "wb") as f:
         f.write(b"solid but binary".ljust(80, b" ") + struct.pack("<I", len(triangles)))
         for triangle in triangles:
-            f.write(struct.pack("<3f", 0, 0, 0) + b"".join(struct.pack("<3f", *vertices[i]) for i in triangle) + b"\0\0")
+            f.write(
+                struct.pack("<3f", 0, 0, 0) + b"".join(struct.pack("<3f", *vertices[i]) for i in triangle) + b"\0\0"
+            )
 
 
 @pytest.fixture
@@ -83,14 +89,31 @@ def test_read_mesh_checks_the_geometry(mesh_folder):
 
 def test_render_meshes_into_the_nmr_layout(mesh_folder, tmp_path):
     out = tmp_path / "data"
-    result = subprocess.run([sys.executable, "-m", "viewfusion_diffusers.data.render", "--meshes", str(mesh_folder),
-                             "--output_dir", str(out), "--resolution", "32"], capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "viewfusion_diffusers.data.render",
+            "--meshes",
+            str(mesh_folder),
+            "--output_dir",
+            str(out),
+            "--resolution",
+            "32",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     assert "Skipped 2 meshes" in result.stdout and "broken.obj" in result.stdout and "plate.obj" in result.stdout
     assert sorted(p.name for p in (out / "meshes").iterdir() if p.is_dir()) == ["box", "cylinder"]
     assert sorted(p.name for p in (out / "furniture").iterdir() if p.is_dir()) == ["l_shape_obj", "l_shape_stl"]
     assert not list(out.rglob(".tmp-*"))
-    listed = {c: sum(((out / c / f"{s}.lst").read_text().split() for s in ("train", "val", "test")), []) for c in ("meshes", "furniture")}
+    listed = {
+        c: sum(((out / c / f"{s}.lst").read_text().split() for s in ("train", "val", "test")), [])
+        for c in ("meshes", "furniture")
+    }
     assert sorted(listed["furniture"]) == ["l_shape_obj", "l_shape_stl"]  # the skipped meshes are in no split
     dataset = NMRDataset(out, split="train", categories=["meshes", "furniture"])
     views = dataset.load_views(0)
@@ -122,7 +145,9 @@ def test_y_up_mesh_renders_upright(tmp_path):
     """The L-shape written Y-up (its post along +y) and rendered with up="y" looks like it written Z-up."""
     vertices, faces = l_shape()  # the post stands up along +z
     write_obj(tmp_path / "z_up.obj", vertices, faces)
-    write_obj(tmp_path / "y_up.obj", vertices[:, [0, 2, 1]] * [1, 1, -1], faces)  # (x, y, z) -> (x, z, -y): post along +y
+    write_obj(
+        tmp_path / "y_up.obj", vertices[:, [0, 2, 1]] * [1, 1, -1], faces
+    )  # (x, y, z) -> (x, z, -y): post along +y
     z_up, *_ = render_mesh(tmp_path / "z_up.obj", resolution=32)
     y_up, *_ = render_mesh(tmp_path / "y_up.obj", resolution=32, up="y")
     y_up_as_z, *_ = render_mesh(tmp_path / "y_up.obj", resolution=32, up="z")
@@ -134,10 +159,34 @@ def test_y_up_mesh_renders_upright(tmp_path):
 
 
 def test_bad_meshes_folder_gives_a_clear_error(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "viewfusion_diffusers.data.render", "--meshes", str(tmp_path / "nope"),
-                             "--output_dir", str(tmp_path / "out")], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "viewfusion_diffusers.data.render",
+            "--meshes",
+            str(tmp_path / "nope"),
+            "--output_dir",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2 and "is not a folder" in result.stderr
     (tmp_path / "empty").mkdir()
-    result = subprocess.run([sys.executable, "-m", "viewfusion_diffusers.data.render", "--meshes", str(tmp_path / "empty"),
-                             "--output_dir", str(tmp_path / "out")], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "viewfusion_diffusers.data.render",
+            "--meshes",
+            str(tmp_path / "empty"),
+            "--output_dir",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2 and "No .obj or .stl files" in result.stderr

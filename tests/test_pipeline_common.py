@@ -10,11 +10,12 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import TINY_UNET_32
 from diffusers import DDIMScheduler, DDPMScheduler
 from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
 
-from conftest import TINY_UNET_32
 from viewfusion_diffusers import ViewFusionPipeline, ViewFusionUNet2DModel, default_scheduler
+
 
 # Arguments every diffusers pipeline takes, with diffusers' names.
 REQUIRED_OPTIONAL_PARAMS = {
@@ -160,7 +161,10 @@ def test_save_load_variant(tmp_path):
     pipe = make_pipeline()
     expected = pipe(**get_dummy_inputs()).images
     pipe.save_pretrained(tmp_path, variant="fp16")
-    assert sorted(p.name for p in (tmp_path / "unet").iterdir()) == ["config.json", "diffusion_pytorch_model.fp16.safetensors"]
+    assert sorted(p.name for p in (tmp_path / "unet").iterdir()) == [
+        "config.json",
+        "diffusion_pytorch_model.fp16.safetensors",
+    ]
     loaded = ViewFusionPipeline.from_pretrained(tmp_path, variant="fp16")
     loaded.set_progress_bar_config(disable=True)
     np.testing.assert_array_equal(loaded(**get_dummy_inputs()).images, expected)
@@ -239,8 +243,11 @@ def test_callback_modifies_every_declared_tensor():
             callback_kwargs = {name: replaced[name](tensor) for name, tensor in callback_kwargs.items()}
         return callback_kwargs
 
-    out = pipe(**{**get_dummy_inputs(), "output_type": "latent"}, callback_on_step_end=replace_at_last_step,
-               callback_on_step_end_tensor_inputs=pipe._callback_tensor_inputs)
+    out = pipe(
+        **{**get_dummy_inputs(), "output_type": "latent"},
+        callback_on_step_end=replace_at_last_step,
+        callback_on_step_end_tensor_inputs=pipe._callback_tensor_inputs,
+    )
     assert out.images.abs().sum() == 0
 
 
@@ -265,8 +272,13 @@ def test_pipeline_callbacks_bring_their_tensor_inputs():
     pipe = make_pipeline()
     record = RecordLatentNorm()
     # `callback_on_step_end_tensor_inputs=[]` is overridden by the callback's own `tensor_inputs`.
-    out = pipe(**{**get_dummy_inputs(), "num_inference_steps": 3}, callback_on_step_end=MultiPipelineCallbacks(
-        [record, ZeroLatentsAtCutoff(cutoff_step_ratio=None, cutoff_step_index=2)]), callback_on_step_end_tensor_inputs=[])
+    out = pipe(
+        **{**get_dummy_inputs(), "num_inference_steps": 3},
+        callback_on_step_end=MultiPipelineCallbacks(
+            [record, ZeroLatentsAtCutoff(cutoff_step_ratio=None, cutoff_step_index=2)]
+        ),
+        callback_on_step_end_tensor_inputs=[],
+    )
     assert len(record.norms) == 3 and record.norms[-1] > 0
     np.testing.assert_allclose(out.images, 0.5)
 
@@ -291,8 +303,10 @@ def test_interrupt_skips_the_remaining_steps():
     pipe(**{**get_dummy_inputs(), "num_inference_steps": 4}, callback_on_step_end=capture_after_step_1)
     assert len(steps) == 4 and pipe.num_timesteps == 4 and not pipe.interrupt
     steps.clear()
-    out = pipe(**{**get_dummy_inputs(), "num_inference_steps": 4, "output_type": "latent"},
-               callback_on_step_end=interrupt_after_step_1)
+    out = pipe(
+        **{**get_dummy_inputs(), "num_inference_steps": 4, "output_type": "latent"},
+        callback_on_step_end=interrupt_after_step_1,
+    )
     assert len(steps) == 2 and pipe.interrupt
     torch.testing.assert_close(out.images, captured["latents"], rtol=0, atol=0)
     # The next call starts uninterrupted.

@@ -13,6 +13,7 @@ import pytest
 from viewfusion_diffusers import ViewFusionPipeline
 from viewfusion_diffusers.hub_utils import PipelineFolderError, check_pipeline_folder
 
+
 VIEW = Path(__file__).resolve().parent.parent / "examples" / "views" / "object025_az000.png"
 WEIGHTS = "unet/diffusion_pytorch_model.safetensors"
 
@@ -78,17 +79,37 @@ def test_python_names_the_damaged_file_and_the_fix(damaged):
     assert str(folder / name).rstrip("/") in str(error.value) and message in str(error.value)
 
 
-@pytest.mark.parametrize("damaged", ["truncated weights", "malformed config", "weights of other shapes"], indirect=True)
+@pytest.mark.parametrize(
+    "damaged", ["truncated weights", "malformed config", "weights of other shapes"], indirect=True
+)
 def test_every_command_reports_it_in_one_line(damaged, tmp_path):
     folder, name, message = damaged
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    for command in (["generate", "--azimuth", "90", "--output", str(tmp_path / "x.png")],
-                    ["orbit", "--output", str(tmp_path / "x.gif")]):
-        result = subprocess.run([sys.executable, "-m", "viewfusion_diffusers.cli", *command, "--views", str(VIEW),
-                                 "--pipeline", str(folder)], capture_output=True, text=True, env=env, timeout=300)
+    for command in (
+        ["generate", "--azimuth", "90", "--output", str(tmp_path / "x.png")],
+        ["orbit", "--output", str(tmp_path / "x.gif")],
+    ):
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "viewfusion_diffusers.cli",
+                *command,
+                "--views",
+                str(VIEW),
+                "--pipeline",
+                str(folder),
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+        )
         assert result.returncode == 2, result.stderr
         # diffusers' "Loading pipeline components" progress bar may come first; the error is one line.
-        lines = [line for line in result.stderr.strip().splitlines() if not line.startswith("Loading pipeline components")]
+        lines = [
+            line for line in result.stderr.strip().splitlines() if not line.startswith("Loading pipeline components")
+        ]
         assert len(lines) == 1 and message in lines[0] and str(folder / name).rstrip("/") in lines[0], result.stderr
         assert "Traceback" not in result.stderr
         assert not list(tmp_path.glob("x.*"))

@@ -2,7 +2,6 @@
 
 import pytest
 import torch
-
 from conftest import make_tiny_pipeline
 
 
@@ -17,7 +16,9 @@ def posed_pipeline():
 
 def sample(pipe, views, target, input_azimuths, seeds):
     generators = [torch.Generator().manual_seed(s) for s in seeds]
-    return pipe(views, target, input_azimuths=input_azimuths, num_inference_steps=3, generator=generators, output_type="pt")
+    return pipe(
+        views, target, input_azimuths=input_azimuths, num_inference_steps=3, generator=generators, output_type="pt"
+    )
 
 
 def test_posed_and_unposed_objects_in_one_batch_equal_one_by_one(views16):

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
+
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
 
@@ -40,10 +41,15 @@ TINY_SIZES = [
     (r"--train_batch_size \d+", "--train_batch_size 2"),
     (r"--source all", "--source all --limit 3 --objects_per_category 3"),
 ]
-# The authors' published checkpoint cannot be fetched here: a checkpoint of their format made with their code stands in.
+# The authors' published checkpoint cannot be fetched here: a checkpoint of their format made with their code stands
+# in.
 ORIGINAL_FIXTURE = ROOT / "tests" / "data" / "original-viewfusion" / "tiny"
-TINY_SIZES.append((r"--checkpoint bronemos/view-fusion/best_model_all.pt",
-                   f"--checkpoint {ORIGINAL_FIXTURE / 'best_model_all.pt'} --config {ORIGINAL_FIXTURE / 'config.yaml'}"))
+TINY_SIZES.append(
+    (
+        r"--checkpoint bronemos/view-fusion/best_model_all.pt",
+        f"--checkpoint {ORIGINAL_FIXTURE / 'best_model_all.pt'} --config {ORIGINAL_FIXTURE / 'config.yaml'}",
+    )
+)
 # Sampling commands: 2 denoising steps instead of 50, 2 orbit frames instead of 24.
 APPENDED = [
     (r"^viewfusion (generate|orbit) ", " --steps 2"),
@@ -117,8 +123,14 @@ def test_every_readme_command_runs(scratch):
     assert not failures, "\n\n".join(failures)
     assert any(c.startswith("accelerate launch") for c in ran) and any(c.startswith("viewfusion eval") for c in ran)
     # What the commands promise to write is there.
-    for path in ("outputs/novel.png", "outputs/orbit.gif", "runs/my-model/model_index.json", "eval/my-model/results.md",
-                 "outputs/viewfusion-nmr/model_index.json", "outputs/nmr-90.png"):
+    for path in (
+        "outputs/novel.png",
+        "outputs/orbit.gif",
+        "runs/my-model/model_index.json",
+        "eval/my-model/results.md",
+        "outputs/viewfusion-nmr/model_index.json",
+        "outputs/nmr-90.png",
+    ):
         assert (scratch / path).is_file(), path
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import PIL.Image
 import yaml
 
-from viewfusion_diffusers.data.render import render_dataset, render_urdf, list_sources
+from viewfusion_diffusers.data.render import list_sources, render_dataset, render_urdf
 
 
 def project(cameras, k, point):
@@ -61,8 +61,11 @@ def test_view_geometry_matches_the_image():
     from viewfusion_diffusers.data.render import render_parts
 
     red_at, blue_at = np.array([0.0, 0.9, 0.0]), np.array([0.0, -0.4, 0.6])
-    parts = [(*box_mesh((0, 0, 0), (1.2, 1.6, 0.6)), (0.6, 0.6, 0.6, 1)), (*box_mesh(red_at, (0.3,) * 3), (1, 0, 0, 1)),
-             (*box_mesh(blue_at, (0.3,) * 3), (0, 0, 1, 1))]
+    parts = [
+        (*box_mesh((0, 0, 0), (1.2, 1.6, 0.6)), (0.6, 0.6, 0.6, 1)),
+        (*box_mesh(red_at, (0.3,) * 3), (1, 0, 0, 1)),
+        (*box_mesh(blue_at, (0.3,) * 3), (0, 0, 1, 1)),
+    ]
     images, cameras, center, _ = render_parts(parts, resolution=64)
     for k in (0, 5, 6, 12, 18):
         image = images[k].astype(int)
@@ -74,7 +77,9 @@ def test_view_geometry_matches_the_image():
             assert mask.sum() > 5, (k, channel)
             rows, cols = np.nonzero(mask)
             u, v = project(cameras, k, point - center)
-            np.testing.assert_allclose([cols.mean() + 0.5, rows.mean() + 0.5], [(u + 1) * 32, (v + 1) * 32], atol=3.5, err_msg=f"view {k}")
+            np.testing.assert_allclose(
+                [cols.mean() + 0.5, rows.mean() + 0.5], [(u + 1) * 32, (v + 1) * 32], atol=3.5, err_msg=f"view {k}"
+            )
     red_u = project(cameras, 0, red_at - center)[0]
     blue_v = project(cameras, 0, blue_at - center)[1]
     assert red_u > 0.3 and blue_v < -0.2  # view 0: +y to the right, +z up
@@ -113,9 +118,25 @@ def test_resume_skips_finished_objects_and_clears_leftovers(tmp_path):
 
 
 def test_command_line_in_a_subprocess(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "viewfusion_diffusers.data.render", "--output_dir", str(tmp_path),
-                             "--source", "named", "--limit", "2", "--resolution", "32", "--random_colors"],
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "viewfusion_diffusers.data.render",
+            "--output_dir",
+            str(tmp_path),
+            "--source",
+            "named",
+            "--limit",
+            "2",
+            "--resolution",
+            "32",
+            "--random_colors",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     assert "Rendered 2 objects" in result.stdout and "Rendering" in result.stderr
     assert len(list(tmp_path.glob("named/*/image/0023.png"))) == 2

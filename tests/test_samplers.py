@@ -1,9 +1,11 @@
-"""Training batches held in memory: the paper's rules, pure functions of (seed, step, process), padding-free results."""
+"""Training batches held in memory: the paper's rules, pure functions of (seed, step, process), padding-free
+results."""
 
 from dataclasses import fields, replace
 
 import pytest
 import torch
+from conftest import make_tiny_unet
 from diffusers.training_utils import EMAModel
 
 from viewfusion_diffusers import ViewFusionUNet2DModel
@@ -21,7 +23,6 @@ from viewfusion_diffusers.data.samplers import (
 )
 from viewfusion_diffusers.fusion import predict_fused_noise
 from viewfusion_diffusers.training_utils import load_ema_state
-from conftest import make_tiny_unet
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +56,9 @@ def test_batches_follow_the_paper_rules(views_in_memory):
             expected = views_in_memory[object_index, view_indices].float() / 127.5 - 1
             torch.testing.assert_close(batch.input_views[first : first + n], expected, rtol=0, atol=0)
             target_index = int(batch.target_azimuth[i] / AZIMUTH_STEP_DEGREES)
-            torch.testing.assert_close(batch.target[i], views_in_memory[object_index, target_index].float() / 127.5 - 1)
+            torch.testing.assert_close(
+                batch.target[i], views_in_memory[object_index, target_index].float() / 127.5 - 1
+            )
             target_among_inputs += target_index in view_indices.tolist()
             samples += 1
     assert counts == set(range(1, 7))
@@ -77,7 +80,9 @@ def test_batches_are_a_function_of_seed_step_and_process(views_in_memory):
 
 
 def test_split_batch_gives_the_micro_batches_of_a_step(views_in_memory):
-    batch = replace(InMemoryViewSampler(views_in_memory, batch_size=4).batch(0), **draw_step_noise(4, (3, 32, 32), 1000, 0.5, 7))
+    batch = replace(
+        InMemoryViewSampler(views_in_memory, batch_size=4).batch(0), **draw_step_noise(4, (3, 32, 32), 1000, 0.5, 7)
+    )
     first, second = split_batch(batch, 2)
     for field in fields(batch):
         halves = [getattr(first, field.name), getattr(second, field.name)]
@@ -89,7 +94,9 @@ def test_split_batch_gives_the_micro_batches_of_a_step(views_in_memory):
 
 def test_both_paths_make_the_same_typed_batch(rendered_dataset, views_in_memory):
     """The streamed and the in-memory batches agree field by field: dtype, rank, and where each tensor lives."""
-    streamed = collate_views([ViewFusionTrainDataset(NMRDataset(rendered_dataset, split="train"))[i] for i in range(4)])
+    streamed = collate_views(
+        [ViewFusionTrainDataset(NMRDataset(rendered_dataset, split="train"))[i] for i in range(4)]
+    )
     in_memory = InMemoryViewSampler(views_in_memory, batch_size=4).batch(0)
     for field in fields(streamed):
         a, b = getattr(streamed, field.name), getattr(in_memory, field.name)
@@ -107,24 +114,36 @@ def test_both_paths_make_the_same_typed_batch(rendered_dataset, views_in_memory)
 def test_streamed_micro_batches_share_the_draws_of_their_step(rendered_dataset, views_in_memory):
     """With gradient accumulation each streamed micro-batch gets its slice of the step's draws, as in memory."""
     dataset = ViewFusionTrainDataset(NMRDataset(rendered_dataset, split="train"), max_views=3, seed=1)
-    loader = torch.utils.data.DataLoader(dataset, batch_size=2, sampler=EpochPermutationSampler(len(dataset), 1),
-                                         collate_fn=collate_views, drop_last=True)
+    loader = torch.utils.data.DataLoader(
+        dataset,
+        batch_size=2,
+        sampler=EpochPermutationSampler(len(dataset), 1),
+        collate_fn=collate_views,
+        drop_last=True,
+    )
     common = dict(gradient_accumulation_steps=2, pose_dropout=0.5, seed=1, process_index=0)
     streamed = training_micro_batches(0, 4, (3, 32, 32), 1000, dataloader=loader, **common)
-    in_memory = training_micro_batches(0, 4, (3, 32, 32), 1000, view_sampler=InMemoryViewSampler(views_in_memory, 4), **common)
+    in_memory = training_micro_batches(
+        0, 4, (3, 32, 32), 1000, view_sampler=InMemoryViewSampler(views_in_memory, 4), **common
+    )
     for step in range(3):  # 8 objects in micro-batches of 2: steps 0 and 1 fill epoch 0, step 2 starts epoch 1
         whole = draw_step_noise(4, (3, 32, 32), 1000, 0.5, step_seed(1, step, 0, stream=2))
         parts = [next(streamed) for _ in range(2)]
         memory_parts = [next(in_memory) for _ in range(2)]
         for name, value in whole.items():
             torch.testing.assert_close(torch.cat([getattr(part, name) for part in parts]), value, rtol=0, atol=0)
-            torch.testing.assert_close(torch.cat([getattr(part, name) for part in memory_parts]), value, rtol=0, atol=0)
+            torch.testing.assert_close(
+                torch.cat([getattr(part, name) for part in memory_parts]), value, rtol=0, atol=0
+            )
         assert all(part.input_views.shape[0] == int(part.num_views.sum()) for part in parts)
 
 
 def test_step_noise_is_reproducible_and_seeds_differ():
     assert len({step_seed(0, s, p, k) for s in range(3) for p in range(2) for k in range(2)}) == 12
-    a, b = draw_step_noise(3, (3, 8, 8), 1000, 0.5, step_seed(0, 1)), draw_step_noise(3, (3, 8, 8), 1000, 0.5, step_seed(0, 1))
+    a, b = (
+        draw_step_noise(3, (3, 8, 8), 1000, 0.5, step_seed(0, 1)),
+        draw_step_noise(3, (3, 8, 8), 1000, 0.5, step_seed(0, 1)),
+    )
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
     assert not torch.equal(a["noise"], draw_step_noise(3, (3, 8, 8), 1000, 0.5, step_seed(0, 2))["noise"])

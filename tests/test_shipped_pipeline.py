@@ -17,6 +17,7 @@ from safetensors.torch import load_file
 from viewfusion_diffusers import ViewFusionPipeline, ViewFusionUNet2DModel
 from viewfusion_diffusers.constants import DEFAULT_PIPELINE
 
+
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "pipelines" / "viewfusion-pybullet-64"
 EXAMPLES = sorted((ROOT / "examples" / "views").glob("object025_*.png"))
@@ -24,7 +25,9 @@ EXAMPLES = sorted((ROOT / "examples" / "views").glob("object025_*.png"))
 
 def generate(pipeline, views, steps=2):
     pipeline.set_progress_bar_config(disable=True)
-    return pipeline(views, 90.0, num_inference_steps=steps, generator=torch.Generator().manual_seed(0), output_type="np")
+    return pipeline(
+        views, 90.0, num_inference_steps=steps, generator=torch.Generator().manual_seed(0), output_type="np"
+    )
 
 
 def test_the_command_line_default_is_the_shipped_folder():
@@ -32,8 +35,13 @@ def test_the_command_line_default_is_the_shipped_folder():
 
 
 def test_folder_layout_size_and_model_card():
-    for name in ("model_index.json", "unet/config.json", "unet/diffusion_pytorch_model.safetensors",
-                 "scheduler/scheduler_config.json", "README.md"):
+    for name in (
+        "model_index.json",
+        "unet/config.json",
+        "unet/diffusion_pytorch_model.safetensors",
+        "scheduler/scheduler_config.json",
+        "README.md",
+    ):
         assert (SHIPPED / name).is_file(), name
     assert not list(SHIPPED.rglob("*.bin")) and not list(SHIPPED.rglob("*.pt"))
     size = sum(p.stat().st_size for p in SHIPPED.rglob("*") if p.is_file())
@@ -66,14 +74,28 @@ def test_loads_by_path_and_by_repo_id_from_a_local_hub_cache(tmp_path, monkeypat
     shutil.copytree(SHIPPED, repo_dir / "snapshots" / commit)
     (repo_dir / "refs").mkdir()
     (repo_dir / "refs" / "main").write_text(commit)
-    by_id = ViewFusionPipeline.from_pretrained("viewfusion-diffusers/viewfusion-pybullet-64", cache_dir=tmp_path / "hub")
+    by_id = ViewFusionPipeline.from_pretrained(
+        "viewfusion-diffusers/viewfusion-pybullet-64", cache_dir=tmp_path / "hub"
+    )
     np.testing.assert_array_equal(generate(by_id, views).images, expected.images)
 
 
 def test_readme_command_with_the_default_pipeline(tmp_path):
     """The README's main command (with 2 steps instead of the default) on the example views."""
-    command = [sys.executable, "-m", "viewfusion_diffusers.cli", "generate", "--views", *map(str, EXAMPLES[:3]),
-               "--azimuth", "270", "--steps", "2", "--output", str(tmp_path / "novel.png")]
+    command = [
+        sys.executable,
+        "-m",
+        "viewfusion_diffusers.cli",
+        "generate",
+        "--views",
+        *map(str, EXAMPLES[:3]),
+        "--azimuth",
+        "270",
+        "--steps",
+        "2",
+        "--output",
+        str(tmp_path / "novel.png"),
+    ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
     assert result.returncode == 0, result.stderr
@@ -89,9 +111,14 @@ def pinned_call(pipeline):
     views = [PIL.Image.open(ROOT / "examples" / "views" / f"object025_az{a:03d}.png") for a in (0, 90, 180)]
     other = [PIL.Image.open(ROOT / "examples" / "views" / f"object008_az{a:03d}.png") for a in (0, 270)]
     pipeline.set_progress_bar_config(disable=True)
-    out = pipeline([views, other], target_azimuth=[270.0, 90.0], input_azimuths=[[0.0, 90.0, 180.0], None],
-                   num_inference_steps=5, generator=[torch.Generator().manual_seed(0), torch.Generator().manual_seed(1)],
-                   output_type="latent")
+    out = pipeline(
+        [views, other],
+        target_azimuth=[270.0, 90.0],
+        input_azimuths=[[0.0, 90.0, 180.0], None],
+        num_inference_steps=5,
+        generator=[torch.Generator().manual_seed(0), torch.Generator().manual_seed(1)],
+        output_type="latent",
+    )
     return {"latents": out.images, "weights_0": out.view_weights[0], "weights_1": out.view_weights[1]}
 
 

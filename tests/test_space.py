@@ -19,12 +19,14 @@ import PIL.Image
 import pytest
 import torch
 
+
 gradio_client = pytest.importorskip("gradio_client")
+from conftest import TINY_UNET_32  # noqa: E402
 from gradio_client import Client, handle_file  # noqa: E402  (after the importorskip)
 
-from conftest import TINY_UNET_32  # noqa: E402
 from viewfusion_diffusers import ViewFusionPipeline, ViewFusionUNet2DModel, default_scheduler  # noqa: E402
 from viewfusion_diffusers.images import weights_to_heatmap  # noqa: E402
+
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = ROOT / "examples" / "gradio_space" / "app.py"
@@ -41,9 +43,20 @@ def free_port() -> int:
 
 def start_app(pipeline_dir, args=(), env=None):
     """Run the app in a subprocess until it answers; yields its URL and stops it afterwards."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "GRADIO_ANALYTICS_ENABLED": "False", **(env or {})}
-    process = subprocess.Popen([sys.executable, str(APP), "--pipeline", str(pipeline_dir), *args], env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "OMP_NUM_THREADS": "1",
+        "GRADIO_ANALYTICS_ENABLED": "False",
+        **(env or {}),
+    }
+    process = subprocess.Popen(
+        [sys.executable, str(APP), "--pipeline", str(pipeline_dir), *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     return process
 
 
@@ -85,14 +98,24 @@ def posed_app_url(tmp_path_factory):
     torch.nn.init.normal_(unet.class_embedding.relative_azimuth.linear_2.weight)
     ViewFusionPipeline(unet, default_scheduler()).save_pretrained(folder)
     port = free_port()
-    process = start_app(folder, ["--host", "127.0.0.1", "--port", str(port)], env={"GRADIO_SERVER_PORT": str(free_port())})
+    process = start_app(
+        folder, ["--host", "127.0.0.1", "--port", str(port)], env={"GRADIO_SERVER_PORT": str(free_port())}
+    )
     yield wait_for(process, f"http://127.0.0.1:{port}/")
     stop(process)
 
 
 def call(url, files, **overrides):
-    settings = dict(view_azimuths="", azimuth=90, full_orbit=False, sampler="DDIM", steps=2, seed=0, num_samples=1,
-                    remove_background=False)
+    settings = dict(
+        view_azimuths="",
+        azimuth=90,
+        full_orbit=False,
+        sampler="DDIM",
+        steps=2,
+        seed=0,
+        num_samples=1,
+        remove_background=False,
+    )
     settings.update(overrides)
     client = Client(url, verbose=False)
     views = [{"image": handle_file(str(f)), "caption": None} for f in files]
@@ -109,7 +132,7 @@ def test_generation_returns_views_of_the_model_size_and_a_weight_panel_with_its_
         panel = np.asarray(panel.convert("RGB"))
     # The colour bar's ends (weight 1 and weight 0) are drawn right of the three view tiles.
     ramp_ends = weights_to_heatmap(np.array([1.0, 0.0]).reshape(2, 1, 1, 1).repeat(3, axis=1))[:, 0, 0]
-    legend = panel[:, 3 * 106:].reshape(-1, 3)
+    legend = panel[:, 3 * 106 :].reshape(-1, 3)
     for colour in ramp_ends:
         assert (np.abs(legend.astype(int) - colour).sum(axis=1) <= 6).any(), colour
 
@@ -140,18 +163,24 @@ def test_bad_input_gives_a_message_and_the_app_keeps_serving(app_url, tmp_path, 
     assert len(call(app_url, EXAMPLES[:1])[0]) == 1
 
 
-@pytest.mark.parametrize("index, value, message", [
-    (2, math.nan, "Target azimuth must be a finite number"),
-    (2, -math.inf, "Value -inf is less than minimum value 0"),  # Gradio's own range check
-    (5, math.nan, "Denoising steps must be a finite number"),
-    (6, math.inf, "Seed must be a finite number"),
-])
+@pytest.mark.parametrize(
+    "index, value, message",
+    [
+        (2, math.nan, "Target azimuth must be a finite number"),
+        (2, -math.inf, "Value -inf is less than minimum value 0"),  # Gradio's own range check
+        (5, math.nan, "Denoising steps must be a finite number"),
+        (6, math.inf, "Seed must be a finite number"),
+    ],
+)
 def test_non_finite_numbers_sent_over_http_get_a_message(app_url, index, value, message):
     """JSON clients can send NaN and Infinity; NaN passes every range check."""
     data = [[], "", 90, False, "DDIM", 2, 0, 1, False]
     data[index] = value
-    request = urllib.request.Request(f"{app_url}gradio_api/call/generate", data=json.dumps({"data": data}).encode(),
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        f"{app_url}gradio_api/call/generate",
+        data=json.dumps({"data": data}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(request, timeout=30) as response:
         event_id = json.loads(response.read())["event_id"]
     with urllib.request.urlopen(f"{app_url}gradio_api/call/generate/{event_id}", timeout=60) as response:
@@ -174,8 +203,11 @@ def test_a_posed_pipeline_uses_the_azimuths_of_the_views(posed_app_url):
     unposed, posed = novel_pixels(), novel_pixels(view_azimuths="0, 90, 180")
     assert np.abs(posed - unposed).max() > 0  # the same noise: only the azimuths differ
     np.testing.assert_array_equal(novel_pixels(view_azimuths="0 90 180"), posed)
-    for typed, message in [("0, 90", "2 azimuths for 3 uploaded views"), ("0, north, 180", "Azimuth 2 of your views must be a number"),
-                           ("0, nan, 180", "Azimuth 2 of your views must be a finite number")]:
+    for typed, message in [
+        ("0, 90", "2 azimuths for 3 uploaded views"),
+        ("0, north, 180", "Azimuth 2 of your views must be a number"),
+        ("0, nan, 180", "Azimuth 2 of your views must be a finite number"),
+    ]:
         with pytest.raises(Exception, match=message):
             call(posed_app_url, EXAMPLES[:3], view_azimuths=typed)
     orbit = call(posed_app_url, EXAMPLES[:1], view_azimuths="0", full_orbit=True, steps=1)[3]
@@ -184,15 +216,21 @@ def test_a_posed_pipeline_uses_the_azimuths_of_the_views(posed_app_url):
 
 
 def test_the_api_names_its_inputs_and_outputs_and_keeps_optional_inputs_optional(app_url):
-    endpoint = Client(app_url, verbose=False).view_api(return_format="dict", print_info=False)["named_endpoints"]["/generate"]
+    endpoint = Client(app_url, verbose=False).view_api(return_format="dict", print_info=False)["named_endpoints"][
+        "/generate"
+    ]
     assert [r["label"] for r in endpoint["returns"]] == ["Novel views", "Weights", "Summary", "Orbit"]
     parameters = {p["parameter_name"]: p for p in endpoint["parameters"]}
     assert parameters["files"]["label"] == "Your views"
     assert parameters["view_azimuths"]["parameter_has_default"]
     # Left out, as the API now allows, it is the empty default.
     novel, *_ = Client(app_url, verbose=False).predict(
-        [{"image": handle_file(str(EXAMPLES[0])), "caption": None}], azimuth=90, steps=1, remove_background=False,
-        api_name="/generate")
+        [{"image": handle_file(str(EXAMPLES[0])), "caption": None}],
+        azimuth=90,
+        steps=1,
+        remove_background=False,
+        api_name="/generate",
+    )
     assert len(novel) == 1
 
 
@@ -202,8 +240,9 @@ def test_a_damaged_pipeline_stops_the_app_with_one_line(tiny_pipeline_32_dir, tm
     weights = folder / "unet" / "diffusion_pytorch_model.safetensors"
     weights.write_bytes(weights.read_bytes()[:1000])
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    result = subprocess.run([sys.executable, str(APP), "--pipeline", str(folder)], capture_output=True, text=True,
-                            env=env, timeout=120)
+    result = subprocess.run(
+        [sys.executable, str(APP), "--pipeline", str(folder)], capture_output=True, text=True, env=env, timeout=120
+    )
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     assert f"{weights} is truncated" in result.stderr.strip().splitlines()[-1]
 
@@ -214,8 +253,10 @@ def test_background_removal_that_cannot_load_its_model_says_how_to_go_on(tiny_pi
     rng = np.random.default_rng(0)
     PIL.Image.fromarray(rng.integers(0, 255, (48, 48, 3), dtype=np.uint8)).save(photo)  # no plain background
     port = free_port()
-    process = start_app(tiny_pipeline_32_dir, ["--host", "127.0.0.1", "--port", str(port),
-                                               "--segmentation_model", "nobody/not-a-cached-model"])
+    process = start_app(
+        tiny_pipeline_32_dir,
+        ["--host", "127.0.0.1", "--port", str(port), "--segmentation_model", "nobody/not-a-cached-model"],
+    )
     try:
         url = wait_for(process, f"http://127.0.0.1:{port}/")
         with pytest.raises(Exception, match="untick 'Remove photo backgrounds'"):
@@ -230,12 +271,24 @@ def test_the_app_serves_a_pipeline_converted_from_the_authors_checkpoint(tmp_pat
     the noise level, with any of the app's samplers."""
     fixture = ROOT / "tests" / "data" / "original-viewfusion" / "tiny"
     folder = tmp_path / "converted"
-    ViewFusionPipeline.from_single_file(fixture / "best_model_all.pt", config_file=fixture / "config.yaml").save_pretrained(folder)
+    ViewFusionPipeline.from_single_file(
+        fixture / "best_model_all.pt", config_file=fixture / "config.yaml"
+    ).save_pretrained(folder)
     port = free_port()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "GRADIO_ANALYTICS_ENABLED": "False",
-           "VIEWFUSION_PIPELINE": str(folder)}
-    process = subprocess.Popen([sys.executable, str(APP), "--host", "127.0.0.1", "--port", str(port)], env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "OMP_NUM_THREADS": "1",
+        "GRADIO_ANALYTICS_ENABLED": "False",
+        "VIEWFUSION_PIPELINE": str(folder),
+    }
+    process = subprocess.Popen(
+        [sys.executable, str(APP), "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         url = wait_for(process, f"http://127.0.0.1:{port}/")
         size = ViewFusionPipeline.from_pretrained(folder).unet.config.sample_size
@@ -256,8 +309,18 @@ def test_background_removal_with_a_transformers_segmentation_model(tmp_path):
 
     from viewfusion_diffusers.preprocessing import has_plain_background, prepare_photo
 
-    config = SegformerConfig(num_encoder_blocks=2, depths=[1, 1], sr_ratios=[2, 1], hidden_sizes=[8, 16], patch_sizes=[7, 3],
-                             strides=[4, 2], num_attention_heads=[1, 1], mlp_ratios=[2, 2], decoder_hidden_size=16, num_labels=3)
+    config = SegformerConfig(
+        num_encoder_blocks=2,
+        depths=[1, 1],
+        sr_ratios=[2, 1],
+        hidden_sizes=[8, 16],
+        patch_sizes=[7, 3],
+        strides=[4, 2],
+        num_attention_heads=[1, 1],
+        mlp_ratios=[2, 2],
+        decoder_hidden_size=16,
+        num_labels=3,
+    )
     SegformerForSemanticSegmentation(config).save_pretrained(tmp_path / "segformer")
     SegformerImageProcessor(size={"height": 64, "width": 64}).save_pretrained(tmp_path / "segformer")
     segmenter = pipeline("image-segmentation", model=str(tmp_path / "segformer"))
@@ -306,14 +369,21 @@ MEASURE_CAPTIONS = """() => Array.from(document.querySelectorAll(
 
 
 def inside(inner, outer, slack=1.0):
-    return (inner["left"] >= outer["left"] - slack and inner["top"] >= outer["top"] - slack
-            and inner["left"] + inner["width"] <= outer["left"] + outer["width"] + slack
-            and inner["top"] + inner["height"] <= outer["top"] + outer["height"] + slack)
+    return (
+        inner["left"] >= outer["left"] - slack
+        and inner["top"] >= outer["top"] - slack
+        and inner["left"] + inner["width"] <= outer["left"] + outer["width"] + slack
+        and inner["top"] + inner["height"] <= outer["top"] + outer["height"] + slack
+    )
 
 
 def overlap(a, b):
-    return (a["left"] < b["left"] + b["width"] and b["left"] < a["left"] + a["width"]
-            and a["top"] < b["top"] + b["height"] and b["top"] < a["top"] + a["height"])
+    return (
+        a["left"] < b["left"] + b["width"]
+        and b["left"] < a["left"] + a["width"]
+        and a["top"] < b["top"] + b["height"]
+        and b["top"] < a["top"] + a["height"]
+    )
 
 
 def assert_every_image_is_seen_whole(page):
@@ -338,20 +408,26 @@ def assert_every_image_is_seen_whole(page):
 def test_in_a_real_browser_a_visitor_sees_inputs_output_and_weights_whole(app_url, tiny_pipeline_32_dir, tmp_path):
     playwright = pytest.importorskip("playwright.sync_api")
     with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"])
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
+        )
         page = browser.new_page(viewport=VIEWPORT)
         page.goto(app_url)
         page.locator("#examples img").first.wait_for()
         header = page.locator("#header").inner_text()
-        assert tiny_pipeline_32_dir.name in header and str(tiny_pipeline_32_dir) not in page.locator("body").inner_text()
+        assert (
+            tiny_pipeline_32_dir.name in header and str(tiny_pipeline_32_dir) not in page.locator("body").inner_text()
+        )
         assert not page.locator("#orbit").is_visible() and page.locator("#views img").count() == 0
         assert len(assert_every_image_is_seen_whole(page)) == 2  # the two example objects
 
         page.locator("#views input[type=file]").set_input_files([str(f) for f in EXAMPLES])  # a full row of thumbnails
         page.locator("#views img").nth(len(EXAMPLES) - 1).wait_for()
         page.wait_for_timeout(500)
-        assert [image["block"] for image in assert_every_image_is_seen_whole(page)].count("views") == len(EXAMPLES) == 4
+        assert (
+            [image["block"] for image in assert_every_image_is_seen_whole(page)].count("views") == len(EXAMPLES) == 4
+        )
 
         page.locator("#examples img").first.click()  # three views of the first object, aimed at its fourth
         playwright.expect(page.locator("#views img")).to_have_count(3)
@@ -370,8 +446,14 @@ def test_in_a_real_browser_a_visitor_sees_inputs_output_and_weights_whole(app_ur
         browser.close()
     with PIL.Image.open(tmp_path / "space.png") as screenshot:
         # What the browser painted where the novel view is: the model's (random, so noisy) picture, not a blank.
-        crop = screenshot.convert("RGB").crop((round(novel["left"]) + 4, round(novel["top"]) + 4,
-                                               round(novel["left"] + novel["width"]) - 4, round(novel["top"] + novel["height"]) - 4))
+        crop = screenshot.convert("RGB").crop(
+            (
+                round(novel["left"]) + 4,
+                round(novel["top"]) + 4,
+                round(novel["left"] + novel["width"]) - 4,
+                round(novel["top"] + novel["height"]) - 4,
+            )
+        )
         assert np.asarray(crop, dtype=np.float32).std() > 10
     if os.environ.get("VIEWFUSION_SCREENSHOT_DIR"):  # the README's screenshot comes from here
         shutil.copy(tmp_path / "space.png", Path(os.environ["VIEWFUSION_SCREENSHOT_DIR"]) / "space.png")

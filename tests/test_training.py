@@ -11,10 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import TINY_UNET_32
 from safetensors.torch import load_file
 
 from viewfusion_diffusers import ViewFusionPipeline, ViewFusionUNet2DModel
-from conftest import TINY_UNET_32
+
 
 SCRIPT = str(Path(__file__).resolve().parent.parent / "training" / "train_viewfusion.py")
 
@@ -28,10 +29,34 @@ def launch(num_processes, data_dir, output_dir, config_file, *extra):
     if num_processes == 1:
         placement = ["--cpu", "--num_processes", "1", "--num_machines", "1", "--dynamo_backend", "no"]
     return [
-        sys.executable, "-m", "accelerate.commands.launch", *placement, "--mixed_precision", "no",
-        SCRIPT, "--data_dir", str(data_dir), "--output_dir", str(output_dir), "--model_config", str(config_file),
-        "--resolution", "32", "--train_batch_size", "2", "--lr_warmup_steps", "0", "--learning_rate", "1e-3",
-        "--validation_inference_steps", "2", "--num_validation_objects", "1", "--max_views", "3", *extra,
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        *placement,
+        "--mixed_precision",
+        "no",
+        SCRIPT,
+        "--data_dir",
+        str(data_dir),
+        "--output_dir",
+        str(output_dir),
+        "--model_config",
+        str(config_file),
+        "--resolution",
+        "32",
+        "--train_batch_size",
+        "2",
+        "--lr_warmup_steps",
+        "0",
+        "--learning_rate",
+        "1e-3",
+        "--validation_inference_steps",
+        "2",
+        "--num_validation_objects",
+        "1",
+        "--max_views",
+        "3",
+        *extra,
     ]
 
 
@@ -48,8 +73,23 @@ def unet_weights(folder):
 
 def test_two_cpu_processes_train_and_write_a_loadable_pipeline(rendered_dataset, tiny_unet_config_file, tmp_path):
     output = tmp_path / "run"
-    result = run(launch(2, rendered_dataset, output, tiny_unet_config_file, "--stream_data", "--dataloader_num_workers", "1",
-                        "--max_train_steps", "3", "--checkpointing_steps", "2", "--validation_steps", "3"))
+    result = run(
+        launch(
+            2,
+            rendered_dataset,
+            output,
+            tiny_unet_config_file,
+            "--stream_data",
+            "--dataloader_num_workers",
+            "1",
+            "--max_train_steps",
+            "3",
+            "--checkpointing_steps",
+            "2",
+            "--validation_steps",
+            "3",
+        )
+    )
     assert "2 processes" in result.stderr and "data streamed" in result.stderr
     pipe = ViewFusionPipeline.from_pretrained(output)
     assert pipe.unet.config.sample_size == 32
@@ -64,39 +104,84 @@ def test_two_cpu_processes_train_and_write_a_loadable_pipeline(rendered_dataset,
 
 
 def test_resume_after_sigkill_matches_an_uninterrupted_run(rendered_dataset, tiny_unet_config_file, tmp_path):
-    common = ("--use_ema", "--checkpointing_steps", "2", "--validation_steps", "0", "--report_to", "none",
-              "--lr_scheduler", "constant_with_warmup", "--relative_pose", "--pose_dropout", "0.5", "--logging_steps", "3")
+    common = (
+        "--use_ema",
+        "--checkpointing_steps",
+        "2",
+        "--validation_steps",
+        "0",
+        "--report_to",
+        "none",
+        "--lr_scheduler",
+        "constant_with_warmup",
+        "--relative_pose",
+        "--pose_dropout",
+        "0.5",
+        "--logging_steps",
+        "3",
+    )
     straight = tmp_path / "straight"
     run(launch(1, rendered_dataset, straight, tiny_unet_config_file, "--max_train_steps", "6", *common))
 
     # The same run, killed as soon as its first checkpoint is complete, then resumed to the same step.
     killed = tmp_path / "killed"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    process = subprocess.Popen(launch(1, rendered_dataset, killed, tiny_unet_config_file, "--max_train_steps", "100000", *common),
-                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    process = subprocess.Popen(
+        launch(1, rendered_dataset, killed, tiny_unet_config_file, "--max_train_steps", "100000", *common),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.time() + 300
     while not (killed / "checkpoint-2").exists() and time.time() < deadline and process.poll() is None:
         time.sleep(0.05)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
     assert (killed / "checkpoint-2").exists()
-    result = run(launch(1, rendered_dataset, killed, tiny_unet_config_file, "--max_train_steps", "6",
-                        "--resume_from_checkpoint", "latest", *common))
+    result = run(
+        launch(
+            1,
+            rendered_dataset,
+            killed,
+            tiny_unet_config_file,
+            "--max_train_steps",
+            "6",
+            "--resume_from_checkpoint",
+            "latest",
+            *common,
+        )
+    )
     assert "Resumed from" in result.stderr and "data in memory" in result.stderr
     assert (killed / "checkpoint-2" / "unet_ema" / "diffusion_pytorch_model.safetensors").exists()
 
     straight_weights, resumed_weights = unet_weights(straight), unet_weights(killed)
     assert straight_weights.keys() == resumed_weights.keys()
     assert any(k.startswith("class_embedding.relative_azimuth.") for k in straight_weights)
-    assert straight_weights["class_embedding.unknown_pose"].abs().max() > 0, "pose dropout never gave an unposed sample"
+    assert straight_weights["class_embedding.unknown_pose"].abs().max() > 0, (
+        "pose dropout never gave an unposed sample"
+    )
     for name in straight_weights:
         torch.testing.assert_close(resumed_weights[name], straight_weights[name], rtol=0, atol=0, msg=name)
 
 
 def test_bf16_mixed_precision_runs_on_cpu(rendered_dataset, tiny_unet_config_file, tmp_path):
     output = tmp_path / "bf16"
-    command = launch(1, rendered_dataset, output, tiny_unet_config_file, "--max_train_steps", "2", "--channels_last",
-                     "--checkpointing_steps", "100", "--validation_steps", "0", "--report_to", "none")
+    command = launch(
+        1,
+        rendered_dataset,
+        output,
+        tiny_unet_config_file,
+        "--max_train_steps",
+        "2",
+        "--channels_last",
+        "--checkpointing_steps",
+        "100",
+        "--validation_steps",
+        "0",
+        "--report_to",
+        "none",
+    )
     command[command.index("--mixed_precision") + 1] = "bf16"
     run(command)
     assert ViewFusionPipeline.from_pretrained(output).unet.dtype == torch.float32
@@ -107,9 +192,25 @@ def test_max_train_minutes_ends_with_a_checkpoint_and_a_pipeline(rendered_datase
     # What a killed run leaves: a checkpoint staged but never renamed; the next run removes it.
     (output / ".tmp-checkpoint-7").mkdir(parents=True)
     start = time.monotonic()
-    result = run(launch(1, rendered_dataset, output, tiny_unet_config_file, "--max_train_minutes", "0.05",
-                        "--max_train_steps", "1000000", "--checkpointing_steps", "1000000", "--validation_steps", "0",
-                        "--report_to", "none", "--use_ema"))
+    result = run(
+        launch(
+            1,
+            rendered_dataset,
+            output,
+            tiny_unet_config_file,
+            "--max_train_minutes",
+            "0.05",
+            "--max_train_steps",
+            "1000000",
+            "--checkpointing_steps",
+            "1000000",
+            "--validation_steps",
+            "0",
+            "--report_to",
+            "none",
+            "--use_ema",
+        )
+    )
     assert time.monotonic() - start < 240
     assert "--max_train_minutes 0.05 reached at step" in result.stderr
     checkpoints = list(output.glob("checkpoint-*"))
@@ -122,17 +223,36 @@ def test_max_train_minutes_ends_with_a_checkpoint_and_a_pipeline(rendered_datase
 
 
 def test_gradient_accumulation_equals_a_larger_batch(rendered_dataset, tiny_unet_config_file, tmp_path):
-    common = ("--max_train_steps", "1", "--checkpointing_steps", "100", "--validation_steps", "0", "--report_to", "none")
+    common = (
+        "--max_train_steps",
+        "1",
+        "--checkpointing_steps",
+        "100",
+        "--validation_steps",
+        "0",
+        "--report_to",
+        "none",
+    )
     big = launch(1, rendered_dataset, tmp_path / "big", tiny_unet_config_file, *common)
     big[big.index("--train_batch_size") + 1] = "4"
     run(big)
-    result = run(launch(1, rendered_dataset, tmp_path / "accumulated", tiny_unet_config_file,
-                        "--gradient_accumulation_steps", "2", *common))
+    result = run(
+        launch(
+            1,
+            rendered_dataset,
+            tmp_path / "accumulated",
+            tiny_unet_config_file,
+            "--gradient_accumulation_steps",
+            "2",
+            *common,
+        )
+    )
     assert "4 samples per step" in result.stderr
     big_weights, accumulated = unet_weights(tmp_path / "big"), unet_weights(tmp_path / "accumulated")
     torch.manual_seed(0)  # the script's initialisation
     initial = ViewFusionUNet2DModel(**TINY_UNET_32).state_dict()
     assert any(not torch.equal(initial[name], big_weights[name]) for name in big_weights), "the step changed nothing"
+
     # One AdamW step moves each weight by about the learning rate (1e-3) whatever its gradient's size, so float
     # rounding of the split sum shows only where a gradient is near zero: a few weights in ten thousand.
     def share_moved(a, b, tolerance=2e-6):
@@ -152,12 +272,32 @@ def test_fine_tuning_starts_from_the_pretrained_weights(rendered_dataset, tiny_p
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     from viewfusion_diffusers.data import NMRDataset
-    from viewfusion_diffusers.data.samplers import InMemoryViewSampler, draw_step_noise, load_views_in_memory, step_seed
+    from viewfusion_diffusers.data.samplers import (
+        InMemoryViewSampler,
+        draw_step_noise,
+        load_views_in_memory,
+        step_seed,
+    )
     from viewfusion_diffusers.training_utils import fused_loss
 
-    command = launch(1, rendered_dataset, tmp_path / "tuned", "unused", "--pretrained_model_name_or_path",
-                     str(tiny_pipeline_32_dir), "--max_train_steps", "2", "--checkpointing_steps", "100",
-                     "--validation_steps", "0", "--seed", "3", "--logging_steps", "1")
+    command = launch(
+        1,
+        rendered_dataset,
+        tmp_path / "tuned",
+        "unused",
+        "--pretrained_model_name_or_path",
+        str(tiny_pipeline_32_dir),
+        "--max_train_steps",
+        "2",
+        "--checkpointing_steps",
+        "100",
+        "--validation_steps",
+        "0",
+        "--seed",
+        "3",
+        "--logging_steps",
+        "1",
+    )
     run(command)
     events = EventAccumulator(str(next((tmp_path / "tuned" / "logs").rglob("events.out.tfevents.*")).parent))
     events.Reload()
@@ -167,8 +307,10 @@ def test_fine_tuning_starts_from_the_pretrained_weights(rendered_dataset, tiny_p
     views = load_views_in_memory(NMRDataset(rendered_dataset, split="train"), show_progress=False)
     pretrained = ViewFusionPipeline.from_pretrained(tiny_pipeline_32_dir)
     num_train_timesteps = pretrained.scheduler.config.num_train_timesteps
-    batch = replace(InMemoryViewSampler(views, batch_size=2, max_views=3, seed=3).batch(0),
-                    **draw_step_noise(2, (3, 32, 32), num_train_timesteps, 0.5, step_seed(3, 0, 0, stream=2)))
+    batch = replace(
+        InMemoryViewSampler(views, batch_size=2, max_views=3, seed=3).batch(0),
+        **draw_step_noise(2, (3, 32, 32), num_train_timesteps, 0.5, step_seed(3, 0, 0, stream=2)),
+    )
 
     def loss_of(unet):
         with torch.no_grad():
@@ -180,26 +322,56 @@ def test_fine_tuning_starts_from_the_pretrained_weights(rendered_dataset, tiny_p
     assert abs(first_loss - random_loss) > 1e-2 * first_loss
     tuned = ViewFusionPipeline.from_pretrained(tmp_path / "tuned")
     assert tuned.scheduler.config.prediction_type == pretrained.scheduler.config.prediction_type
-    changed = any(not torch.equal(a, b) for a, b in zip(tuned.unet.state_dict().values(), pretrained.unet.state_dict().values()))
+    changed = any(
+        not torch.equal(a, b) for a, b in zip(tuned.unet.state_dict().values(), pretrained.unet.state_dict().values())
+    )
     assert changed, "two fine-tuning steps changed nothing"
 
     # A pipeline that predicts epsilon cannot silently be fine-tuned as if it predicted v.
-    result = subprocess.run(command + ["--prediction_type", "v_prediction"], capture_output=True, text=True, timeout=300,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    result = subprocess.run(
+        command + ["--prediction_type", "v_prediction"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     assert result.returncode != 0 and "drop --prediction_type" in result.stderr
 
 
-def test_training_only_the_pose_layers_leaves_the_unposed_mode_unchanged(rendered_dataset, tiny_pipeline_32_dir, tmp_path):
+def test_training_only_the_pose_layers_leaves_the_unposed_mode_unchanged(
+    rendered_dataset, tiny_pipeline_32_dir, tmp_path
+):
     output = tmp_path / "pose-only"
-    result = run(launch(1, rendered_dataset, output, "unused", "--pretrained_model_name_or_path", str(tiny_pipeline_32_dir),
-                        "--relative_pose", "--train_only_pose_layers", "--pose_dropout", "0", "--use_ema",
-                        "--max_train_steps", "3", "--checkpointing_steps", "100", "--validation_steps", "0",
-                        "--report_to", "none"))
+    result = run(
+        launch(
+            1,
+            rendered_dataset,
+            output,
+            "unused",
+            "--pretrained_model_name_or_path",
+            str(tiny_pipeline_32_dir),
+            "--relative_pose",
+            "--train_only_pose_layers",
+            "--pose_dropout",
+            "0",
+            "--use_ema",
+            "--max_train_steps",
+            "3",
+            "--checkpointing_steps",
+            "100",
+            "--validation_steps",
+            "0",
+            "--report_to",
+            "none",
+        )
+    )
     assert "parameters trained" in result.stderr
     pretrained, tuned = unet_weights(tiny_pipeline_32_dir), unet_weights(output)
     pose_layers = {name for name in tuned if name.startswith("class_embedding.relative_azimuth.")}
     assert pose_layers and set(tuned) == set(pretrained) | pose_layers | {"class_embedding.unknown_pose"}
-    assert any(tuned[name].abs().max() > 0 for name in pose_layers if "linear_2" in name), "the pose layers did not train"
+    assert any(tuned[name].abs().max() > 0 for name in pose_layers if "linear_2" in name), (
+        "the pose layers did not train"
+    )
     assert torch.equal(tuned["class_embedding.unknown_pose"], torch.zeros_like(tuned["class_embedding.unknown_pose"]))
     for name in pretrained:
         torch.testing.assert_close(tuned[name], pretrained[name], rtol=0, atol=0, msg=name)
@@ -210,19 +382,34 @@ def test_training_only_the_pose_layers_leaves_the_unposed_mode_unchanged(rendere
     for folder, azimuths in ((tiny_pipeline_32_dir, None), (output, None), (output, [0.0, 90.0])):
         pipe = ViewFusionPipeline.from_pretrained(folder)
         pipe.set_progress_bar_config(disable=True)
-        outputs.append(pipe(views, 45.0, input_azimuths=azimuths, num_inference_steps=2, output_type="pt",
-                            generator=torch.Generator().manual_seed(0)).images)
+        outputs.append(
+            pipe(
+                views,
+                45.0,
+                input_azimuths=azimuths,
+                num_inference_steps=2,
+                output_type="pt",
+                generator=torch.Generator().manual_seed(0),
+            ).images
+        )
     assert torch.equal(outputs[0], outputs[1])
     assert not torch.equal(outputs[1], outputs[2])
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--pose_dropout", "0.5", "--pretrained_model_name_or_path", "some/pipeline"], "pass --pose_dropout 0"),
-    (["--pose_dropout", "0", "--pretrained_model_name_or_path", ""], "pass --pretrained_model_name_or_path"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--pose_dropout", "0.5", "--pretrained_model_name_or_path", "some/pipeline"], "pass --pose_dropout 0"),
+        (["--pose_dropout", "0", "--pretrained_model_name_or_path", ""], "pass --pretrained_model_name_or_path"),
+    ],
+)
 def test_training_only_the_pose_layers_rejects_what_it_cannot_train(extra, message):
-    result = subprocess.run([sys.executable, SCRIPT, "--data_dir", "unused", "--train_only_pose_layers", *extra],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, SCRIPT, "--data_dir", "unused", "--train_only_pose_layers", *extra],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2 and message in result.stderr
 
 
@@ -233,8 +420,19 @@ def test_adding_pose_layers_to_a_pretrained_unet_is_seeded(tiny_pipeline_32_dir)
     spec = importlib.util.spec_from_file_location("train_viewfusion", SCRIPT)
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
-    args = script.parse_args(["--data_dir", "unused", "--pretrained_model_name_or_path", str(tiny_pipeline_32_dir),
-                              "--resolution", "32", "--relative_pose", "--seed", "5"])
+    args = script.parse_args(
+        [
+            "--data_dir",
+            "unused",
+            "--pretrained_model_name_or_path",
+            str(tiny_pipeline_32_dir),
+            "--resolution",
+            "32",
+            "--relative_pose",
+            "--seed",
+            "5",
+        ]
+    )
     torch.manual_seed(1)
     first = script.build_unet_and_noise_scheduler(args)[0].state_dict()
     torch.manual_seed(2)
@@ -249,21 +447,52 @@ def test_adding_pose_layers_to_a_pretrained_unet_is_seeded(tiny_pipeline_32_dir)
 def test_timed_run_script_trains_and_ships_within_its_budget(rendered_dataset, tiny_unet_config_file, tmp_path):
     """The one-command timed recipe end to end on the CPU: dataset from an xz tarball, benchmarks, a timed run."""
     tarball = tmp_path / "data.tar.xz"
-    subprocess.run(["tar", "-cJf", str(tarball), "-C", str(Path(rendered_dataset).parent), Path(rendered_dataset).name], check=True)
+    subprocess.run(
+        ["tar", "-cJf", str(tarball), "-C", str(Path(rendered_dataset).parent), Path(rendered_dataset).name],
+        check=True,
+    )
     output = tmp_path / "timed"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "DATA_TARBALL": str(tarball), "WHEELS": str(tmp_path / "no-wheels"),
-           "MODEL_CONFIG": str(tiny_unet_config_file), "RESOLUTION": "32", "BATCH_SIZE": "2", "BENCH_STEPS": "1",
-           "SAMPLING_STEPS": "1", "SAMPLING_OBJECTS": "2", "RESERVE_MINUTES": "0", "CHECKPOINTING_STEPS": "1000000"}
-    result = subprocess.run(["bash", str(Path(SCRIPT).parent / "timed_run.sh"), "0.1", str(output), "--max_views", "3",
-                             "--validation_steps", "0"], capture_output=True, text=True, env=env, timeout=600,
-                            cwd=Path(SCRIPT).parent.parent)
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "DATA_TARBALL": str(tarball),
+        "WHEELS": str(tmp_path / "no-wheels"),
+        "MODEL_CONFIG": str(tiny_unet_config_file),
+        "RESOLUTION": "32",
+        "BATCH_SIZE": "2",
+        "BENCH_STEPS": "1",
+        "SAMPLING_STEPS": "1",
+        "SAMPLING_OBJECTS": "2",
+        "RESERVE_MINUTES": "0",
+        "CHECKPOINTING_STEPS": "1000000",
+    }
+    result = subprocess.run(
+        [
+            "bash",
+            str(Path(SCRIPT).parent / "timed_run.sh"),
+            "0.1",
+            str(output),
+            "--max_views",
+            "3",
+            "--validation_steps",
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        cwd=Path(SCRIPT).parent.parent,
+    )
     assert result.returncode == 0, result.stderr[-4000:] + (output / "train.log").read_text()[-4000:]
     assert "| small |" in (output / "benchmark_training.md").read_text()
     assert "objects:2" in (output / "benchmark_sampling.md").read_text()
     assert "reached at step" in (output / "train.log").read_text() and list((output / "model").glob("checkpoint-*"))
     shipped = ViewFusionPipeline.from_pretrained(output / "pipeline-fp16")
     assert shipped.unet.config.sample_size == 32
-    assert load_file(output / "pipeline-fp16" / "unet" / "diffusion_pytorch_model.safetensors")["conv_in.weight"].dtype == torch.float16
+    assert (
+        load_file(output / "pipeline-fp16" / "unet" / "diffusion_pytorch_model.safetensors")["conv_in.weight"].dtype
+        == torch.float16
+    )
     assert "benchmark_training" in (output / "pipeline-fp16" / "README.md").read_text()
 
 
@@ -283,13 +512,22 @@ def test_min_snr_weights_weight_every_target_as_the_clean_image_by_min_snr_gamma
     noisy = alpha_bar.sqrt() * clean + (1 - alpha_bar).sqrt() * noise
     estimate = clean + 0.1 * torch.randn(4, 3, 8, 8, generator=generator)
     implied_noise = (noisy - alpha_bar.sqrt() * estimate) / (1 - alpha_bar).sqrt()
-    predicted = {"epsilon": implied_noise, "sample": estimate,
-                 "v_prediction": alpha_bar.sqrt() * implied_noise - (1 - alpha_bar).sqrt() * estimate}
-    truth = {"epsilon": noise, "sample": clean, "v_prediction": alpha_bar.sqrt() * noise - (1 - alpha_bar).sqrt() * clean}
+    predicted = {
+        "epsilon": implied_noise,
+        "sample": estimate,
+        "v_prediction": alpha_bar.sqrt() * implied_noise - (1 - alpha_bar).sqrt() * estimate,
+    }
+    truth = {
+        "epsilon": noise,
+        "sample": clean,
+        "v_prediction": alpha_bar.sqrt() * noise - (1 - alpha_bar).sqrt() * clean,
+    }
     clean_mse = (estimate - clean).pow(2).mean(dim=(1, 2, 3))
     expected = compute_snr(schedulers["epsilon"], timesteps).double().clamp(max=5.0) * clean_mse
     for kind, scheduler in schedulers.items():
-        weighted = min_snr_weights(scheduler, timesteps, 5.0).double() * (predicted[kind] - truth[kind]).pow(2).mean(dim=(1, 2, 3))
+        weighted = min_snr_weights(scheduler, timesteps, 5.0).double() * (predicted[kind] - truth[kind]).pow(2).mean(
+            dim=(1, 2, 3)
+        )
         torch.testing.assert_close(weighted, expected, rtol=2e-3, atol=0, msg=kind)
 
 
@@ -303,38 +541,72 @@ def test_fused_loss_targets_and_snr_weighting(rendered_dataset):
     from viewfusion_diffusers.training_utils import fused_loss
 
     views = load_views_in_memory(NMRDataset(rendered_dataset, split="train"), show_progress=False)
-    batch = replace(InMemoryViewSampler(views, batch_size=4, max_views=3, seed=0).batch(0),
-                    **{**draw_step_noise(4, (3, 32, 32), 2000, 0.5, seed=1), "timesteps": torch.tensor([0, 5, 900, 1999])})
+    batch = replace(
+        InMemoryViewSampler(views, batch_size=4, max_views=3, seed=0).batch(0),
+        **{**draw_step_noise(4, (3, 32, 32), 2000, 0.5, seed=1), "timesteps": torch.tensor([0, 5, 900, 1999])},
+    )
     torch.manual_seed(0)
     unet = ViewFusionUNet2DModel(**TINY_UNET_32).eval()
     with torch.no_grad():
         epsilon = fused_loss(unet, default_scheduler("epsilon"), batch, 32)
         # Equal up to the order of the float sums (per sample, then over the batch).
-        torch.testing.assert_close(fused_loss(unet, default_scheduler("epsilon"), batch, 32, snr_gamma=1e12), epsilon,
-                                   rtol=1e-6, atol=0)
+        torch.testing.assert_close(
+            fused_loss(unet, default_scheduler("epsilon"), batch, 32, snr_gamma=1e12), epsilon, rtol=1e-6, atol=0
+        )
         assert fused_loss(unet, default_scheduler("epsilon"), batch, 32, snr_gamma=5.0) < 0.9 * epsilon
 
         scheduler = default_scheduler("sample")
         noisy = scheduler.add_noise(batch.target, batch.noise, batch.timesteps)
-        fused, _ = predict_fused_noise(unet, batch.input_views, noisy, batch.timesteps, batch.target_azimuth,
-                                       batch.num_views)
-        torch.testing.assert_close(fused_loss(unet, scheduler, batch, 32), torch.nn.functional.mse_loss(fused, batch.target))
-        assert not torch.isclose(fused_loss(unet, scheduler, batch, 32), torch.nn.functional.mse_loss(fused, batch.noise))
+        fused, _ = predict_fused_noise(
+            unet, batch.input_views, noisy, batch.timesteps, batch.target_azimuth, batch.num_views
+        )
+        torch.testing.assert_close(
+            fused_loss(unet, scheduler, batch, 32), torch.nn.functional.mse_loss(fused, batch.target)
+        )
+        assert not torch.isclose(
+            fused_loss(unet, scheduler, batch, 32), torch.nn.functional.mse_loss(fused, batch.noise)
+        )
 
 
-def test_cpu_time_budget_stops_an_x0_run_with_min_snr_and_a_usable_pipeline(rendered_dataset, tiny_unet_config_file, tmp_path):
+def test_cpu_time_budget_stops_an_x0_run_with_min_snr_and_a_usable_pipeline(
+    rendered_dataset, tiny_unet_config_file, tmp_path
+):
     output = tmp_path / "cpu-budget"
-    result = run(launch(1, rendered_dataset, output, tiny_unet_config_file, "--prediction_type", "sample", "--snr_gamma", "5",
-                        "--max_train_cpu_minutes", "0.05", "--max_train_steps", "1000000", "--checkpointing_steps", "1000000",
-                        "--validation_steps", "0", "--report_to", "none"))
+    result = run(
+        launch(
+            1,
+            rendered_dataset,
+            output,
+            tiny_unet_config_file,
+            "--prediction_type",
+            "sample",
+            "--snr_gamma",
+            "5",
+            "--max_train_cpu_minutes",
+            "0.05",
+            "--max_train_steps",
+            "1000000",
+            "--checkpointing_steps",
+            "1000000",
+            "--validation_steps",
+            "0",
+            "--report_to",
+            "none",
+        )
+    )
     assert "--max_train_cpu_minutes 0.05 reached at step" in result.stderr
     pipe = ViewFusionPipeline.from_pretrained(output)
     assert pipe.scheduler.config.prediction_type == "sample"
     card = (output / "README.md").read_text()
     cpu_minutes = float(card.split('"train_cpu_minutes": ')[1].split(",")[0].split("\n")[0])
     assert 0.05 <= cpu_minutes < 0.5
-    image = pipe([torch.rand(3, 32, 32)], 90.0, num_inference_steps=2, output_type="pt",
-                 generator=torch.Generator().manual_seed(0)).images
+    image = pipe(
+        [torch.rand(3, 32, 32)],
+        90.0,
+        num_inference_steps=2,
+        output_type="pt",
+        generator=torch.Generator().manual_seed(0),
+    ).images
     assert image.shape == (1, 3, 32, 32) and torch.isfinite(image).all()
 
 
@@ -344,13 +616,31 @@ def test_campaign_continues_the_state_and_counts_every_sample_once(rendered_data
     import json
 
     first = tmp_path / "first"
-    run(launch(1, rendered_dataset, first, tiny_unet_config_file, "--relative_pose", "--use_ema", "--max_train_steps", "2",
-               "--checkpointing_steps", "2", "--validation_steps", "0", "--report_to", "none"))
+    run(
+        launch(
+            1,
+            rendered_dataset,
+            first,
+            tiny_unet_config_file,
+            "--relative_pose",
+            "--use_ema",
+            "--max_train_steps",
+            "2",
+            "--checkpointing_steps",
+            "2",
+            "--validation_steps",
+            "0",
+            "--report_to",
+            "none",
+        )
+    )
     progress = json.loads((first / "checkpoint-2" / "training_progress.json").read_text())
     assert progress["global_step"] == 2 and progress["samples_seen"] == 4 and progress["cpu_core_seconds"] > 0
     state = tmp_path / "state"
     before = tmp_path / "before.json"
-    before.write_text(json.dumps({"samples_seen": 100, "optimizer_steps": 10, "cpu_core_hours": 1.0, "gpu_hours": 0.5}))
+    before.write_text(
+        json.dumps({"samples_seen": 100, "optimizer_steps": 10, "cpu_core_hours": 1.0, "gpu_hours": 0.5})
+    )
     script = str(Path(SCRIPT).parent / "campaign_state.py")
     run([sys.executable, script, "init", str(first), str(state), "--totals_before", str(before), "--recipe", "tiny"])
     totals = json.loads((state / "totals.json").read_text())
@@ -363,11 +653,34 @@ def test_campaign_continues_the_state_and_counts_every_sample_once(rendered_data
     assert all(t.dtype == torch.float16 for t in ema.values())
 
     campaign = tmp_path / "campaign"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "DATA_DIR": str(rendered_dataset),
-           "STATE_DIR": str(state), "RENDER": "0"}
-    result = subprocess.run(["bash", str(Path(SCRIPT).parent / "continue_default.sh"), "0.002", str(campaign),
-                             "--resolution", "32", "--train_batch_size", "2", "--max_views", "3", "--report_to", "none"],
-                            capture_output=True, text=True, env=env, timeout=600)
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "HF_HUB_OFFLINE": "1",
+        "DATA_DIR": str(rendered_dataset),
+        "STATE_DIR": str(state),
+        "RENDER": "0",
+    }
+    result = subprocess.run(
+        [
+            "bash",
+            str(Path(SCRIPT).parent / "continue_default.sh"),
+            "0.002",
+            str(campaign),
+            "--resolution",
+            "32",
+            "--train_batch_size",
+            "2",
+            "--max_views",
+            "3",
+            "--report_to",
+            "none",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     assert "EMA continued from" in result.stderr and "at its step 2" in result.stderr
     assert "--seed 1" in (campaign / "recipe.txt").read_text()
@@ -394,9 +707,18 @@ def test_lineage_verdict_needs_both_modes_better_beyond_the_interval(tmp_path):
         for method, offset in offsets.items():
             for n in (1, 3, 6):
                 for k in range(12):
-                    rows.append({"method": method, "num_views": n, "category": "car", "object_id": f"{k:03d}",
-                                 "target_index": k, "input_indices": list(range(n)), "pose_within_15": float(k % 2),
-                                 "lpips": 0.3 + offset + 0.01 * generator.standard_normal()})
+                    rows.append(
+                        {
+                            "method": method,
+                            "num_views": n,
+                            "category": "car",
+                            "object_id": f"{k:03d}",
+                            "target_index": k,
+                            "input_indices": list(range(n)),
+                            "pose_within_15": float(k % 2),
+                            "lpips": 0.3 + offset + 0.01 * generator.standard_normal(),
+                        }
+                    )
         return rows
 
     reference = records({"viewfusion": 0.0, "viewfusion_posed": 0.0, "nearest_view": -0.1, "mean_view": 0.0})
@@ -405,7 +727,10 @@ def test_lineage_verdict_needs_both_modes_better_beyond_the_interval(tmp_path):
     assert lineage.better_than(both, reference)[0]
     better, lines = lineage.better_than(one, reference)
     assert not better and lines[0].startswith("unposed: -0.03")
-    points = [{"samples_seen": s, **{d: lineage.summary(r) for d in lineage.DATASETS}} for s, r in ((143300, reference), (200000, both))]
+    points = [
+        {"samples_seen": s, **{d: lineage.summary(r) for d in lineage.DATASETS}}
+        for s, r in ((143300, reference), (200000, both))
+    ]
     assert points[1]["pybullet"]["viewfusion"]["3"]["pose_within_15"] == 0.5
     lineage.draw_lineage(points, tmp_path / "lineage.png")
     assert (tmp_path / "lineage.png").stat().st_size > 1000

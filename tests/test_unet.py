@@ -4,16 +4,20 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import make_tiny_unet
 from diffusers import UNet2DModel
 from safetensors.torch import load_file
 
 from viewfusion_diffusers import UNET_PRESETS, ViewFusionUNet2DModel, ViewFusionUNetOutput
-from conftest import make_tiny_unet
 
 
 def test_forward_returns_named_noise_and_weight_logits():
     unet = make_tiny_unet()
-    out = unet(torch.randn(4, 6, 16, 16), timestep=torch.tensor([1, 5, 9, 100]), target_azimuth=torch.tensor([0.0, 15, 90, 345]))
+    out = unet(
+        torch.randn(4, 6, 16, 16),
+        timestep=torch.tensor([1, 5, 9, 100]),
+        target_azimuth=torch.tensor([0.0, 15, 90, 345]),
+    )
     assert isinstance(out, ViewFusionUNetOutput)
     assert out.noise.shape == out.weight_logits.shape == (4, 3, 16, 16)
     noise, logits = unet(torch.randn(2, 6, 16, 16), timestep=3, target_azimuth=45.0, return_dict=False)
@@ -38,8 +42,15 @@ def test_every_parent_argument_is_declared_in_the_subclass():
 
 def test_save_and_reload_rebuilds_non_default_config(tmp_path):
     unet = make_tiny_unet(
-        norm_eps=1e-6, act_fn="silu", dropout=0.0, freq_shift=1, flip_sin_to_cos=False, mid_block_scale_factor=0.5,
-        resnet_time_scale_shift="scale_shift", azimuth_num_frequencies=7, attention_head_dim=8,
+        norm_eps=1e-6,
+        act_fn="silu",
+        dropout=0.0,
+        freq_shift=1,
+        flip_sin_to_cos=False,
+        mid_block_scale_factor=0.5,
+        resnet_time_scale_shift="scale_shift",
+        azimuth_num_frequencies=7,
+        attention_head_dim=8,
     )
     unet.save_pretrained(tmp_path)
     assert (tmp_path / "diffusion_pytorch_model.safetensors").exists()
@@ -54,7 +65,9 @@ def test_save_and_reload_rebuilds_non_default_config(tmp_path):
 
 
 def test_presets_and_their_sizes():
-    counts = {name: sum(p.numel() for p in ViewFusionUNet2DModel.from_preset(name).parameters()) for name in UNET_PRESETS}
+    counts = {
+        name: sum(p.numel() for p in ViewFusionUNet2DModel.from_preset(name).parameters()) for name in UNET_PRESETS
+    }
     assert 30e6 < counts["paper"] < 38e6
     assert counts["small"] < 6e6
     with pytest.raises(ValueError, match="Unknown preset"):
@@ -74,7 +87,10 @@ def test_a_folder_written_before_the_pose_embedding_existed_gives_the_same_outpu
     # `relative_pose` in its config), with the outputs that code computed on fixed inputs.
     reference = load_file(DATA / "old-format-unet-outputs.safetensors")
     assert "relative_pose" not in json.loads((DATA / "old-format-unet" / "config.json").read_text())
-    assert any(k.startswith("azimuth_embedding.") for k in load_file(DATA / "old-format-unet" / "diffusion_pytorch_model.safetensors"))
+    assert any(
+        k.startswith("azimuth_embedding.")
+        for k in load_file(DATA / "old-format-unet" / "diffusion_pytorch_model.safetensors")
+    )
     unet = ViewFusionUNet2DModel.from_pretrained(DATA / "old-format-unet").eval()
     assert not unet.config.relative_pose
     with torch.no_grad():
@@ -106,7 +122,9 @@ def test_relative_azimuth_conditions_each_pair_and_unknown_differs_from_known():
         base = unet(x, t, azimuth, relative_azimuth=torch.tensor([0.0, 45.0, 90.0])).noise
         moved = unet(x, t, azimuth, relative_azimuth=torch.tensor([0.0, 135.0, 90.0])).noise
         unknown = unet(x, t, azimuth, relative_azimuth=torch.tensor([0.0, float("nan"), 90.0])).noise
-        wrapped = unet(x, t, azimuth, relative_azimuth=torch.tensor([360.0, 45.0 - 720.0, 90.0 + 1e9 * 360], dtype=torch.float64)).noise
+        wrapped = unet(
+            x, t, azimuth, relative_azimuth=torch.tensor([360.0, 45.0 - 720.0, 90.0 + 1e9 * 360], dtype=torch.float64)
+        ).noise
     torch.testing.assert_close(moved[[0, 2]], base[[0, 2]], atol=0, rtol=0)  # only the changed pair moves
     assert (moved[1] - base[1]).abs().max() > 1e-3
     assert (unknown[1] - base[1]).abs().max() > 1e-3
@@ -119,7 +137,9 @@ def test_a_pose_free_unet_refuses_relative_azimuths_but_takes_all_unknown():
     with pytest.raises(ValueError, match="relative_pose"):
         unet(x, 3, 0.0, relative_azimuth=torch.tensor([10.0, 20.0]))
     with torch.no_grad():
-        torch.testing.assert_close(unet(x, 3, 0.0, relative_azimuth=torch.full((2,), float("nan"))).noise, unet(x, 3, 0.0).noise)
+        torch.testing.assert_close(
+            unet(x, 3, 0.0, relative_azimuth=torch.full((2,), float("nan"))).noise, unet(x, 3, 0.0).noise
+        )
 
 
 def test_huge_azimuths_are_reduced_before_float32():

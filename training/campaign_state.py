@@ -27,6 +27,7 @@ import torch
 from viewfusion_diffusers import ViewFusionPipeline, ViewFusionUNet2DModel
 from viewfusion_diffusers.file_utils import atomic_directory, atomic_write
 
+
 TOTALS_FILE = "totals.json"
 START_FILE = "campaign_start.json"
 PROGRESS_FILE = "training_progress.json"  # written into each checkpoint by train_viewfusion.py
@@ -90,9 +91,13 @@ def updated_totals(before: dict, progress: dict, run_name: str, recipe: str) -> 
         ```
     """
     run = {
-        "run": run_name, "recipe": recipe, "exported": datetime.date.today().isoformat(),
-        "optimizer_steps": progress["global_step"], "samples_seen": progress["samples_seen"],
-        "cpu_core_hours": round(progress["cpu_core_seconds"] / 3600, 3), "gpu_hours": round(progress["gpu_seconds"] / 3600, 3),
+        "run": run_name,
+        "recipe": recipe,
+        "exported": datetime.date.today().isoformat(),
+        "optimizer_steps": progress["global_step"],
+        "samples_seen": progress["samples_seen"],
+        "cpu_core_hours": round(progress["cpu_core_seconds"] / 3600, 3),
+        "gpu_hours": round(progress["gpu_seconds"] / 3600, 3),
     }
     return {
         **before,
@@ -212,16 +217,23 @@ def parse_args(argv=None):
     begin_parser = commands.add_parser("begin", help="Before a run: remember the state's totals in the run folder.")
     begin_parser.add_argument("state_dir", help="The state folder (training/state).")
     begin_parser.add_argument("run_dir", help="The run's --output_dir.")
-    export_parser = commands.add_parser("export", help="Write the run's newest checkpoint and the totals as the state.")
+    export_parser = commands.add_parser(
+        "export", help="Write the run's newest checkpoint and the totals as the state."
+    )
     export_parser.add_argument("run_dir", help="The run's --output_dir.")
     export_parser.add_argument("state_dir", help="The state folder (training/state).")
-    export_parser.add_argument("--recipe", default="", help="How the run trained, for the totals (default: recipe.txt in the run).")
+    export_parser.add_argument(
+        "--recipe", default="", help="How the run trained, for the totals (default: recipe.txt in the run)."
+    )
     init_parser = commands.add_parser("init", help="Start a lineage's state from a run that did not start from one.")
     init_parser.add_argument("run_dir", help="The run's --output_dir.")
     init_parser.add_argument("state_dir", help="The state folder to create.")
-    init_parser.add_argument("--totals_before", required=True,
-                             help="A JSON file with samples_seen, optimizer_steps, cpu_core_hours, gpu_hours of the "
-                             "run's starting weights, and any other notes to keep.")
+    init_parser.add_argument(
+        "--totals_before",
+        required=True,
+        help="A JSON file with samples_seen, optimizer_steps, cpu_core_hours, gpu_hours of the "
+        "run's starting weights, and any other notes to keep.",
+    )
     init_parser.add_argument("--recipe", required=True, help="How the run trained.")
     return parser.parse_args(argv)
 

@@ -29,31 +29,59 @@ from viewfusion_diffusers.evaluation import run_evaluation
 from viewfusion_diffusers.evaluation.statistics import mean_and_ci, paired_differences
 from viewfusion_diffusers.file_utils import atomic_write
 
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "examples"))
 from line_chart import Panel, Series, save_line_chart  # noqa: E402
 
+
 DATASETS = {
     "pybullet": ["named", "random_urdfs"],
-    "categories": ["airplane", "bench", "cabinet", "car", "chair", "display", "lamp", "loudspeaker", "rifle", "sofa",
-                   "table", "telephone", "watercraft"],
+    "categories": [
+        "airplane",
+        "bench",
+        "cabinet",
+        "car",
+        "chair",
+        "display",
+        "lamp",
+        "loudspeaker",
+        "rifle",
+        "sofa",
+        "table",
+        "telephone",
+        "watercraft",
+    ],
 }
 MODES = {"unposed": "viewfusion", "posed": "viewfusion_posed"}
 NUM_VIEWS = (1, 3, 6)
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description="Evaluate a lineage point against the shipped pipeline and plot the lineage.")
-    parser.add_argument("--pipeline", required=True, help="A pipeline folder, or a campaign state (its EMA is evaluated).")
+    parser = argparse.ArgumentParser(
+        description="Evaluate a lineage point against the shipped pipeline and plot the lineage."
+    )
+    parser.add_argument(
+        "--pipeline", required=True, help="A pipeline folder, or a campaign state (its EMA is evaluated)."
+    )
     parser.add_argument("--label", required=True, help="The point's name in lineage.json and the file names.")
-    parser.add_argument("--samples_seen", type=int, default=None,
-                        help="Training samples behind these weights (default: the state's totals.json).")
+    parser.add_argument(
+        "--samples_seen",
+        type=int,
+        default=None,
+        help="Training samples behind these weights (default: the state's totals.json).",
+    )
     parser.add_argument("--data_dir", default=str(ROOT / "data" / "pybullet-64"), help="The rendered dataset.")
     parser.add_argument("--num_objects", type=int, default=20, help="Test objects per N and dataset (default 20).")
-    parser.add_argument("--output_dir", default=str(ROOT / "examples" / "results" / "lineage"),
-                        help="Where the evaluations and lineage.json go.")
+    parser.add_argument(
+        "--output_dir",
+        default=str(ROOT / "examples" / "results" / "lineage"),
+        help="Where the evaluations and lineage.json go.",
+    )
     parser.add_argument("--shipped_label", default="shipped", help="The point the new one is paired with.")
-    parser.add_argument("--figure", default=str(ROOT / "examples" / "images" / "lineage.png"), help="The lineage figure.")
+    parser.add_argument(
+        "--figure", default=str(ROOT / "examples" / "images" / "lineage.png"), help="The lineage figure."
+    )
     parser.add_argument("--batch_size", type=int, default=12, help="Samples per pipeline call.")
     return parser.parse_args(argv)
 
@@ -73,9 +101,13 @@ def summary(records) -> dict:
     out = {}
     for name in (*MODES.values(), "nearest_view", "mean_view"):
         rows = [r for r in records if r["method"] == name]
-        out[name] = {str(n): {"lpips": float(np.mean([r["lpips"] for r in rows if r["num_views"] == n])),
-                              "pose_within_15": float(np.mean([r["pose_within_15"] for r in rows if r["num_views"] == n]))}
-                     for n in NUM_VIEWS}
+        out[name] = {
+            str(n): {
+                "lpips": float(np.mean([r["lpips"] for r in rows if r["num_views"] == n])),
+                "pose_within_15": float(np.mean([r["pose_within_15"] for r in rows if r["num_views"] == n])),
+            }
+            for n in NUM_VIEWS
+        }
     return out
 
 
@@ -85,7 +117,9 @@ def better_than(records, reference) -> tuple[bool, list[str]]:
     lines, better = [], True
     for mode, method in MODES.items():
         differences = paired_differences(records, method, method, reference_records=reference)
-        per_n = ", ".join(f"N={n}: {mean_and_ci(d)[0]:+.3f} ± {mean_and_ci(d)[1]:.3f}" for n, d in sorted(differences.items()))
+        per_n = ", ".join(
+            f"N={n}: {mean_and_ci(d)[0]:+.3f} ± {mean_and_ci(d)[1]:.3f}" for n, d in sorted(differences.items())
+        )
         mean, half_width, _ = mean_and_ci(np.concatenate(list(differences.values())))
         better &= mean + half_width < 0
         lines.append(f"{mode}: {mean:+.3f} ± {half_width:.3f} pooled ({per_n})")
@@ -100,11 +134,18 @@ def draw_lineage(points: list[dict], path) -> None:
     for dataset in DATASETS:
         mean_over_n = lambda p, method, metric: float(np.mean([p[dataset][method][str(n)][metric] for n in NUM_VIEWS]))
         lpips = [Series(mode, xs, [mean_over_n(p, method, "lpips") for p in points]) for mode, method in MODES.items()]
-        lpips += [Series(name.replace("_", " "), [xs[0], xs[-1]], [mean_over_n(points[-1], name, "lpips")] * 2, dashed=True)
-                  for name in ("nearest_view", "mean_view")]
-        pose = [Series(mode, xs, [100 * mean_over_n(p, method, "pose_within_15") for p in points]) for mode, method in MODES.items()]
+        lpips += [
+            Series(name.replace("_", " "), [xs[0], xs[-1]], [mean_over_n(points[-1], name, "lpips")] * 2, dashed=True)
+            for name in ("nearest_view", "mean_view")
+        ]
+        pose = [
+            Series(mode, xs, [100 * mean_over_n(p, method, "pose_within_15") for p in points])
+            for mode, method in MODES.items()
+        ]
         pose.append(Series("target 80%", [xs[0], xs[-1]], [80, 80], dashed=True))
-        panels.append(Panel(f"{dataset}: LPIPS, mean over N = 1/3/6", "training samples seen (thousands)", "LPIPS", lpips))
+        panels.append(
+            Panel(f"{dataset}: LPIPS, mean over N = 1/3/6", "training samples seen (thousands)", "LPIPS", lpips)
+        )
         panels.append(Panel(f"{dataset}: pose within 15 degrees", "training samples seen (thousands)", "%", pose))
     save_line_chart(panels, path, size=(420, 320))
 
@@ -128,9 +169,17 @@ def main(args):
         verdicts = []
         for dataset, categories in DATASETS.items():
             destination = output / f"{args.label}-{dataset}.json"
-            results = run_evaluation(str(pipeline), args.data_dir, str(staging / dataset), categories=categories,
-                                     num_views=NUM_VIEWS, num_objects=args.num_objects, posed=True,
-                                     methods=tuple(MODES.values()), batch_size=args.batch_size)
+            results = run_evaluation(
+                str(pipeline),
+                args.data_dir,
+                str(staging / dataset),
+                categories=categories,
+                num_views=NUM_VIEWS,
+                num_objects=args.num_objects,
+                posed=True,
+                methods=tuple(MODES.values()),
+                batch_size=args.batch_size,
+            )
             results["config"]["pipeline"] = str(folder)
             with atomic_write(destination, "w") as f:
                 json.dump(results, f, indent=1, default=str)

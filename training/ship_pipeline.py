@@ -19,10 +19,14 @@ from viewfusion_diffusers.hub_utils import make_model_card, save_pipeline_atomic
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--pipeline", required=True, help="The trained pipeline folder (e.g. a training --output_dir).")
+    parser.add_argument(
+        "--pipeline", required=True, help="The trained pipeline folder (e.g. a training --output_dir)."
+    )
     parser.add_argument("--card_body", required=True, help="Markdown for the model card, below its metadata header.")
     parser.add_argument("--title", default="ViewFusion on pybullet objects, 64x64")
-    parser.add_argument("--repo_id", default="viewfusion-diffusers/viewfusion-pybullet-64", help="Shown in the card's snippet.")
+    parser.add_argument(
+        "--repo_id", default="viewfusion-diffusers/viewfusion-pybullet-64", help="Shown in the card's snippet."
+    )
     parser.add_argument("--images", nargs="*", default=[], help="Pictures the card refers to, copied into the folder.")
     parser.add_argument("--output_dir", required=True)
     args = parser.parse_args(argv)

@@ -52,88 +52,176 @@ from viewfusion_diffusers.image_processor import ViewProcessor
 from viewfusion_diffusers.images import comparison_row
 from viewfusion_diffusers.training_utils import fused_loss, load_ema_state
 
+
 logger = get_logger(__name__, log_level="INFO")
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description="Train a ViewFusion pipeline.", formatter_class=DefaultsHelpFormatter)
-    parser.add_argument("--data_dir", type=str, required=True, help="A dataset in the NMR layout (real NMR or rendered).")
-    parser.add_argument("--categories", type=str, nargs="*", default=None, help="Only these category folders.")
-    parser.add_argument("--resolution", type=int, default=64, help="Image size the model works at; views are resized to it.")
     parser.add_argument(
-        "--model_config", type=str, default="small",
+        "--data_dir", type=str, required=True, help="A dataset in the NMR layout (real NMR or rendered)."
+    )
+    parser.add_argument("--categories", type=str, nargs="*", default=None, help="Only these category folders.")
+    parser.add_argument(
+        "--resolution", type=int, default=64, help="Image size the model works at; views are resized to it."
+    )
+    parser.add_argument(
+        "--model_config",
+        type=str,
+        default="small",
         help=f"A U-Net preset ({', '.join(UNET_PRESETS)}) or the path of a ViewFusionUNet2DModel config.json.",
     )
     parser.add_argument(
-        "--pretrained_model_name_or_path", type=str, default=None,
-        help="Start from this trained pipeline (folder or Hub repo id) instead of random weights; overrides --model_config.",
+        "--pretrained_model_name_or_path",
+        type=str,
+        default=None,
+        help="Start from this trained pipeline (folder or Hub repo id) instead of random weights; overrides "
+        "--model_config.",
     )
-    parser.add_argument("--prediction_type", type=str, default=None, choices=["epsilon", "v_prediction", "sample"],
-                        help="What the U-Net predicts: the paper's epsilon (the default for a new model), v (trains "
-                        "faster on small compute), or the clean target view (sample). A fine-tuned pipeline keeps its own.")
-    parser.add_argument("--snr_gamma", type=float, default=None,
-                        help="Weight each sample's loss by min-SNR-gamma (Hang et al. 2023; they recommend 5), for any "
-                        "prediction type. Default: the plain mean, as the paper.")
-    parser.add_argument("--relative_pose", action="store_true",
-                        help="Condition on the input views' azimuths when known (posed and unposed in one model); adds "
-                        "the zero-initialised pose layers to a pretrained pose-free pipeline.")
-    parser.add_argument("--pose_dropout", type=float, default=0.5,
-                        help="With --relative_pose (or a posed pretrained model): probability that a sample's input "
-                        "views are given without their azimuths. 0.5 kept the unposed mode better than 0.2 in a paired "
-                        "test (examples/results/2026-12-01-pose-dropout).")
-    parser.add_argument("--train_only_pose_layers", action="store_true",
-                        help="Fine-tune only the relative-pose layers of a pretrained pipeline and freeze the rest: the "
-                        "unposed mode stays exactly as it was. Unposed samples do not reach these layers, so it needs "
-                        "--pose_dropout 0.")
+    parser.add_argument(
+        "--prediction_type",
+        type=str,
+        default=None,
+        choices=["epsilon", "v_prediction", "sample"],
+        help="What the U-Net predicts: the paper's epsilon (the default for a new model), v (trains "
+        "faster on small compute), or the clean target view (sample). A fine-tuned pipeline keeps its own.",
+    )
+    parser.add_argument(
+        "--snr_gamma",
+        type=float,
+        default=None,
+        help="Weight each sample's loss by min-SNR-gamma (Hang et al. 2023; they recommend 5), for any "
+        "prediction type. Default: the plain mean, as the paper.",
+    )
+    parser.add_argument(
+        "--relative_pose",
+        action="store_true",
+        help="Condition on the input views' azimuths when known (posed and unposed in one model); adds "
+        "the zero-initialised pose layers to a pretrained pose-free pipeline.",
+    )
+    parser.add_argument(
+        "--pose_dropout",
+        type=float,
+        default=0.5,
+        help="With --relative_pose (or a posed pretrained model): probability that a sample's input "
+        "views are given without their azimuths. 0.5 kept the unposed mode better than 0.2 in a paired "
+        "test (examples/results/2026-12-01-pose-dropout).",
+    )
+    parser.add_argument(
+        "--train_only_pose_layers",
+        action="store_true",
+        help="Fine-tune only the relative-pose layers of a pretrained pipeline and freeze the rest: the "
+        "unposed mode stays exactly as it was. Unposed samples do not reach these layers, so it needs "
+        "--pose_dropout 0.",
+    )
     parser.add_argument("--max_views", type=int, default=6, help="Input views per sample are drawn from 1..max_views.")
     parser.add_argument("--train_batch_size", type=int, default=8, help="Samples (targets) per device per step.")
     parser.add_argument("--gradient_accumulation_steps", type=int, default=1, help="Micro-batches per optimizer step.")
     parser.add_argument("--learning_rate", type=float, default=1e-4, help="Peak learning rate (the paper: 1e-4).")
-    parser.add_argument("--lr_scheduler", type=str, default="constant_with_warmup",
-                        help='One of diffusers\' schedules: "constant_with_warmup", "cosine", "linear", ...')
+    parser.add_argument(
+        "--lr_scheduler",
+        type=str,
+        default="constant_with_warmup",
+        help='One of diffusers\' schedules: "constant_with_warmup", "cosine", "linear", ...',
+    )
     parser.add_argument("--lr_warmup_steps", type=int, default=2500, help="Warm-up steps (the paper: 2,500).")
     parser.add_argument("--adam_weight_decay", type=float, default=0.0, help="AdamW weight decay.")
     parser.add_argument("--max_grad_norm", type=float, default=1.0, help="Gradient clipping norm.")
     parser.add_argument("--max_train_steps", type=int, default=10000, help="Optimizer steps to train for.")
-    parser.add_argument("--mixed_precision", type=str, default=None, choices=["no", "fp16", "bf16"],
-                        help="Overrides the accelerate config's mixed precision.")
+    parser.add_argument(
+        "--mixed_precision",
+        type=str,
+        default=None,
+        choices=["no", "fp16", "bf16"],
+        help="Overrides the accelerate config's mixed precision.",
+    )
     parser.add_argument("--use_ema", action="store_true", help="Keep an exponential moving average of the weights.")
     parser.add_argument("--ema_max_decay", type=float, default=0.9999, help="The EMA's highest decay.")
-    parser.add_argument("--ema_from", type=str, default=None,
-                        help="Start the EMA from this saved one (a unet_ema folder: its weights, step count and decay "
-                        "settings) instead of from the starting weights: to continue a lineage whose optimizer state was "
-                        "not kept (training/continue_default.sh). Needs --use_ema; a resumed checkpoint's EMA replaces it.")
-    parser.add_argument("--checkpointing_steps", type=int, default=500, help="Save a resumable checkpoint every N steps.")
-    parser.add_argument("--checkpoints_total_limit", type=int, default=None, help="Keep at most this many checkpoints.")
-    parser.add_argument("--resume_from_checkpoint", type=str, default=None,
-                        help='A checkpoint folder, or "latest" for the newest one in --output_dir.')
-    parser.add_argument("--validation_steps", type=int, default=500, help="Write a sample grid every N steps (0: never).")
-    parser.add_argument("--validation_inference_steps", type=int, default=20,
-                        help="Steps of the pipeline's DDPM sampler for validation samples (few: a preview, not an evaluation).")
+    parser.add_argument(
+        "--ema_from",
+        type=str,
+        default=None,
+        help="Start the EMA from this saved one (a unet_ema folder: its weights, step count and decay "
+        "settings) instead of from the starting weights: to continue a lineage whose optimizer state was "
+        "not kept (training/continue_default.sh). Needs --use_ema; a resumed checkpoint's EMA replaces it.",
+    )
+    parser.add_argument(
+        "--checkpointing_steps", type=int, default=500, help="Save a resumable checkpoint every N steps."
+    )
+    parser.add_argument(
+        "--checkpoints_total_limit", type=int, default=None, help="Keep at most this many checkpoints."
+    )
+    parser.add_argument(
+        "--resume_from_checkpoint",
+        type=str,
+        default=None,
+        help='A checkpoint folder, or "latest" for the newest one in --output_dir.',
+    )
+    parser.add_argument(
+        "--validation_steps", type=int, default=500, help="Write a sample grid every N steps (0: never)."
+    )
+    parser.add_argument(
+        "--validation_inference_steps",
+        type=int,
+        default=20,
+        help="Steps of the pipeline's DDPM sampler for validation samples (few: a preview, not an evaluation).",
+    )
     parser.add_argument("--num_validation_objects", type=int, default=4, help="Objects in the validation grid.")
-    parser.add_argument("--dataloader_num_workers", type=int, default=0, help="DataLoader worker processes (--stream_data).")
-    parser.add_argument("--stream_data", action="store_true",
-                        help="Read views through a DataLoader instead of holding the split in memory (for datasets "
-                        "that do not fit: the in-memory tensor is objects x 24 x 3 x resolution^2 bytes).")
-    parser.add_argument("--dataset_on_device", action=argparse.BooleanOptionalAction, default=None,
-                        help="Hold the in-memory views on the accelerator (default: yes on a GPU).")
-    parser.add_argument("--channels_last", action=argparse.BooleanOptionalAction, default=None,
-                        help="U-Net weights and activations in NHWC (default: yes on a GPU, where convolutions are faster so).")
-    parser.add_argument("--allow_tf32", action="store_true",
-                        help="Allow TF32 matrix multiplications on Ampere and newer GPUs: faster, slightly less exact.")
+    parser.add_argument(
+        "--dataloader_num_workers", type=int, default=0, help="DataLoader worker processes (--stream_data)."
+    )
+    parser.add_argument(
+        "--stream_data",
+        action="store_true",
+        help="Read views through a DataLoader instead of holding the split in memory (for datasets "
+        "that do not fit: the in-memory tensor is objects x 24 x 3 x resolution^2 bytes).",
+    )
+    parser.add_argument(
+        "--dataset_on_device",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="Hold the in-memory views on the accelerator (default: yes on a GPU).",
+    )
+    parser.add_argument(
+        "--channels_last",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="U-Net weights and activations in NHWC (default: yes on a GPU, where convolutions are faster so).",
+    )
+    parser.add_argument(
+        "--allow_tf32",
+        action="store_true",
+        help="Allow TF32 matrix multiplications on Ampere and newer GPUs: faster, slightly less exact.",
+    )
     parser.add_argument("--compile", action="store_true", help="torch.compile the U-Net (the first steps compile it).")
-    parser.add_argument("--logging_steps", type=int, default=10,
-                        help="Log the mean loss every N steps (reading it back waits for the device: not every step).")
-    parser.add_argument("--max_train_minutes", type=float, default=None,
-                        help="Stop after this many minutes from the start (loading and compiling included, the final "
-                        "save not), then write a checkpoint and the final pipeline.")
-    parser.add_argument("--max_train_cpu_minutes", type=float, default=None,
-                        help="Stop once the training loop has used this many minutes of this process's CPU time (all "
-                        "its threads; loading not counted), then save as --max_train_minutes does. Runs compared at "
-                        "equal CPU time on a shared machine are not penalised for what other programs take.")
-    parser.add_argument("--output_dir", type=str, default="viewfusion-model", help="Where the pipeline and checkpoints go.")
+    parser.add_argument(
+        "--logging_steps",
+        type=int,
+        default=10,
+        help="Log the mean loss every N steps (reading it back waits for the device: not every step).",
+    )
+    parser.add_argument(
+        "--max_train_minutes",
+        type=float,
+        default=None,
+        help="Stop after this many minutes from the start (loading and compiling included, the final "
+        "save not), then write a checkpoint and the final pipeline.",
+    )
+    parser.add_argument(
+        "--max_train_cpu_minutes",
+        type=float,
+        default=None,
+        help="Stop once the training loop has used this many minutes of this process's CPU time (all "
+        "its threads; loading not counted), then save as --max_train_minutes does. Runs compared at "
+        "equal CPU time on a shared machine are not penalised for what other programs take.",
+    )
+    parser.add_argument(
+        "--output_dir", type=str, default="viewfusion-model", help="Where the pipeline and checkpoints go."
+    )
     parser.add_argument("--logging_dir", type=str, default="logs", help="Tracker logs, relative to --output_dir.")
-    parser.add_argument("--report_to", type=str, default="tensorboard", help='"tensorboard", "wandb", "all" or "none".')
+    parser.add_argument(
+        "--report_to", type=str, default="tensorboard", help='"tensorboard", "wandb", "all" or "none".'
+    )
     parser.add_argument("--push_to_hub", action="store_true", help="Upload the final pipeline folder to the Hub.")
     parser.add_argument("--hub_model_id", type=str, default=None, help="The Hub repo to push to.")
     parser.add_argument("--hub_token", type=str, default=None, help="Hub token (default: the logged-in one).")
@@ -156,8 +244,10 @@ def parse_args(argv=None):
     if args.train_only_pose_layers and not args.pretrained_model_name_or_path:
         parser.error("--train_only_pose_layers fine-tunes a trained network; pass --pretrained_model_name_or_path.")
     if args.train_only_pose_layers and args.pose_dropout != 0:
-        parser.error("--train_only_pose_layers trains only the layers that read the input views' azimuths, which "
-                     f"unposed samples never reach; pass --pose_dropout 0 (got {args.pose_dropout}).")
+        parser.error(
+            "--train_only_pose_layers trains only the layers that read the input views' azimuths, which "
+            f"unposed samples never reach; pass --pose_dropout 0 (got {args.pose_dropout})."
+        )
     return args
 
 
@@ -170,38 +260,65 @@ def build_unet_and_noise_scheduler(args) -> tuple[ViewFusionUNet2DModel, DDPMSch
         unet, noise_scheduler = pipeline.unet.to(torch.float32), DDPMScheduler.from_config(pipeline.scheduler.config)
         trained_for = noise_scheduler.config.prediction_type
         if args.prediction_type not in (None, trained_for):
-            raise ValueError(f"{args.pretrained_model_name_or_path} predicts {trained_for}; drop --prediction_type "
-                             f"{args.prediction_type} to fine-tune it (switching what a trained U-Net predicts is not supported).")
+            raise ValueError(
+                f"{args.pretrained_model_name_or_path} predicts {trained_for}; drop --prediction_type "
+                f"{args.prediction_type} to fine-tune it (switching what a trained U-Net predicts is not supported)."
+            )
         sample_size = unet.config.sample_size
         height, width = (sample_size, sample_size) if isinstance(sample_size, int) else tuple(sample_size)
         if height != width:
-            raise ValueError(f"{args.pretrained_model_name_or_path} works at {height}x{width}; training needs a square "
-                             "model (the views are square): fine-tune a square one.")
+            raise ValueError(
+                f"{args.pretrained_model_name_or_path} works at {height}x{width}; training needs a square "
+                "model (the views are square): fine-tune a square one."
+            )
         if height != args.resolution:
-            raise ValueError(f"{args.pretrained_model_name_or_path} works at {height}x{width}; pass --resolution {height}.")
+            raise ValueError(
+                f"{args.pretrained_model_name_or_path} works at {height}x{width}; pass --resolution {height}."
+            )
         if args.relative_pose:
             unet.enable_relative_pose()
         if args.train_only_pose_layers:
             if not unet.config.relative_pose:
-                raise ValueError(f"{args.pretrained_model_name_or_path} has no pose layers to train; add --relative_pose.")
+                raise ValueError(
+                    f"{args.pretrained_model_name_or_path} has no pose layers to train; add --relative_pose."
+                )
             # The unknown-pose vector stays frozen too: it is what the unposed mode adds, and it must not move.
             unet.requires_grad_(False)
             unet.class_embedding.relative_azimuth.requires_grad_(True)
         return unet, noise_scheduler
     if args.model_config in UNET_PRESETS:
-        unet = ViewFusionUNet2DModel.from_preset(args.model_config, sample_size=args.resolution, relative_pose=args.relative_pose)
+        unet = ViewFusionUNet2DModel.from_preset(
+            args.model_config, sample_size=args.resolution, relative_pose=args.relative_pose
+        )
     elif os.path.isfile(args.model_config):
         config = ViewFusionUNet2DModel.load_config(args.model_config)
-        unet = ViewFusionUNet2DModel.from_config({**config, "sample_size": args.resolution,
-                                                  "relative_pose": args.relative_pose or config.get("relative_pose", False)})
+        unet = ViewFusionUNet2DModel.from_config(
+            {
+                **config,
+                "sample_size": args.resolution,
+                "relative_pose": args.relative_pose or config.get("relative_pose", False),
+            }
+        )
     else:
-        raise ValueError(f"--model_config {args.model_config!r} is neither a preset ({list(UNET_PRESETS)}) nor a file.")
+        raise ValueError(
+            f"--model_config {args.model_config!r} is neither a preset ({list(UNET_PRESETS)}) nor a file."
+        )
     return unet, default_scheduler(args.prediction_type or "epsilon")
 
 
 @torch.no_grad()
-def log_validation(unet, noise_scheduler, eval_objects, eval_samples, resolution: int, num_inference_steps: int,
-                   num_slots: int, output_dir: str, trackers, global_step: int) -> np.ndarray:
+def log_validation(
+    unet,
+    noise_scheduler,
+    eval_objects,
+    eval_samples,
+    resolution: int,
+    num_inference_steps: int,
+    num_slots: int,
+    output_dir: str,
+    trackers,
+    global_step: int,
+) -> np.ndarray:
     """Sample each validation object and write a grid: inputs | sample | ground truth | weight maps.
 
     Samples with the pipeline's own DDPM sampler at `num_inference_steps` steps: a cheap preview of training.
@@ -216,11 +333,23 @@ def log_validation(unet, noise_scheduler, eval_objects, eval_samples, resolution
             views = ViewProcessor.resize(views.float() / 255, resolution, resolution)
             views = (views * 255).round().to(torch.uint8)
         inputs = [views[k] for k in sample.input_indices]
-        out = pipeline(inputs, view_azimuth(sample.target_index), num_inference_steps=num_inference_steps,
-                       generator=torch.Generator().manual_seed(i), output_type="np")
+        out = pipeline(
+            inputs,
+            view_azimuth(sample.target_index),
+            num_inference_steps=num_inference_steps,
+            generator=torch.Generator().manual_seed(i),
+            output_type="np",
+        )
         as_hwc = lambda view: view.permute(1, 2, 0).numpy()
-        rows.append(comparison_row([as_hwc(v) for v in inputs], out.images[0], as_hwc(views[sample.target_index]),
-                                   out.view_weights[0], num_slots=num_slots))
+        rows.append(
+            comparison_row(
+                [as_hwc(v) for v in inputs],
+                out.images[0],
+                as_hwc(views[sample.target_index]),
+                out.view_weights[0],
+                num_slots=num_slots,
+            )
+        )
     grid = np.concatenate(rows, axis=0)
     os.makedirs(os.path.join(output_dir, "validation"), exist_ok=True)
     Image.fromarray(grid).save(os.path.join(output_dir, "validation", f"step-{global_step:07d}.png"))
@@ -230,8 +359,16 @@ def log_validation(unet, noise_scheduler, eval_objects, eval_samples, resolution
     return grid
 
 
-def save_final_pipeline(unet, noise_scheduler, ema_unet, training_config: dict, folder, global_step: int,
-                        num_train_objects: int, hub_model_id: str | None = None) -> None:
+def save_final_pipeline(
+    unet,
+    noise_scheduler,
+    ema_unet,
+    training_config: dict,
+    folder,
+    global_step: int,
+    num_train_objects: int,
+    hub_model_id: str | None = None,
+) -> None:
     """The pipeline in the Hub format, with EMA weights when EMA is on, and a model card of the run."""
     if ema_unet is not None:
         unet = ViewFusionUNet2DModel.from_config(unet.config)
@@ -249,8 +386,9 @@ def save_final_pipeline(unet, noise_scheduler, ema_unet, training_config: dict, 
 PROGRESS_FILE = "training_progress.json"
 
 
-def run_progress(global_step: int, samples_per_step: int, num_processes: int, on_gpu: bool, earlier: dict,
-                 started: float) -> dict:
+def run_progress(
+    global_step: int, samples_per_step: int, num_processes: int, on_gpu: bool, earlier: dict, started: float
+) -> dict:
     """What the run has done and cost up to `global_step`: samples, CPU core-seconds (this process's CPU time
     times the processes) and GPU-seconds (wall time times the processes, on GPUs), added to `earlier` (the
     progress of the checkpoint the run resumed from, so a run stopped and resumed counts each second once)."""
@@ -258,7 +396,8 @@ def run_progress(global_step: int, samples_per_step: int, num_processes: int, on
     return {
         "global_step": global_step,
         "samples_seen": global_step * samples_per_step,
-        "cpu_core_seconds": earlier.get("cpu_core_seconds", 0.0) + (0.0 if on_gpu else time.process_time() * num_processes),
+        "cpu_core_seconds": earlier.get("cpu_core_seconds", 0.0)
+        + (0.0 if on_gpu else time.process_time() * num_processes),
         "gpu_seconds": earlier.get("gpu_seconds", 0.0) + (wall * num_processes if on_gpu else 0.0),
         "wall_seconds": earlier.get("wall_seconds", 0.0) + wall,
     }
@@ -266,7 +405,9 @@ def run_progress(global_step: int, samples_per_step: int, num_processes: int, on
 
 def list_checkpoints(output_dir) -> list[Path]:
     """The complete `checkpoint-N` folders of `output_dir`, oldest (lowest N) first."""
-    checkpoints = [p for p in Path(output_dir).glob("checkpoint-*") if p.is_dir() and p.name.split("-", 1)[1].isdigit()]
+    checkpoints = [
+        p for p in Path(output_dir).glob("checkpoint-*") if p.is_dir() and p.name.split("-", 1)[1].isdigit()
+    ]
     return sorted(checkpoints, key=lambda p: int(p.name.split("-", 1)[1]))
 
 
@@ -276,8 +417,9 @@ def remove_partial_checkpoints(output_dir) -> None:
         shutil.rmtree(partial, ignore_errors=True)
 
 
-def save_checkpoint(accelerator, output_dir: str, global_step: int, checkpoints_total_limit: int | None,
-                    progress: dict | None = None) -> str:
+def save_checkpoint(
+    accelerator, output_dir: str, global_step: int, checkpoints_total_limit: int | None, progress: dict | None = None
+) -> str:
     """A resumable `checkpoint-N`: accelerate's optimizer, schedule and RNG state, the U-Net in the diffusers
     format (`unet/`) and the EMA (`unet_ema/`), written by the save hook, and `progress` as
     `training_progress.json` (what the run has cost so far). Returns the folder."""
@@ -308,10 +450,13 @@ def main(args):
         cpu=cpu_distributed(),
         mixed_precision=args.mixed_precision,
         # Every optimizer step is exactly --gradient_accumulation_steps micro-batches, also across the end of an epoch.
-        gradient_accumulation_plugin=GradientAccumulationPlugin(num_steps=args.gradient_accumulation_steps,
-                                                                sync_with_dataloader=False),
+        gradient_accumulation_plugin=GradientAccumulationPlugin(
+            num_steps=args.gradient_accumulation_steps, sync_with_dataloader=False
+        ),
         log_with=None if args.report_to == "none" else args.report_to,
-        project_config=ProjectConfiguration(project_dir=args.output_dir, logging_dir=os.path.join(args.output_dir, args.logging_dir)),
+        project_config=ProjectConfiguration(
+            project_dir=args.output_dir, logging_dir=os.path.join(args.output_dir, args.logging_dir)
+        ),
     )
     logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", level=logging.INFO)
     logger.info(accelerator.state, main_process_only=False)
@@ -334,8 +479,14 @@ def main(args):
         unet.to(memory_format=torch.channels_last)
     ema_unet = None
     if args.use_ema:
-        ema_unet = EMAModel(unet.parameters(), decay=args.ema_max_decay, use_ema_warmup=True, foreach=True,
-                            model_cls=ViewFusionUNet2DModel, model_config=unet.config)
+        ema_unet = EMAModel(
+            unet.parameters(),
+            decay=args.ema_max_decay,
+            use_ema_warmup=True,
+            foreach=True,
+            model_cls=ViewFusionUNet2DModel,
+            model_config=unet.config,
+        )
         if args.ema_from:
             load_ema_state(ema_unet, args.ema_from, ViewFusionUNet2DModel, "cpu")
             # A lineage's EMA may be stored in half precision; averaging in it would lose the small updates.
@@ -375,24 +526,43 @@ def main(args):
     if args.stream_data:
         train_dataset = ViewFusionTrainDataset(train_objects, max_views=args.max_views, seed=args.seed)
         train_dataloader = torch.utils.data.DataLoader(
-            train_dataset, batch_size=micro_batch, sampler=EpochPermutationSampler(len(train_dataset), args.seed),
-            collate_fn=collate_views, num_workers=args.dataloader_num_workers, drop_last=True, pin_memory=on_gpu,
+            train_dataset,
+            batch_size=micro_batch,
+            sampler=EpochPermutationSampler(len(train_dataset), args.seed),
+            collate_fn=collate_views,
+            num_workers=args.dataloader_num_workers,
+            drop_last=True,
+            pin_memory=on_gpu,
         )
         # Sharded across processes, but left on the host: the step moves the images and keeps the counts there.
         train_dataloader = accelerator.prepare_data_loader(train_dataloader, device_placement=False)
         steps_per_epoch = len(train_dataloader) // args.gradient_accumulation_steps
         if steps_per_epoch == 0:
-            raise ValueError(f"{len(train_dataset)} training objects make no full step of {step_batch} samples per "
-                             f"process x {accelerator.num_processes}; lower --train_batch_size or --gradient_accumulation_steps.")
+            raise ValueError(
+                f"{len(train_dataset)} training objects make no full step of {step_batch} samples per "
+                f"process x {accelerator.num_processes}; lower --train_batch_size or --gradient_accumulation_steps."
+            )
     else:
         on_device = on_gpu if args.dataset_on_device is None else args.dataset_on_device
         if len(train_objects) < step_batch * accelerator.num_processes:
-            raise ValueError(f"{len(train_objects)} training objects make no full step of {step_batch} samples per "
-                             f"process x {accelerator.num_processes}; lower --train_batch_size or --gradient_accumulation_steps.")
-        views = load_views_in_memory(train_objects, args.resolution, device=accelerator.device if on_device else None,
-                                     show_progress=accelerator.is_local_main_process)
-        view_sampler = InMemoryViewSampler(views, step_batch, max_views=args.max_views, seed=args.seed,
-                                           num_processes=accelerator.num_processes, process_index=accelerator.process_index)
+            raise ValueError(
+                f"{len(train_objects)} training objects make no full step of {step_batch} samples per "
+                f"process x {accelerator.num_processes}; lower --train_batch_size or --gradient_accumulation_steps."
+            )
+        views = load_views_in_memory(
+            train_objects,
+            args.resolution,
+            device=accelerator.device if on_device else None,
+            show_progress=accelerator.is_local_main_process,
+        )
+        view_sampler = InMemoryViewSampler(
+            views,
+            step_batch,
+            max_views=args.max_views,
+            seed=args.seed,
+            num_processes=accelerator.num_processes,
+            process_index=accelerator.process_index,
+        )
         logger.info(f"Views in memory: {tuple(views.shape)} uint8, {views.numel() / 2**20:.0f} MB on {views.device}.")
     try:
         eval_objects = NMRDataset(args.data_dir, split="val", categories=args.categories)
@@ -403,10 +573,12 @@ def main(args):
 
     # 3. optimizer and schedule (the paper: Adam, warm-up to 1e-4 over 2,500 steps)
     trainable = [parameter for parameter in unet.parameters() if parameter.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=args.learning_rate, weight_decay=args.adam_weight_decay,
-                                  fused=on_gpu or None)
+    optimizer = torch.optim.AdamW(
+        trainable, lr=args.learning_rate, weight_decay=args.adam_weight_decay, fused=on_gpu or None
+    )
     lr_scheduler = get_scheduler(
-        args.lr_scheduler, optimizer=optimizer,
+        args.lr_scheduler,
+        optimizer=optimizer,
         # The prepared schedule advances once per process on every optimizer step.
         num_warmup_steps=args.lr_warmup_steps * accelerator.num_processes,
         num_training_steps=args.max_train_steps * accelerator.num_processes,
@@ -423,10 +595,14 @@ def main(args):
     # Padding to buckets pays where a new shape costs (cuDNN planning, recompiling), not in eager CPU runs.
     pad_pairs = on_gpu or args.compile
     if accelerator.is_main_process:
-        accelerator.init_trackers("viewfusion", config={k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool))})
+        accelerator.init_trackers(
+            "viewfusion", config={k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool))}
+        )
     logger.info(
-        f"{len(train_objects)} objects, {args.max_train_steps} steps, {step_batch * accelerator.num_processes} samples "
-        f"per step ({micro_batch} per device x {accelerator.num_processes} processes x {args.gradient_accumulation_steps} "
+        f"{len(train_objects)} objects, {args.max_train_steps} steps, {step_batch * accelerator.num_processes} "
+        "samples "
+        f"per step ({micro_batch} per device x {accelerator.num_processes} processes x "
+        f"{args.gradient_accumulation_steps} "
         f"accumulation), data {'streamed' if args.stream_data else 'in memory'}, "
         f"{sum(p.numel() for p in trainable):,} of {sum(p.numel() for p in unet.parameters()):,} parameters trained"
     )
@@ -441,7 +617,9 @@ def main(args):
         if path is None:
             logger.info("No checkpoint found in --output_dir; starting a new run.")
         elif not os.path.isdir(path):
-            raise ValueError(f"--resume_from_checkpoint {path!r} is not a folder; give a checkpoint-N folder or 'latest'.")
+            raise ValueError(
+                f"--resume_from_checkpoint {path!r} is not a folder; give a checkpoint-N folder or 'latest'."
+            )
         else:
             accelerator.load_state(path)
             global_step = int(Path(path).name.split("-")[1])
@@ -459,10 +637,19 @@ def main(args):
     def micro_batches(first_step):
         """The micro-batches of each optimizer step from `first_step` on, each a pure function of (seed, step)."""
         return training_micro_batches(
-            first_step, step_batch, image_shape, num_train_timesteps, view_sampler=view_sampler,
-            dataloader=train_dataloader, gradient_accumulation_steps=args.gradient_accumulation_steps,
-            pose_dropout=args.pose_dropout, seed=args.seed, process_index=accelerator.process_index,
-            device=accelerator.device, skip_first_batches=accelerator.skip_first_batches, min_timestep=min_timestep,
+            first_step,
+            step_batch,
+            image_shape,
+            num_train_timesteps,
+            view_sampler=view_sampler,
+            dataloader=train_dataloader,
+            gradient_accumulation_steps=args.gradient_accumulation_steps,
+            pose_dropout=args.pose_dropout,
+            seed=args.seed,
+            process_index=accelerator.process_index,
+            device=accelerator.device,
+            skip_first_batches=accelerator.skip_first_batches,
+            min_timestep=min_timestep,
         )
 
     cpu_started = time.process_time()
@@ -472,12 +659,15 @@ def main(args):
         if deadline is None and cpu_deadline is None:
             return False
         late = (deadline is not None and time.monotonic() > deadline) or (
-            cpu_deadline is not None and time.process_time() > cpu_deadline)
+            cpu_deadline is not None and time.process_time() > cpu_deadline
+        )
         if accelerator.num_processes > 1:  # every process must stop at the same step
             late = bool(accelerator.reduce(torch.tensor(float(late), device=accelerator.device), "max"))
         return late
 
-    progress_bar = tqdm(range(args.max_train_steps), initial=global_step, desc="Steps", disable=not accelerator.is_local_main_process)
+    progress_bar = tqdm(
+        range(args.max_train_steps), initial=global_step, desc="Steps", disable=not accelerator.is_local_main_process
+    )
     unet.train()
     batches = micro_batches(global_step)
     logged_loss, logged_steps, stopped_early = torch.zeros((), device=accelerator.device), 0, False
@@ -491,8 +681,14 @@ def main(args):
             pad_to = pair_bucket(int(batch.num_views.sum()), micro_batch, args.max_views) if pad_pairs else None
             with accelerator.accumulate(unet):
                 with accelerator.autocast():
-                    loss = fused_loss(forward_unet, noise_scheduler, batch, args.resolution, pad_pairs_to=pad_to,
-                                      snr_gamma=args.snr_gamma)
+                    loss = fused_loss(
+                        forward_unet,
+                        noise_scheduler,
+                        batch,
+                        args.resolution,
+                        pad_pairs_to=pad_to,
+                        snr_gamma=args.snr_gamma,
+                    )
                 accelerator.backward(loss)
                 if accelerator.sync_gradients:
                     accelerator.clip_grad_norm_(unet.parameters(), args.max_grad_norm)
@@ -510,7 +706,10 @@ def main(args):
         stop = False
         if global_step % args.logging_steps == 0 or global_step == args.max_train_steps:
             # The one place the step waits for the device: reading the loss back.
-            logs = {"loss": accelerator.gather(logged_loss[None]).mean().item() / logged_steps, "lr": lr_scheduler.get_last_lr()[0]}
+            logs = {
+                "loss": accelerator.gather(logged_loss[None]).mean().item() / logged_steps,
+                "lr": lr_scheduler.get_last_lr()[0],
+            }
             if ema_unet is not None:
                 logs["ema_decay"] = ema_unet.cur_decay_value
             progress_bar.set_postfix(loss=f"{logs['loss']:.4f}", lr=f"{logs['lr']:.2e}")
@@ -521,25 +720,45 @@ def main(args):
             stop = out_of_time()
 
         if global_step % args.checkpointing_steps == 0 or global_step == args.max_train_steps or stop:
-            progress = run_progress(global_step, step_batch * accelerator.num_processes, accelerator.num_processes,
-                                    on_gpu, earlier_progress, started)
-            last_checkpoint = save_checkpoint(accelerator, args.output_dir, global_step, args.checkpoints_total_limit,
-                                              progress)
+            progress = run_progress(
+                global_step,
+                step_batch * accelerator.num_processes,
+                accelerator.num_processes,
+                on_gpu,
+                earlier_progress,
+                started,
+            )
+            last_checkpoint = save_checkpoint(
+                accelerator, args.output_dir, global_step, args.checkpoints_total_limit, progress
+            )
         if accelerator.is_main_process and args.validation_steps and global_step % args.validation_steps == 0:
             model = accelerator.unwrap_model(unet)
             if ema_unet is not None:
                 ema_unet.store(model.parameters())
                 ema_unet.copy_to(model.parameters())
             model.eval()
-            log_validation(model, noise_scheduler, eval_objects, eval_samples, args.resolution,
-                           args.validation_inference_steps, args.max_views, args.output_dir, accelerator.trackers, global_step)
+            log_validation(
+                model,
+                noise_scheduler,
+                eval_objects,
+                eval_samples,
+                args.resolution,
+                args.validation_inference_steps,
+                args.max_views,
+                args.output_dir,
+                accelerator.trackers,
+                global_step,
+            )
             model.train()
             if ema_unet is not None:
                 ema_unet.restore(model.parameters())
         if stop:
             stopped_early = True
-            limit = (f"--max_train_minutes {args.max_train_minutes}" if deadline is not None and time.monotonic() > deadline
-                     else f"--max_train_cpu_minutes {args.max_train_cpu_minutes}")
+            limit = (
+                f"--max_train_minutes {args.max_train_minutes}"
+                if deadline is not None and time.monotonic() > deadline
+                else f"--max_train_cpu_minutes {args.max_train_cpu_minutes}"
+            )
             logger.info(f"{limit} reached at step {global_step}; checkpoint in {last_checkpoint}.")
             break
 
@@ -549,14 +768,28 @@ def main(args):
         training_config = {k: v for k, v in vars(args).items() if k != "hub_token"}
         training_config["trained_steps"], training_config["stopped_by_time_limit"] = global_step, stopped_early
         training_config["train_cpu_minutes"] = round((time.process_time() - cpu_started) / 60, 2)
-        save_final_pipeline(accelerator.unwrap_model(unet), noise_scheduler, ema_unet, training_config, args.output_dir,
-                            global_step, len(train_objects), args.hub_model_id)
-        logger.info(f"Pipeline written to {args.output_dir} after {global_step} steps, "
-                    f"{(time.monotonic() - started) / 60:.1f} minutes.")
+        save_final_pipeline(
+            accelerator.unwrap_model(unet),
+            noise_scheduler,
+            ema_unet,
+            training_config,
+            args.output_dir,
+            global_step,
+            len(train_objects),
+            args.hub_model_id,
+        )
+        logger.info(
+            f"Pipeline written to {args.output_dir} after {global_step} steps, "
+            f"{(time.monotonic() - started) / 60:.1f} minutes."
+        )
         if args.push_to_hub:
-            upload_folder(repo_id=repo_id, folder_path=args.output_dir, token=args.hub_token,
-                          commit_message=f"ViewFusion pipeline after {global_step} steps",
-                          ignore_patterns=["checkpoint-*", f"{args.logging_dir}/*", "validation/*", ".*"])
+            upload_folder(
+                repo_id=repo_id,
+                folder_path=args.output_dir,
+                token=args.hub_token,
+                commit_message=f"ViewFusion pipeline after {global_step} steps",
+                ignore_patterns=["checkpoint-*", f"{args.logging_dir}/*", "validation/*", ".*"],
+            )
     accelerator.end_training()
 
 

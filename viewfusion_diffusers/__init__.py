@@ -4,6 +4,7 @@ from typing import TYPE_CHECKING
 
 from ._lazy import lazy_module_attributes
 
+
 __version__ = "0.1.0"
 
 # Each public name and the module that defines it. They are imported on first use, as in diffusers, so that

@@ -24,8 +24,8 @@ from .data import render as render_cli
 from .evaluation import cli as eval_cli
 from .schedulers import SCHEDULER_NAMES
 
-__all__ = ["build_parser", "main"]
 
+__all__ = ["build_parser", "main"]
 
 
 def azimuth_help(target_option: str) -> str:
@@ -101,8 +101,10 @@ def load_pipeline(args):
 
     pipeline = ViewFusionPipeline.from_pretrained(args.pipeline)
     if args.view_azimuths is not None and not pipeline.unet.config.relative_pose:
-        raise CommandError(f"--view-azimuths needs a pipeline trained with poses (relative_pose=True); {args.pipeline} "
-                           "was trained without them: leave --view-azimuths out")
+        raise CommandError(
+            f"--view-azimuths needs a pipeline trained with poses (relative_pose=True); {args.pipeline} "
+            "was trained without them: leave --view-azimuths out"
+        )
     pipeline.scheduler = scheduler_from_name(args.scheduler, pipeline.scheduler.config)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     return pipeline.to(device)
@@ -114,7 +116,7 @@ def check_sampling_args(args, parser: argparse.ArgumentParser) -> None:
     Example:
         ```py
         >>> parser = argparse.ArgumentParser(prog="viewfusion generate")
-        >>> # stderr: "viewfusion generate: error: --view-azimuths got 2 azimuths for 1 --views; give one per view, ..."
+        >>> # stderr: "viewfusion generate: error: --view-azimuths got 2 azimuths for 1 --views; give one per ..."
         >>> check_sampling_args(argparse.Namespace(views=["a.png"], view_azimuths=[0.0, 90.0]), parser)
         Traceback (most recent call last):
         SystemExit: 2
@@ -130,12 +132,16 @@ def check_sampling_args(args, parser: argparse.ArgumentParser) -> None:
     step = getattr(args, "step_degrees", None)
     if step is not None and not (step > 0 and math.isclose(360 / step, round(360 / step))):
         allowed = ", ".join(f"{360 / n:g}" for n in range(1, 361) if 360 % n == 0 and 360 / n >= 5)
-        parser.error(f"--step-degrees {step:g} does not divide the circle into whole frames; use a step that goes "
-                     f"into 360 a whole number of times ({allowed}, or a smaller one such as 7.5)")
+        parser.error(
+            f"--step-degrees {step:g} does not divide the circle into whole frames; use a step that goes "
+            f"into 360 a whole number of times ({allowed}, or a smaller one such as 7.5)"
+        )
     if args.view_azimuths is not None:
         if len(args.view_azimuths) != len(args.views):
-            parser.error(f"--view-azimuths got {len(args.view_azimuths)} azimuths for {len(args.views)} --views; "
-                         "give one per view, in the same order")
+            parser.error(
+                f"--view-azimuths got {len(args.view_azimuths)} azimuths for {len(args.views)} --views; "
+                "give one per view, in the same order"
+            )
         if not all(math.isfinite(a) for a in args.view_azimuths):
             parser.error(f"--view-azimuths must be finite numbers of degrees, got {args.view_azimuths}")
 
@@ -153,8 +159,12 @@ def generate(args) -> None:
 
     pipeline = load_pipeline(args)
     out = pipeline(
-        views, args.azimuth, input_azimuths=args.view_azimuths, num_inference_steps=args.steps,
-        num_images_per_prompt=args.num_samples, output_type="np",
+        views,
+        args.azimuth,
+        input_azimuths=args.view_azimuths,
+        num_inference_steps=args.steps,
+        num_images_per_prompt=args.num_samples,
+        output_type="np",
         generator=[torch.Generator().manual_seed(args.seed + i) for i in range(args.num_samples)],
     )
     output = Path(args.output)
@@ -167,7 +177,9 @@ def generate(args) -> None:
         from .images import comparison_row
 
         # The views as the model saw them: composited on white and resized by the pipeline's own preprocessing.
-        model_views = pipeline.view_processor.to_unit_range(pipeline.view_processor.preprocess(views, *pipeline.sample_size))
+        model_views = pipeline.view_processor.to_unit_range(
+            pipeline.view_processor.preprocess(views, *pipeline.sample_size)
+        )
         inputs = list(model_views.permute(0, 2, 3, 1).cpu().numpy())
         row = comparison_row(inputs, out.images[0], None, out.view_weights[0], num_slots=len(views))
         save_image(labelled_grid([row], num_slots=len(views), with_truth=False), args.weights_output)
@@ -189,8 +201,17 @@ def orbit(args) -> None:
     start = time.perf_counter()
     # tqdm's estimate of the remaining time is right after the first frame: every frame costs the same.
     with tqdm(total=num_frames, desc="Orbit", unit="frame") as bar:
-        generated = sample_orbit(pipeline, views, num_frames, args.start_azimuth, args.steps, args.max_views, args.seed,
-                                 on_frame=lambda k: bar.update(1), input_azimuths=args.view_azimuths)
+        generated = sample_orbit(
+            pipeline,
+            views,
+            num_frames,
+            args.start_azimuth,
+            args.steps,
+            args.max_views,
+            args.seed,
+            on_frame=lambda k: bar.update(1),
+            input_azimuths=args.view_azimuths,
+        )
     save_gif(generated, args.output, args.frame_ms, size=args.frame_size)
     print(f"Wrote {args.output} ({len(generated)} frames in {time.perf_counter() - start:.1f} s)")
 
@@ -204,28 +225,49 @@ def convert(args) -> None:
     # Converted whole in memory before anything is written: a bad file leaves --output untouched.
     pipeline = ViewFusionPipeline.from_single_file(args.checkpoint, config_file=args.config)
     num_parameters = sum(p.numel() for p in pipeline.unet.parameters())
-    card = make_model_card("ViewFusion: the authors' NMR model", model_card_body(args.checkpoint, args.config, num_parameters),
-                           repo_id=args.push_to_hub or args.output)
+    card = make_model_card(
+        "ViewFusion: the authors' NMR model",
+        model_card_body(args.checkpoint, args.config, num_parameters),
+        repo_id=args.push_to_hub or args.output,
+    )
     save_pipeline_atomically(pipeline, args.output, card)
-    print(f"Wrote {args.output} ({num_parameters / 1e6:.1f}M parameters, {pipeline.scheduler.config.num_train_timesteps}-step "
-          "schedule); load it with ViewFusionPipeline.from_pretrained")
+    print(
+        f"Wrote {args.output} ({num_parameters / 1e6:.1f}M parameters, "
+        f"{pipeline.scheduler.config.num_train_timesteps}-step "
+        "schedule); load it with ViewFusionPipeline.from_pretrained"
+    )
     if args.push_to_hub:
         from huggingface_hub import create_repo, upload_folder
 
         repo_id = create_repo(args.push_to_hub, exist_ok=True).repo_id
-        upload_folder(repo_id=repo_id, folder_path=args.output, commit_message="ViewFusion: the authors' weights, converted")
+        upload_folder(
+            repo_id=repo_id, folder_path=args.output, commit_message="ViewFusion: the authors' weights, converted"
+        )
         print(f"Pushed {args.output} to https://huggingface.co/{repo_id}")
 
 
 def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--views", nargs="+", required=True, help="Input view image files (any number).")
-    parser.add_argument("--view-azimuths", type=float, nargs="+", default=None, metavar="DEGREES",
-                        help="The azimuth of each input view, one per --views in the same order (posed mode; needs a "
-                             "pipeline trained with poses). Without it the views' poses are left to the model.")
-    parser.add_argument("--pipeline", default=DEFAULT_PIPELINE,
-                        help="Pipeline folder or Hub repo id (default: the shipped one, %(default)s).")
-    parser.add_argument("--scheduler", default="ddpm", choices=SCHEDULER_NAMES,
-                        help="Sampler (default: ddpm, ancestral sampling on `--steps` of the training steps).")
+    parser.add_argument(
+        "--view-azimuths",
+        type=float,
+        nargs="+",
+        default=None,
+        metavar="DEGREES",
+        help="The azimuth of each input view, one per --views in the same order (posed mode; needs a "
+        "pipeline trained with poses). Without it the views' poses are left to the model.",
+    )
+    parser.add_argument(
+        "--pipeline",
+        default=DEFAULT_PIPELINE,
+        help="Pipeline folder or Hub repo id (default: the shipped one, %(default)s).",
+    )
+    parser.add_argument(
+        "--scheduler",
+        default="ddpm",
+        choices=SCHEDULER_NAMES,
+        help="Sampler (default: ddpm, ancestral sampling on `--steps` of the training steps).",
+    )
     parser.add_argument("--steps", type=int, default=50, help="Denoising steps.")
     parser.add_argument("--seed", type=int, default=0, help="Sampling seed.")
     parser.add_argument("--device", default=None, help="torch device (default: cuda when there is one, else cpu).")
@@ -241,56 +283,100 @@ def build_parser() -> argparse.ArgumentParser:
         'generate'
         ```
     """
-    parser = argparse.ArgumentParser(prog="viewfusion", description="Novel view synthesis with ViewFusion.",
-                                     formatter_class=DefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="viewfusion", description="Novel view synthesis with ViewFusion.", formatter_class=DefaultsHelpFormatter
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="{render,eval,generate,orbit,convert}")
 
-    render = commands.add_parser("render", help="Render meshes into the NMR layout (as viewfusion-render).",
-                                 description="Render meshes in the NMR layout.", formatter_class=DefaultsHelpFormatter)
+    render = commands.add_parser(
+        "render",
+        help="Render meshes into the NMR layout (as viewfusion-render).",
+        description="Render meshes in the NMR layout.",
+        formatter_class=DefaultsHelpFormatter,
+    )
     render_cli.build_parser(render)
     render.set_defaults(run=lambda args: render_cli.run(args, render))
 
-    evaluate = commands.add_parser("eval", help="Evaluate a pipeline (as viewfusion-eval).", description=eval_cli.DESCRIPTION,
-                                   formatter_class=DefaultsHelpFormatter)
+    evaluate = commands.add_parser(
+        "eval",
+        help="Evaluate a pipeline (as viewfusion-eval).",
+        description=eval_cli.DESCRIPTION,
+        formatter_class=DefaultsHelpFormatter,
+    )
     eval_cli.build_parser(evaluate)
     evaluate.set_defaults(run=lambda args: eval_cli.check_args(args, evaluate) or eval_cli.run(args))
 
-    gen = commands.add_parser("generate", help="Generate the view from one azimuth.", epilog=azimuth_help("--azimuth"),
-                              formatter_class=DefaultsHelpFormatter,
-                              description="Generate the view of an object from one azimuth, given views of it.")
+    gen = commands.add_parser(
+        "generate",
+        help="Generate the view from one azimuth.",
+        epilog=azimuth_help("--azimuth"),
+        formatter_class=DefaultsHelpFormatter,
+        description="Generate the view of an object from one azimuth, given views of it.",
+    )
     add_sampling_arguments(gen)
-    gen.add_argument("--azimuth", type=float, required=True,
-                     help="Target azimuth in degrees: absolute in the training data's frame, or with --view-azimuths "
-                          "in their frame (see below).")
-    gen.add_argument("--output", required=True, help="Output image, format from its extension (with --num-samples > 1: NAME_i.EXT).")
+    gen.add_argument(
+        "--azimuth",
+        type=float,
+        required=True,
+        help="Target azimuth in degrees: absolute in the training data's frame, or with --view-azimuths "
+        "in their frame (see below).",
+    )
+    gen.add_argument(
+        "--output", required=True, help="Output image, format from its extension (with --num-samples > 1: NAME_i.EXT)."
+    )
     gen.add_argument("--num-samples", type=int, default=1, help="Samples to draw.")
     gen.add_argument("--weights-output", default=None, help="Also save the input views with their weight heatmaps.")
     gen.set_defaults(run=generate, check=lambda args: check_sampling_args(args, gen))
 
-    orb = commands.add_parser("orbit", help="Generate a 360-degree orbit as an animated GIF.", epilog=azimuth_help("--start-azimuth"),
-                              formatter_class=DefaultsHelpFormatter,
-                              description="Generate an orbit around an object, each new view joining the inputs.")
+    orb = commands.add_parser(
+        "orbit",
+        help="Generate a 360-degree orbit as an animated GIF.",
+        epilog=azimuth_help("--start-azimuth"),
+        formatter_class=DefaultsHelpFormatter,
+        description="Generate an orbit around an object, each new view joining the inputs.",
+    )
     add_sampling_arguments(orb)
     orb.add_argument("--output", required=True, help="Output .gif")
-    orb.add_argument("--max-views", type=int, default=6, help="Views the U-Net sees per step: the given ones, then the newest generated.")
-    orb.add_argument("--start-azimuth", type=float, default=0.0, help="Azimuth of the first frame, in degrees (see below).")
-    orb.add_argument("--step-degrees", type=float, default=AZIMUTH_STEP_DEGREES,
-                     help=f"Azimuth step between frames ({NUM_VIEWS} frames at {AZIMUTH_STEP_DEGREES:g}).")
+    orb.add_argument(
+        "--max-views",
+        type=int,
+        default=6,
+        help="Views the U-Net sees per step: the given ones, then the newest generated.",
+    )
+    orb.add_argument(
+        "--start-azimuth", type=float, default=0.0, help="Azimuth of the first frame, in degrees (see below)."
+    )
+    orb.add_argument(
+        "--step-degrees",
+        type=float,
+        default=AZIMUTH_STEP_DEGREES,
+        help=f"Azimuth step between frames ({NUM_VIEWS} frames at {AZIMUTH_STEP_DEGREES:g}).",
+    )
     orb.add_argument("--frame-size", type=int, default=128, help="Frame size in the GIF (pixels).")
     orb.add_argument("--frame-ms", type=int, default=120, help="Milliseconds per frame.")
     orb.set_defaults(run=orbit, check=lambda args: check_sampling_args(args, orb))
 
-    conv = commands.add_parser("convert", help="Convert the authors' checkpoint into a pipeline folder.",
-                               formatter_class=DefaultsHelpFormatter,
-                               description="Convert a checkpoint of the authors' code (their best_model_all.pt) into an "
-                                           "ordinary pipeline folder that ViewFusionPipeline.from_pretrained loads.")
-    conv.add_argument("--checkpoint", required=True,
-                      help="The authors' checkpoint: a file, or a Hub file such as bronemos/view-fusion/best_model_all.pt.")
-    conv.add_argument("--config", default=None,
-                      help="The authors' YAML config it was trained with (default: the one they published with the "
-                           "paper's model).")
+    conv = commands.add_parser(
+        "convert",
+        help="Convert the authors' checkpoint into a pipeline folder.",
+        formatter_class=DefaultsHelpFormatter,
+        description="Convert a checkpoint of the authors' code (their best_model_all.pt) into an "
+        "ordinary pipeline folder that ViewFusionPipeline.from_pretrained loads.",
+    )
+    conv.add_argument(
+        "--checkpoint",
+        required=True,
+        help="The authors' checkpoint: a file, or a Hub file such as bronemos/view-fusion/best_model_all.pt.",
+    )
+    conv.add_argument(
+        "--config",
+        default=None,
+        help="The authors' YAML config it was trained with (default: the one they published with the paper's model).",
+    )
     conv.add_argument("--output", required=True, help="The pipeline folder to write.")
-    conv.add_argument("--push_to_hub", default=None, metavar="REPO_ID", help="Also upload the folder to this Hub repo.")
+    conv.add_argument(
+        "--push_to_hub", default=None, metavar="REPO_ID", help="Also upload the folder to this Hub repo."
+    )
     conv.set_defaults(run=convert)
     return parser
 

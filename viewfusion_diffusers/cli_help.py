@@ -2,6 +2,7 @@
 
 import argparse
 
+
 __all__ = ["DefaultsHelpFormatter"]
 
 
@@ -21,8 +22,14 @@ class DefaultsHelpFormatter(argparse.HelpFormatter):
     def _get_help_string(self, action):
         help_text = action.help or ""
         default = action.default
-        if ("default" in help_text or not action.option_strings or default is None or default is argparse.SUPPRESS
-                or isinstance(default, bool) and action.nargs == 0):
+        if (
+            "default" in help_text
+            or not action.option_strings
+            or default is None
+            or default is argparse.SUPPRESS
+            or isinstance(default, bool)
+            and action.nargs == 0
+        ):
             return help_text
         shown = " ".join(map(str, default)) if isinstance(default, (list, tuple)) else default
         return f"{help_text} (default: {str(shown).replace('%', '%%')})".lstrip()

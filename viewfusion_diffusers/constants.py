@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+
 # NMR (and every dataset `viewfusion-render` writes) has 24 views per object, view `k` at azimuth 15 k degrees,
 # all at elevation 30 degrees. Azimuths are absolute, in the frame of the data: the light is fixed in it.
 NUM_VIEWS = 24
@@ -31,4 +32,6 @@ def view_azimuth(index: int) -> float:
 # The pipeline shipped in this repository's `pipelines/` folder; its Hub repo id when the package is installed
 # without the repository around it.
 _SHIPPED_PIPELINE = Path(__file__).resolve().parent.parent / "pipelines" / "viewfusion-pybullet-64"
-DEFAULT_PIPELINE = str(_SHIPPED_PIPELINE) if _SHIPPED_PIPELINE.is_dir() else "viewfusion-diffusers/viewfusion-pybullet-64"
+DEFAULT_PIPELINE = (
+    str(_SHIPPED_PIPELINE) if _SHIPPED_PIPELINE.is_dir() else "viewfusion-diffusers/viewfusion-pybullet-64"
+)

@@ -29,6 +29,7 @@ from diffusers import DDPMScheduler
 
 from .unet import ViewFusionUNet2DModel
 
+
 logger = logging.getLogger(__name__)
 
 # The configuration the authors published with their NMR model (`logs/pretrained/config.yaml` of their repository):
@@ -111,7 +112,7 @@ def load_original_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]
 
     Example:
         ```py
-        >>> state_dict = load_original_checkpoint("tests/data/original-viewfusion/tiny/best_model_all.pt")  # a small one of their format
+        >>> state_dict = load_original_checkpoint("tests/data/original-viewfusion/tiny/best_model_all.pt")  # small
         >>> state_dict["denoise_fn.downs.0.weight"].shape  # the paper's model: torch.Size([64, 6, 3, 3])
         torch.Size([16, 6, 3, 3])
         ```
@@ -123,7 +124,9 @@ def load_original_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]
         starts_like_zip = file.read(2) == b"PK"
     is_zip = zipfile.is_zipfile(path)
     if starts_like_zip and not is_zip:
-        raise OriginalCheckpointError(f"{path} is truncated or damaged (its zip archive is incomplete); download it again.")
+        raise OriginalCheckpointError(
+            f"{path} is truncated or damaged (its zip archive is incomplete); download it again."
+        )
     if not is_zip:
         raise OriginalCheckpointError(
             f"{path} is not a PyTorch checkpoint (torch.save writes a zip archive and this file is not one); "
@@ -137,19 +140,26 @@ def load_original_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]
             f"torch.load(weights_only=True): re-save its state dicts alone ({str(error).splitlines()[-1][:200]})."
         ) from None
     except (RuntimeError, EOFError, KeyError, OSError) as error:
-        raise OriginalCheckpointError(f"{path} is damaged ({type(error).__name__}: {str(error)[:200]}); download it again.") from None
+        raise OriginalCheckpointError(
+            f"{path} is damaged ({type(error).__name__}: {str(error)[:200]}); download it again."
+        ) from None
     if not isinstance(checkpoint, dict):
-        raise OriginalCheckpointError(f"{path} holds a {type(checkpoint).__name__}, not a checkpoint dict with a 'model' entry.")
+        raise OriginalCheckpointError(
+            f"{path} holds a {type(checkpoint).__name__}, not a checkpoint dict with a 'model' entry."
+        )
     state_dict = checkpoint.get("model", checkpoint)
     if not isinstance(state_dict, dict) or not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
         raise OriginalCheckpointError(f"{path}'s 'model' entry is not a state dict (a dict of tensors).")
     if state_dict and all(key.startswith("module.") for key in state_dict):
-        logger.warning("%s was saved from a DistributedDataParallel wrapper: reading its keys without 'module.'.", path)
+        logger.warning(
+            "%s was saved from a DistributedDataParallel wrapper: reading its keys without 'module.'.", path
+        )
         state_dict = {key.removeprefix("module."): value for key, value in state_dict.items()}
     if not any(key.startswith(NETWORK_PREFIX) for key in state_dict):
         found = ", ".join(sorted(state_dict)[:4]) or "nothing"
         raise OriginalCheckpointError(
-            f"{path} is not a checkpoint of the authors' ViewFusion: no weights under '{NETWORK_PREFIX}' (found {found}, ...)."
+            f"{path} is not a checkpoint of the authors' ViewFusion: no weights under '{NETWORK_PREFIX}' (found "
+            f"{found}, ...)."
         )
     return state_dict
 
@@ -168,13 +178,18 @@ def unet_config_from_original(config: dict) -> dict:
     """
     params = config["model"]["denoise_net_params"]
     try:
-        inner, multipliers, image_size = int(params["inner_channel"]), list(params["channel_mults"]), int(params["image_size"])
+        inner, multipliers, image_size = (
+            int(params["inner_channel"]),
+            list(params["channel_mults"]),
+            int(params["image_size"]),
+        )
         res_blocks = int(params["res_blocks"])
     except KeyError as error:
         raise OriginalCheckpointError(f"The config's model.denoise_net_params has no {error.args[0]!r}.") from None
     if params.get("out_channel", 6) != 6 or params.get("in_channel", 6) != 6:
         raise OriginalCheckpointError(
-            f"The config's network has in_channel={params.get('in_channel')}, out_channel={params.get('out_channel')}; "
+            f"The config's network has in_channel={params.get('in_channel')}, "
+            f"out_channel={params.get('out_channel')}; "
             "only the weighted model (6 in, 6 out) converts: the 3-channel one is the unweighted ablation."
         )
     attention_resolutions = set(params.get("attn_res") or [])
@@ -186,7 +201,9 @@ def unet_config_from_original(config: dict) -> dict:
         "block_out_channels": [inner * m for m in multipliers],
         "layers_per_block": res_blocks,
         "down_block_types": ["AttnDownBlock2D" if r in attention_resolutions else "DownBlock2D" for r in resolutions],
-        "up_block_types": ["AttnUpBlock2D" if r in attention_resolutions else "UpBlock2D" for r in reversed(resolutions)],
+        "up_block_types": [
+            "AttnUpBlock2D" if r in attention_resolutions else "UpBlock2D" for r in reversed(resolutions)
+        ],
         "attention_head_dim": None,  # one head per attention, as theirs
         "norm_num_groups": int(params.get("norm_groups", 32)),  # their code's default
         "dropout": float(params.get("dropout", 0.0)),
@@ -210,7 +227,8 @@ def scheduler_from_original(config: dict, phase: str = "train") -> DDPMScheduler
     schedule = config["model"]["view_fusion_params"]["beta_schedule"][phase]
     if schedule.get("schedule") not in BETA_SCHEDULES:
         raise OriginalCheckpointError(
-            f"The config's {phase} schedule is {schedule.get('schedule')!r}; the converter supports {sorted(BETA_SCHEDULES)}."
+            f"The config's {phase} schedule is {schedule.get('schedule')!r}; the converter supports "
+            f"{sorted(BETA_SCHEDULES)}."
         )
     return DDPMScheduler(
         num_train_timesteps=int(schedule["num_timesteps"]),
@@ -237,20 +255,34 @@ def original_weight_names(unet_config: dict) -> dict[str, str]:
         'down_blocks.0.resnets.0.conv1'
         ```
     """
-    names = {"noise_level_mlp.0": "time_embedding.linear_1", "noise_level_mlp.2": "time_embedding.linear_2",
-             "downs.0": "conv_in", "final_conv.block.0": "conv_norm_out", "final_conv.block.3": "conv_out"}
+    names = {
+        "noise_level_mlp.0": "time_embedding.linear_1",
+        "noise_level_mlp.2": "time_embedding.linear_2",
+        "downs.0": "conv_in",
+        "final_conv.block.0": "conv_norm_out",
+        "final_conv.block.3": "conv_out",
+    }
 
     def resnet(original: str, ours: str) -> None:
-        names.update({
-            f"{original}.block1.block.0": f"{ours}.norm1", f"{original}.block1.block.3": f"{ours}.conv1",
-            f"{original}.noise_func.noise_func.0": f"{ours}.time_emb_proj",
-            f"{original}.block2.block.0": f"{ours}.norm2", f"{original}.block2.block.3": f"{ours}.conv2",
-            f"{original}.res_conv": f"{ours}.conv_shortcut",
-        })
+        names.update(
+            {
+                f"{original}.block1.block.0": f"{ours}.norm1",
+                f"{original}.block1.block.3": f"{ours}.conv1",
+                f"{original}.noise_func.noise_func.0": f"{ours}.time_emb_proj",
+                f"{original}.block2.block.0": f"{ours}.norm2",
+                f"{original}.block2.block.3": f"{ours}.conv2",
+                f"{original}.res_conv": f"{ours}.conv_shortcut",
+            }
+        )
 
     def attention(original: str, ours: str) -> None:
-        names.update({f"{original}.norm": f"{ours}.group_norm", f"{original}.out": f"{ours}.to_out.0",
-                      f"{original}.qkv": f"{ours}.qkv"})
+        names.update(
+            {
+                f"{original}.norm": f"{ours}.group_norm",
+                f"{original}.out": f"{ours}.to_out.0",
+                f"{original}.qkv": f"{ours}.qkv",
+            }
+        )
 
     # Their `downs` and `ups` are flat lists: the levels' blocks in order, with a resampling layer between levels.
     levels, per_level = len(unet_config["block_out_channels"]), unet_config["layers_per_block"]
@@ -280,14 +312,17 @@ def original_weight_names(unet_config: dict) -> dict[str, str]:
     return names
 
 
-def convert_original_state_dict(state_dict: dict[str, torch.Tensor], unet: ViewFusionUNet2DModel) -> dict[str, torch.Tensor]:
+def convert_original_state_dict(
+    state_dict: dict[str, torch.Tensor], unet: ViewFusionUNet2DModel
+) -> dict[str, torch.Tensor]:
     """The authors' weights renamed and reshaped into `unet`'s state dict; every mismatch raises, naming the fix.
 
     Example:
         ```py
         >>> config = load_original_config("tests/data/original-viewfusion/tiny/config.yaml")  # by default, the paper's
         >>> unet = ViewFusionUNet2DModel(**unet_config_from_original(config))
-        >>> unet.load_state_dict(convert_original_state_dict(load_original_checkpoint("tests/data/original-viewfusion/tiny/best_model_all.pt"), unet))
+        >>> state_dict = load_original_checkpoint("tests/data/original-viewfusion/tiny/best_model_all.pt")
+        >>> unet.load_state_dict(convert_original_state_dict(state_dict, unet))
         <All keys matched successfully>
         ```
     """
@@ -316,10 +351,14 @@ def convert_original_state_dict(state_dict: dict[str, torch.Tensor], unet: ViewF
         original_missing = sorted({k for k, v in names.items() if any(c.startswith(v + ".") for c in missing)})
         raise OriginalCheckpointError(
             f"The checkpoint does not match the configuration: {len(unexpected)} unexpected weights "
-            f"({', '.join(unexpected[:3])}{', ...' if len(unexpected) > 3 else ''}) and {len(original_missing)} missing "
-            f"({', '.join(NETWORK_PREFIX + k for k in original_missing[:3])}{', ...' if len(original_missing) > 3 else ''}); {hint}"
+            f"({', '.join(unexpected[:3])}{', ...' if len(unexpected) > 3 else ''}) and {len(original_missing)} "
+            "missing "
+            f"({', '.join(NETWORK_PREFIX + k for k in original_missing[:3])}"
+            f"{', ...' if len(original_missing) > 3 else ''}); {hint}"
         )
-    wrong = [(k, tuple(v.shape), tuple(expected[k].shape)) for k, v in converted.items() if v.shape != expected[k].shape]
+    wrong = [
+        (k, tuple(v.shape), tuple(expected[k].shape)) for k, v in converted.items() if v.shape != expected[k].shape
+    ]
     if wrong:
         key, got, want = wrong[0]
         raise OriginalCheckpointError(
@@ -337,7 +376,8 @@ def check_schedule(state_dict: dict[str, torch.Tensor], config: dict, path: str)
     Example:
         ```py
         >>> checkpoint = "tests/data/original-viewfusion/tiny/best_model_all.pt"
-        >>> check_schedule(load_original_checkpoint(checkpoint), load_original_config("tests/data/original-viewfusion/tiny/config.yaml"), checkpoint)
+        >>> config = load_original_config("tests/data/original-viewfusion/tiny/config.yaml")
+        >>> check_schedule(load_original_checkpoint(checkpoint), config, checkpoint)
         ```
     """
     gammas = state_dict.get("gammas")
@@ -350,11 +390,17 @@ def check_schedule(state_dict: dict[str, torch.Tensor], config: dict, path: str)
             continue
         if alphas_cumprod.shape == gammas.shape and torch.allclose(alphas_cumprod, gammas.float(), atol=1e-4, rtol=0):
             return
-    logger.warning("%s was saved with a %d-step noise schedule that matches no schedule of the config: is it the "
-                   "config the checkpoint was trained with?", path, gammas.numel())
+    logger.warning(
+        "%s was saved with a %d-step noise schedule that matches no schedule of the config: is it the "
+        "config the checkpoint was trained with?",
+        path,
+        gammas.numel(),
+    )
 
 
-def convert_original_checkpoint(checkpoint_path: str | os.PathLike, config_path: str | os.PathLike | None = None) -> dict:
+def convert_original_checkpoint(
+    checkpoint_path: str | os.PathLike, config_path: str | os.PathLike | None = None
+) -> dict:
     """The components of a ViewFusion pipeline (`unet`, `scheduler`) holding the authors' network and schedule.
 
     [`ViewFusionPipeline.from_single_file`] builds the pipeline from them.
@@ -393,12 +439,13 @@ def model_card_body(checkpoint: str, config: str | None, num_parameters: int) ->
         True
         ```
     """
+    paper_config = "the one they published with the paper's model (`logs/pretrained/config.yaml` of their repository)"
     return f"""\
 ## Where these weights come from
 
 The network and weights of the authors of ViewFusion (Spiegl, Perin, Deny, Ilin, [arXiv 2402.02906](https://arxiv.org/abs/2402.02906)),
 converted from their checkpoint `{Path(checkpoint).name}` (`{checkpoint}`) with `viewfusion convert`, configuration
-{f"`{config}`" if config else "the one they published with the paper's model (`logs/pretrained/config.yaml` of their repository)"}.
+{f"`{config}`" if config else paper_config}.
 Their code and weights are released under the MIT licence (github.com/bronemos/view-fusion); this folder keeps it.
 
 - Network: their U-Net ({num_parameters / 1e6:.1f}M parameters), conditioned on the noise level and the target

@@ -16,5 +16,6 @@ def import_optional(module: str, extra: str) -> ModuleType:
         return importlib.import_module(module)
     except ImportError as error:
         raise ImportError(
-            f"{module} is not installed; it comes with the [{extra}] extra: pip install 'viewfusion-diffusers[{extra}]'"
+            f"{module} is not installed; it comes with the [{extra}] extra: pip install "
+            f"'viewfusion-diffusers[{extra}]'"
         ) from error

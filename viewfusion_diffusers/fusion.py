@@ -152,7 +152,8 @@ def predict_fused_noise(
         >>> from viewfusion_diffusers import ViewFusionUNet2DModel
         >>> unet = ViewFusionUNet2DModel.from_pretrained("pipelines/viewfusion-pybullet-64/unet")
         >>> views, noisy_target = torch.rand(3, 3, 64, 64) * 2 - 1, torch.randn(1, 3, 64, 64)  # one sample, 3 views
-        >>> fused, weights = predict_fused_noise(unet, views, noisy_target, 999, torch.tensor([90.0]), torch.tensor([3]))
+        >>> target_azimuth, num_views = torch.tensor([90.0]), torch.tensor([3])
+        >>> fused, weights = predict_fused_noise(unet, views, noisy_target, 999, target_azimuth, num_views)
         >>> fused.shape, weights.shape, weights.sum(dim=1).allclose(torch.ones(1, 3, 64, 64))
         (torch.Size([1, 3, 64, 64]), torch.Size([1, 3, 3, 64, 64]), True)
         ```
@@ -177,20 +178,26 @@ def predict_fused_noise(
     num_pairs = pairs.shape[0]
     if pad_pairs_to is not None and pad_pairs_to != num_pairs:
         if pad_pairs_to < num_pairs:
-            raise ValueError(f"`pad_pairs_to`={pad_pairs_to} is below the {num_pairs} pairs given; pass at least {num_pairs}.")
+            raise ValueError(
+                f"`pad_pairs_to`={pad_pairs_to} is below the {num_pairs} pairs given; pass at least {num_pairs}."
+            )
         # Every row of the U-Net's batch is computed on its own (group norm, attention within a pair), so blank
         # rows do not change the real ones. A blank row's view pose is unknown (NaN).
         padding = pad_pairs_to - num_pairs
         pairs = torch.cat([pairs, pairs.new_zeros((padding, *pairs.shape[1:]))])
         conditioning = {
-            name: None if value is None
+            name: None
+            if value is None
             else torch.cat([value, value.new_full((padding,), float("nan") if name == "relative_azimuth" else 0)])
             for name, value in conditioning.items()
         }
     chunk = max_pairs or pairs.shape[0]
     outputs = [
-        unet(pairs[s : s + chunk], **{name: None if value is None else value[s : s + chunk] for name, value in conditioning.items()},
-             return_dict=False)
+        unet(
+            pairs[s : s + chunk],
+            **{name: None if value is None else value[s : s + chunk] for name, value in conditioning.items()},
+            return_dict=False,
+        )
         for s in range(0, pairs.shape[0], chunk)
     ]
     noise = torch.cat([o[0] for o in outputs])[:num_pairs]

@@ -12,6 +12,7 @@ from huggingface_hub.utils import HFValidationError, validate_repo_id
 
 from .file_utils import atomic_write, current_umask
 
+
 MODEL_CARD_TEMPLATE = """\
 ---
 {{ card_data }}
@@ -38,7 +39,9 @@ out.images[0].save("novel.png")
 """
 
 
-def make_model_card(title: str, body: str, repo_id: str = "path/to/this/folder", datasets: list[str] | None = None) -> ModelCard:
+def make_model_card(
+    title: str, body: str, repo_id: str = "path/to/this/folder", datasets: list[str] | None = None
+) -> ModelCard:
     """A model card with the Hub's metadata header (license, library, tags, pipeline tag) and `body` as text.
 
     Example:
@@ -55,10 +58,14 @@ def make_model_card(title: str, body: str, repo_id: str = "path/to/this/folder",
         tags=["viewfusion", "novel-view-synthesis", "diffusers", "multi-view"],
         datasets=datasets,
     )
-    return ModelCard.from_template(card_data, template_str=MODEL_CARD_TEMPLATE, title=title, body=body, repo_id=repo_id)
+    return ModelCard.from_template(
+        card_data, template_str=MODEL_CARD_TEMPLATE, title=title, body=body, repo_id=repo_id
+    )
 
 
-def save_pipeline_atomically(pipeline, folder: str | os.PathLike, model_card: ModelCard | None = None, **save_kwargs) -> None:
+def save_pipeline_atomically(
+    pipeline, folder: str | os.PathLike, model_card: ModelCard | None = None, **save_kwargs
+) -> None:
     """`pipeline.save_pretrained(folder, **save_kwargs)` (and the model card as `README.md`), all or nothing.
 
     `save_kwargs` go to `save_pretrained` (e.g. `variant="fp16"`); each component's folder is replaced whole.
@@ -138,7 +145,8 @@ def local_or_hub_file(path: str | os.PathLike, **download_kwargs) -> str:
     except (OSError, ValueError) as error:
         raise FileNotFoundError(
             f"No such file {path!r}, and the Hub file {'/'.join(parts[2:])!r} of {'/'.join(parts[:2])!r} could not be "
-            f"fetched ({type(error).__name__}: {str(error).splitlines()[0]}). Check the path, or the name and your connection."
+            f"fetched ({type(error).__name__}: {str(error).splitlines()[0]}). Check the path, or the name and your "
+            "connection."
         ) from error
 
 
@@ -173,8 +181,9 @@ def download_allow_patterns(variant: str | None = None, use_safetensors: bool | 
     ]
 
 
-def download_pipeline(repo_id: str, variant: str | None = None, use_safetensors: bool | None = None,
-                      **download_kwargs) -> str:
+def download_pipeline(
+    repo_id: str, variant: str | None = None, use_safetensors: bool | None = None, **download_kwargs
+) -> str:
     """The local folder of a Hub pipeline repo, fetched with `snapshot_download` (only what loading needs, see
     `download_allow_patterns`); errors say that the name was not found as a local folder either.
 
@@ -192,11 +201,13 @@ def download_pipeline(repo_id: str, variant: str | None = None, use_safetensors:
             "check the path."
         ) from None
     try:
-        return snapshot_download(repo_id, allow_patterns=download_allow_patterns(variant, use_safetensors),
-                                 **download_kwargs)
+        return snapshot_download(
+            repo_id, allow_patterns=download_allow_patterns(variant, use_safetensors), **download_kwargs
+        )
     except (OSError, ValueError) as error:
         raise FileNotFoundError(
-            f"No such folder {repo_id!r} ({os.path.abspath(repo_id)}), and the Hub repo {repo_id!r} could not be fetched "
+            f"No such folder {repo_id!r} ({os.path.abspath(repo_id)}), and the Hub repo {repo_id!r} could not be "
+            "fetched "
             f"({type(error).__name__}: {error}). Check the path, or the repo id and your connection."
         ) from error
 
@@ -237,8 +248,10 @@ class PipelineFolderError(ValueError):
     """A pipeline folder with a damaged or missing file; the message names the file and how to get a good one."""
 
 
-REPAIR_HINT = ("download the folder again (from the Hub: force_download=True), or write it again with save_pretrained "
-               "(or `viewfusion convert` for a converted checkpoint)")
+REPAIR_HINT = (
+    "download the folder again (from the Hub: force_download=True), or write it again with save_pretrained "
+    "(or `viewfusion convert` for a converted checkpoint)"
+)
 
 
 def read_json_file(path: str) -> dict:
@@ -286,8 +299,9 @@ def check_safetensors_file(path: str) -> None:
     data_size = size - 8 - header_length
     end = max((entry["data_offsets"][1] for name, entry in header.items() if name != "__metadata__"), default=0)
     if end > data_size:
-        raise PipelineFolderError(f"{path} is truncated: its tensors need {end} bytes of data, it has {data_size}; "
-                                  f"{REPAIR_HINT}.")
+        raise PipelineFolderError(
+            f"{path} is truncated: its tensors need {end} bytes of data, it has {data_size}; {REPAIR_HINT}."
+        )
 
 
 def check_pipeline_folder(folder: str) -> dict:
@@ -303,13 +317,18 @@ def check_pipeline_folder(folder: str) -> dict:
     index = read_json_file(os.path.join(folder, "model_index.json"))
     # Entries such as `"unet": ["viewfusion_diffusers", "ViewFusionUNet2DModel"]`; `[null, null]` is a component
     # saved as absent, with no folder.
-    components = [name for name, value in index.items()
-                  if not name.startswith("_") and isinstance(value, list) and any(part is not None for part in value)]
+    components = [
+        name
+        for name, value in index.items()
+        if not name.startswith("_") and isinstance(value, list) and any(part is not None for part in value)
+    ]
     for component in components:
         component_folder = os.path.join(folder, component)
         if not os.path.isdir(component_folder):
             raise PipelineFolderError(f"{component_folder} is missing (model_index.json names it); {REPAIR_HINT}.")
-        configs = [n for n in ("config.json", "scheduler_config.json") if os.path.exists(os.path.join(component_folder, n))]
+        configs = [
+            n for n in ("config.json", "scheduler_config.json") if os.path.exists(os.path.join(component_folder, n))
+        ]
         if not configs:
             raise PipelineFolderError(f"{component_folder} has no config.json; {REPAIR_HINT}.")
         read_json_file(os.path.join(component_folder, configs[0]))

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.utils import CONFIG_NAME
 
+
 ViewLike = PIL.Image.Image | np.ndarray | torch.Tensor
 
 # The resize used everywhere: `F.interpolate(..., mode=RESIZE_MODE, antialias=True)`.
@@ -136,7 +137,9 @@ class ViewProcessor(ConfigMixin):
             if tensor.ndim != 3 or tensor.shape[0] not in (1, 3, 4):
                 raise ValueError(f"{name} is a tensor of shape {tuple(view.shape)}; expected (3, H, W) or (4, H, W).")
         else:
-            raise TypeError(f"{name} has type {type(view).__name__}; pass a PIL image, a numpy array or a torch tensor.")
+            raise TypeError(
+                f"{name} has type {type(view).__name__}; pass a PIL image, a numpy array or a torch tensor."
+            )
         if tensor.dtype == torch.uint8:
             return tensor.float() / 255.0
         if not tensor.is_floating_point():
@@ -175,7 +178,9 @@ class ViewProcessor(ConfigMixin):
         return view
 
     @staticmethod
-    def resize(images: torch.Tensor, height: int, width: int, value_range: tuple[float, float] = (0.0, 1.0)) -> torch.Tensor:
+    def resize(
+        images: torch.Tensor, height: int, width: int, value_range: tuple[float, float] = (0.0, 1.0)
+    ) -> torch.Tensor:
         """Resize `(N, C, H, W)` images to `height` x `width` the package's one way (bicubic, antialiased), clamped
         to `value_range` since bicubic overshoots at edges. Use `value_range=(-1, 1)` for model-space images.
 
@@ -224,7 +229,11 @@ class ViewProcessor(ConfigMixin):
                 )
             # Same aspect ratio as the model, compared exactly in integers.
             if view_height * width != view_width * height:
-                shape = "square" if height == width else f"{width}:{height} (width:height) like the model's {width}x{height}"
+                shape = (
+                    "square"
+                    if height == width
+                    else f"{width}:{height} (width:height) like the model's {width}x{height}"
+                )
                 raise ValueError(
                     f"{name}[{i}] is {view_width}x{view_height}; views must be {shape}. "
                     "Crop or pad it to that shape first."
@@ -232,7 +241,8 @@ class ViewProcessor(ConfigMixin):
             if (view_height, view_width) != (height, width):
                 if height > MAX_QUIET_UPSCALE * view_height:  # said even with warn_on_resize=False
                     warnings.warn(
-                        f"{name}[{i}] is {view_width}x{view_height}; enlarging it {height / view_height:.0f}x to the model's "
+                        f"{name}[{i}] is {view_width}x{view_height}; enlarging it {height / view_height:.0f}x to the "
+                        "model's "
                         f"{width}x{height} leaves little detail: give views closer to that size.",
                         stacklevel=3,
                     )
@@ -270,7 +280,9 @@ class ViewProcessor(ConfigMixin):
             ```
         """
         if output_type not in OUTPUT_TYPES:
-            raise ValueError(f"`output_type` must be one of {', '.join(map(repr, OUTPUT_TYPES))}, got {output_type!r}.")
+            raise ValueError(
+                f"`output_type` must be one of {', '.join(map(repr, OUTPUT_TYPES))}, got {output_type!r}."
+            )
         if not isinstance(images, torch.Tensor) or images.ndim != 4:
             raise ValueError(f"`images` must be a (B, 3, H, W) tensor, got {type(images).__name__}.")
         if output_type == "latent":

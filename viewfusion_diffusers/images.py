@@ -7,7 +7,8 @@ import numpy as np
 
 
 def weights_to_heatmap(weights) -> np.ndarray:
-    """Per-view weights `(N, 3, H, W)` in [0, 1] (array or CPU tensor) -> `(N, H, W, 3)` uint8 heatmaps (dark blue 0 .. yellow 1).
+    """Per-view weights `(N, 3, H, W)` in [0, 1] (array or CPU tensor) -> `(N, H, W, 3)` uint8 heatmaps (dark blue
+    0 .. yellow 1).
 
     The three colour channels' weights are averaged; the colour ramp needs no plotting library.
 
@@ -42,7 +43,9 @@ def comparison_row(
         (8, 48, 3)
         ```
     """
-    as_uint8 = lambda image: image if image.dtype == np.uint8 else (np.clip(image, 0, 1) * 255).round().astype(np.uint8)
+    as_uint8 = lambda image: (
+        image if image.dtype == np.uint8 else (np.clip(image, 0, 1) * 255).round().astype(np.uint8)
+    )
     blank = np.full_like(as_uint8(sample), 255)
     inputs = [as_uint8(v) for v in input_views] + [blank] * (num_slots - len(input_views))
     heatmaps = list(weights_to_heatmap(weights)) if weights is not None else []

@@ -63,11 +63,15 @@ def sample_orbit(
     if input_azimuths is not None:
         input_azimuths = [float(a) for a in input_azimuths]
         if len(input_azimuths) != len(input_views):
-            raise ValueError(f"Got {len(input_azimuths)} input_azimuths for {len(input_views)} input views; give one per view.")
+            raise ValueError(
+                f"Got {len(input_azimuths)} input_azimuths for {len(input_views)} input views; give one per view."
+            )
         if not all(math.isfinite(a) for a in input_azimuths):
             raise ValueError(f"input_azimuths must be finite degrees, got {input_azimuths}.")
         if not posed:
-            raise ValueError("This pipeline's U-Net was trained without poses (relative_pose=False): leave input_azimuths=None.")
+            raise ValueError(
+                "This pipeline's U-Net was trained without poses (relative_pose=False): leave input_azimuths=None."
+            )
     generated, generated_azimuths = [], []
     for k, azimuth in enumerate(frame_azimuths(num_frames, start_azimuth)):
         budget = max(0, max_views - len(input_views))
@@ -76,8 +80,14 @@ def sample_orbit(
         if posed:
             given = input_azimuths if input_azimuths is not None else [None] * len(input_views)
             context_azimuths = list(given) + (generated_azimuths[-budget:] if budget else [])
-        out = pipeline(context, azimuth, input_azimuths=context_azimuths, num_inference_steps=num_inference_steps,
-                       generator=torch.Generator().manual_seed(seed + k), output_type="pil")
+        out = pipeline(
+            context,
+            azimuth,
+            input_azimuths=context_azimuths,
+            num_inference_steps=num_inference_steps,
+            generator=torch.Generator().manual_seed(seed + k),
+            output_type="pil",
+        )
         generated.append(out.images[0])
         generated_azimuths.append(azimuth)
         if on_frame is not None:

@@ -19,8 +19,15 @@ from diffusers.utils.torch_utils import randn_tensor
 
 from .constants import TRAINING_MAX_VIEWS
 from .fusion import pad_mask, predict_fused_noise
-from .hub_utils import (DOWNLOAD_KWARGS, REPAIR_HINT, PipelineFolderError, check_pipeline_folder, download_pipeline,
-                        local_or_hub_file, write_custom_pipeline_file)
+from .hub_utils import (
+    DOWNLOAD_KWARGS,
+    REPAIR_HINT,
+    PipelineFolderError,
+    check_pipeline_folder,
+    download_pipeline,
+    local_or_hub_file,
+    write_custom_pipeline_file,
+)
 from .image_processor import OUTPUT_TYPES, ViewProcessor
 from .unet import ViewFusionUNet2DModel
 
@@ -57,6 +64,7 @@ EXAMPLE_DOC_STRING = """
         >>> out.images[0].save("novel.png")
         ```
 """
+
 
 def as_height_width(sample_size: int | tuple[int, int] | list[int]) -> tuple[int, int]:
     """A U-Net's `sample_size`, an `int` (square) or `(height, width)`, as `(height, width)`.
@@ -150,7 +158,7 @@ class ViewFusionPipeline(DiffusionPipeline):
         Example:
             ```py
             >>> pipe = ViewFusionPipeline.from_pretrained("pipelines/viewfusion-pybullet-64")  # a folder
-            >>> pipe = ViewFusionPipeline.from_pretrained("pipelines/viewfusion-pybullet-64", torch_dtype=torch.float16)
+            >>> pipe = ViewFusionPipeline.from_pretrained("pipelines/viewfusion-pybullet-64", torch_dtype=torch.half)
             >>> pipe.unet.dtype
             torch.float16
             ```
@@ -195,8 +203,13 @@ class ViewFusionPipeline(DiffusionPipeline):
         return names
 
     @classmethod
-    def from_single_file(cls, pretrained_model_link_or_path: str | os.PathLike, config_file: str | os.PathLike | None = None,
-                         torch_dtype: torch.dtype | None = None, **kwargs):
+    def from_single_file(
+        cls,
+        pretrained_model_link_or_path: str | os.PathLike,
+        config_file: str | os.PathLike | None = None,
+        torch_dtype: torch.dtype | None = None,
+        **kwargs,
+    ):
         r"""Load a checkpoint of the authors' code (their `best_model_all.pt`), converted on the fly.
 
         The network becomes a [`ViewFusionUNet2DModel`] conditioned on the noise level, as theirs is, and the
@@ -227,7 +240,9 @@ class ViewFusionPipeline(DiffusionPipeline):
 
         download_kwargs = {key: kwargs.pop(key) for key in DOWNLOAD_KWARGS if key in kwargs}
         if kwargs:
-            raise TypeError(f"from_single_file got unexpected arguments {sorted(kwargs)}; it takes {list(DOWNLOAD_KWARGS)}.")
+            raise TypeError(
+                f"from_single_file got unexpected arguments {sorted(kwargs)}; it takes {list(DOWNLOAD_KWARGS)}."
+            )
         checkpoint = local_or_hub_file(pretrained_model_link_or_path, **download_kwargs)
         config = None if config_file is None else local_or_hub_file(config_file, **download_kwargs)
         pipeline = cls(**convert_original_checkpoint(checkpoint, config))
@@ -265,12 +280,20 @@ class ViewFusionPipeline(DiffusionPipeline):
         if self.unet.config.conditioning != "noise_level":
             return None
         if not float(timestep).is_integer():
-            raise ValueError(f"{type(self.scheduler).__name__} gave the timestep {float(timestep)}; a U-Net conditioned "
-                             "on the noise level needs a scheduler of integer timesteps (DDPM, DDIM, DPM-Solver, UniPC).")
+            raise ValueError(
+                f"{type(self.scheduler).__name__} gave the timestep {float(timestep)}; a U-Net conditioned "
+                "on the noise level needs a scheduler of integer timesteps (DDPM, DDIM, DPM-Solver, UniPC)."
+            )
         return self.scheduler.alphas_cumprod[int(timestep)]
 
-    def check_inputs(self, num_inference_steps, num_images_per_prompt, view_batch_size, output_type,
-                     callback_on_step_end_tensor_inputs) -> None:
+    def check_inputs(
+        self,
+        num_inference_steps,
+        num_images_per_prompt,
+        view_batch_size,
+        output_type,
+        callback_on_step_end_tensor_inputs,
+    ) -> None:
         """Check the arguments that are not views or azimuths (those are checked as [`prepare_views`] converts them,
         the generators and `latents` by [`prepare_latents`]); each error names the argument and the fix.
 
@@ -284,14 +307,18 @@ class ViewFusionPipeline(DiffusionPipeline):
         """
         if not _is_positive_int(num_inference_steps):
             raise ValueError(
-                f"`num_inference_steps` must be a positive integer (the number of denoising steps), got {num_inference_steps!r}."
+                "`num_inference_steps` must be a positive integer (the number of denoising steps), got "
+                f"{num_inference_steps!r}."
             )
         if not _is_positive_int(num_images_per_prompt):
             raise ValueError(
-                f"`num_images_per_prompt` must be a positive integer (samples per object), got {num_images_per_prompt!r}."
+                "`num_images_per_prompt` must be a positive integer (samples per object), got "
+                f"{num_images_per_prompt!r}."
             )
         if output_type not in OUTPUT_TYPES:
-            raise ValueError(f"`output_type` must be one of {', '.join(map(repr, OUTPUT_TYPES))}, got {output_type!r}.")
+            raise ValueError(
+                f"`output_type` must be one of {', '.join(map(repr, OUTPUT_TYPES))}, got {output_type!r}."
+            )
         if view_batch_size is not None and not _is_positive_int(view_batch_size):
             raise ValueError(f"`view_batch_size` must be a positive integer or None, got {view_batch_size!r}.")
         if not (hasattr(self.scheduler, "step") and hasattr(self.scheduler, "set_timesteps")):
@@ -329,14 +356,18 @@ class ViewFusionPipeline(DiffusionPipeline):
         objects, is_batch = self._split_objects(input_views)
         names = [f"input_views[{i}]" if is_batch else "input_views" for i in range(len(objects))]
         azimuths = self._target_azimuths(target_azimuth, len(objects))
-        per_object_azimuths = self.prepare_input_azimuths(input_azimuths, [self._num_views(v) for v in objects], is_batch)
+        per_object_azimuths = self.prepare_input_azimuths(
+            input_azimuths, [self._num_views(v) for v in objects], is_batch
+        )
         views = [self.view_processor.preprocess(v, *self.sample_size, name=name) for v, name in zip(objects, names)]
         for object_views, name in zip(views, names):
             if len(object_views) > 2 * TRAINING_MAX_VIEWS:
                 # Each step runs the U-Net once per view, so the time grows with the count.
                 warnings.warn(
-                    f"{name} has {len(object_views)} views; the model was trained with 1 to {TRAINING_MAX_VIEWS}. Sampling "
-                    f"will take about {len(object_views) / TRAINING_MAX_VIEWS:.0f}x as long as with {TRAINING_MAX_VIEWS} "
+                    f"{name} has {len(object_views)} views; the model was trained with 1 to {TRAINING_MAX_VIEWS}. "
+                    "Sampling "
+                    f"will take about {len(object_views) / TRAINING_MAX_VIEWS:.0f}x as long as with "
+                    f"{TRAINING_MAX_VIEWS} "
                     "views (the U-Net runs once per view and step).",
                     stacklevel=3,
                 )
@@ -349,7 +380,11 @@ class ViewFusionPipeline(DiffusionPipeline):
         target_azimuths = torch.tensor(np.remainder(azimuths, 360.0), device=device, dtype=torch.float32)
         view_azimuths = None
         if any(a is not None for a in per_object_azimuths):
-            flat = [a for object_azimuths, v in zip(per_object_azimuths, views) for a in (object_azimuths or [np.nan] * v.shape[0])]
+            flat = [
+                a
+                for object_azimuths, v in zip(per_object_azimuths, views)
+                for a in (object_azimuths or [np.nan] * v.shape[0])
+            ]
             view_azimuths = torch.tensor(np.remainder(flat, 360.0), device=device, dtype=torch.float32)
         return torch.cat(views).to(device=device, dtype=dtype), num_views, target_azimuths, view_azimuths
 
@@ -378,7 +413,9 @@ class ViewFusionPipeline(DiffusionPipeline):
         try:
             azimuths = np.asarray(target_azimuth, dtype=np.float64).reshape(-1).tolist()
         except (TypeError, ValueError):
-            raise TypeError(f"`target_azimuth` must be a number of degrees or a list of them, got {target_azimuth!r}.") from None
+            raise TypeError(
+                f"`target_azimuth` must be a number of degrees or a list of them, got {target_azimuth!r}."
+            ) from None
         if len(azimuths) == 1:
             azimuths = azimuths * num_objects
         if len(azimuths) != num_objects:
@@ -427,7 +464,9 @@ class ViewFusionPipeline(DiffusionPipeline):
             if len(values) != count:
                 raise ValueError(f"`{name}` has {len(values)} azimuths for {count} input views; give one per view.")
             if not np.isfinite(values[known]).all():
-                raise ValueError(f"`{name}` must be finite degrees (or None for a view of unknown azimuth), got {azimuths}.")
+                raise ValueError(
+                    f"`{name}` must be finite degrees (or None for a view of unknown azimuth), got {azimuths}."
+                )
             checked.append(values.tolist())
         return checked
 
@@ -476,7 +515,10 @@ class ViewFusionPipeline(DiffusionPipeline):
         view_batch_size: int | None = None,
         output_type: str = "pil",
         return_dict: bool = True,
-        callback_on_step_end: Callable[[Any, int, int, dict], dict] | PipelineCallback | MultiPipelineCallbacks | None = None,
+        callback_on_step_end: Callable[[Any, int, int, dict], dict]
+        | PipelineCallback
+        | MultiPipelineCallbacks
+        | None = None,
         callback_on_step_end_tensor_inputs: list[str] = ["latents"],
     ) -> ViewFusionPipelineOutput | tuple:
         r"""
@@ -525,8 +567,13 @@ class ViewFusionPipeline(DiffusionPipeline):
         # 0. check the inputs
         if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):
             callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
-        self.check_inputs(num_inference_steps, num_images_per_prompt, view_batch_size, output_type,
-                          callback_on_step_end_tensor_inputs)
+        self.check_inputs(
+            num_inference_steps,
+            num_images_per_prompt,
+            view_batch_size,
+            output_type,
+            callback_on_step_end_tensor_inputs,
+        )
         self._interrupt = False
         device, dtype = self._execution_device, self.unet.dtype
 
@@ -539,18 +586,29 @@ class ViewFusionPipeline(DiffusionPipeline):
         latents = self.prepare_latents(len(num_views), dtype, device, generator, latents)
 
         # Stochastic schedulers draw their noise from `generator`; deterministic ones (UniPC) take none.
-        step_kwargs = {"generator": generator} if "generator" in inspect.signature(self.scheduler.step).parameters else {}
+        step_kwargs = (
+            {"generator": generator} if "generator" in inspect.signature(self.scheduler.step).parameters else {}
+        )
         self.scheduler.set_timesteps(num_inference_steps, device=device)
         self._num_timesteps = len(self.scheduler.timesteps)
         for i, t in enumerate(self.progress_bar(self.scheduler.timesteps)):
             if self.interrupt:
                 continue
 
-            # 3. predict the fused noise: every pair through the U-Net (in chunks of `view_batch_size`), fused per image
+            # 3. predict the fused noise: every pair through the U-Net (in chunks of `view_batch_size`), fused per
+            # image
             model_input = self.scheduler.scale_model_input(latents, t)
             noise_pred, weights = predict_fused_noise(
-                self.unet, views, model_input, t, target_azimuths, num_views, view_azimuth=view_azimuths,
-                noise_level=self.noise_level(t), weighting=weighting, max_pairs=view_batch_size,
+                self.unet,
+                views,
+                model_input,
+                t,
+                target_azimuths,
+                num_views,
+                view_azimuth=view_azimuths,
+                noise_level=self.noise_level(t),
+                weighting=weighting,
+                max_pairs=view_batch_size,
             )
 
             # 4. compute the previous noisy target: x_t -> x_t-1

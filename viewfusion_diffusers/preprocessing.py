@@ -12,10 +12,12 @@ import torch
 
 from .image_processor import ViewProcessor
 
+
 # Natively supported by transformers (SegFormer), small enough for a CPU.
 DEFAULT_SEGMENTATION_MODEL = "nvidia/segformer-b0-finetuned-ade-512-512"
 # Mean span of the object's larger side in the rendered training views (see the README's data section).
 TRAINING_FILL = 0.63
+
 
 def has_plain_background(image: PIL.Image.Image, threshold: int = 235, share: float = 0.95) -> bool:
     """True when almost all border pixels are near white: the view already looks like a render."""

@@ -10,8 +10,9 @@ from .fusion import predict_fused_noise
 from .image_processor import ViewProcessor
 
 
-def fused_loss(unet, noise_scheduler, batch, resolution: int, pad_pairs_to: int | None = None,
-               snr_gamma: float | None = None):
+def fused_loss(
+    unet, noise_scheduler, batch, resolution: int, pad_pairs_to: int | None = None, snr_gamma: float | None = None
+):
     """The paper's loss: MSE between the true noise (or v, or the clean target) and the fused prediction of each
     sample's views.
 
@@ -73,10 +74,14 @@ def fused_loss(unet, noise_scheduler, batch, resolution: int, pad_pairs_to: int 
     noise_level = None
     if config.conditioning == "noise_level":
         if bool((batch.timesteps < 1).any()):
-            raise ValueError("A U-Net conditioned on the noise level trains on timesteps from 1 (draw them with min_timestep=1).")
+            raise ValueError(
+                "A U-Net conditioned on the noise level trains on timesteps from 1 (draw them with min_timestep=1)."
+            )
         alphas_cumprod = noise_scheduler.alphas_cumprod.to(device)
         fraction = batch.noise_level_fraction.to(device, non_blocking=True)
-        noise_level = alphas_cumprod[timesteps - 1] + fraction * (alphas_cumprod[timesteps] - alphas_cumprod[timesteps - 1])
+        noise_level = alphas_cumprod[timesteps - 1] + fraction * (
+            alphas_cumprod[timesteps] - alphas_cumprod[timesteps - 1]
+        )
         alpha_bar = noise_level.view(-1, 1, 1, 1)
         noisy_target = alpha_bar.sqrt() * target + (1 - alpha_bar).sqrt() * noise
     else:
@@ -89,8 +94,17 @@ def fused_loss(unet, noise_scheduler, batch, resolution: int, pad_pairs_to: int 
         posed = batch.posed.cpu().repeat_interleave(num_views.cpu())
         azimuths = batch.input_azimuths.cpu().double() % 360
         view_azimuth = torch.where(posed, azimuths, float("nan")).float().to(device, non_blocking=True)
-    fused, _ = predict_fused_noise(unet, views, noisy_target, timesteps, batch.target_azimuth.to(device, non_blocking=True),
-                                   num_views, view_azimuth=view_azimuth, noise_level=noise_level, pad_pairs_to=pad_pairs_to)
+    fused, _ = predict_fused_noise(
+        unet,
+        views,
+        noisy_target,
+        timesteps,
+        batch.target_azimuth.to(device, non_blocking=True),
+        num_views,
+        view_azimuth=view_azimuth,
+        noise_level=noise_level,
+        pad_pairs_to=pad_pairs_to,
+    )
 
     prediction_type = noise_scheduler.config.prediction_type
     if prediction_type == "epsilon":
@@ -109,8 +123,9 @@ def fused_loss(unet, noise_scheduler, batch, resolution: int, pad_pairs_to: int 
     return (min_snr_weights(noise_scheduler, timesteps, snr_gamma, noise_level) * per_sample).mean()
 
 
-def min_snr_weights(noise_scheduler, timesteps: torch.Tensor, snr_gamma: float,
-                    noise_level: torch.Tensor | None = None) -> torch.Tensor:
+def min_snr_weights(
+    noise_scheduler, timesteps: torch.Tensor, snr_gamma: float, noise_level: torch.Tensor | None = None
+) -> torch.Tensor:
     """Per-sample loss weights `(B,)` of min-SNR-gamma (Hang et al. 2023), for the scheduler's prediction type.
 
     The SNR is that of `timesteps` in the schedule, or `alpha_bar / (1 - alpha_bar)` of `noise_level` when given
@@ -172,7 +187,9 @@ def load_ema_state(ema, folder, model_cls, device) -> None:
     from diffusers.training_utils import EMAModel
 
     if not os.path.isdir(folder):
-        raise ValueError(f"{folder} holds no EMA weights; resume without --use_ema, or from a checkpoint made with it.")
+        raise ValueError(
+            f"{folder} holds no EMA weights; resume without --use_ema, or from a checkpoint made with it."
+        )
     loaded = EMAModel.from_pretrained(folder, model_cls)
     ema.load_state_dict(loaded.state_dict())
     ema.to(device)
@@ -250,8 +267,15 @@ def count_flops(function) -> int:
 
 
 @torch.no_grad()
-def validation_losses(unet, noise_scheduler, views: torch.Tensor, num_batches: int = 16, batch_size: int = 8,
-                      max_views: int = 6, seed: int = 123) -> dict[str, list[float]]:
+def validation_losses(
+    unet,
+    noise_scheduler,
+    views: torch.Tensor,
+    num_batches: int = 16,
+    batch_size: int = 8,
+    max_views: int = 6,
+    seed: int = 123,
+) -> dict[str, list[float]]:
     """The fused loss of `unet` on fixed batches of held-out views, posed and unposed: the same views, noise and
     timesteps for every U-Net given the same `views` and `seed`, so runs are compared sample for sample.
 
@@ -293,8 +317,13 @@ def validation_losses(unet, noise_scheduler, views: torch.Tensor, num_batches: i
         batch = sampler.batch(step)
         for mode, pose_dropout in (("posed", 0.0), ("unposed", 1.0)):
             # The same seed for both modes: only the posed flags differ between them.
-            noise = draw_step_noise(batch_size, (3, resolution, resolution), num_train_timesteps, pose_dropout,
-                                    step_seed(seed, step, 0, stream=2))
+            noise = draw_step_noise(
+                batch_size,
+                (3, resolution, resolution),
+                num_train_timesteps,
+                pose_dropout,
+                step_seed(seed, step, 0, stream=2),
+            )
             losses[mode].append(fused_loss(unet, noise_scheduler, replace(batch, **noise), resolution).item())
     unet.train(was_training)
     return losses

@@ -11,12 +11,19 @@ from diffusers.models.resnet import ResnetBlock2D
 from diffusers.utils import BaseOutput
 from torch import nn
 
+
 # diffusers' pipeline loader finds how to load a component by looking its base classes up by name (`ModelMixin`,
 # ...) in the module that `model_index.json` names for it, which for the U-Net is this one: so this module exports
 # the base class the loader looks for, beside its own names.
 __all__ = [
-    "UNET_PRESETS", "AzimuthEmbedding", "ModelMixin", "PoseEmbedding", "ViewFusionUNet2DModel", "ViewFusionUNetOutput",
-    "per_sample", "reduce_degrees",
+    "UNET_PRESETS",
+    "AzimuthEmbedding",
+    "ModelMixin",
+    "PoseEmbedding",
+    "ViewFusionUNet2DModel",
+    "ViewFusionUNetOutput",
+    "per_sample",
+    "reduce_degrees",
 ]
 
 # Named configurations. `paper` is the network of the ViewFusion paper (about 34M parameters); `small` is
@@ -71,7 +78,9 @@ class AzimuthEmbedding(nn.Module):
 
     def __init__(self, num_frequencies: int, embedding_dim: int):
         super().__init__()
-        self.register_buffer("frequencies", torch.arange(1, num_frequencies + 1, dtype=torch.float32), persistent=False)
+        self.register_buffer(
+            "frequencies", torch.arange(1, num_frequencies + 1, dtype=torch.float32), persistent=False
+        )
         self.linear_1 = nn.Linear(2 * num_frequencies, embedding_dim)
         self.act = nn.SiLU()
         self.linear_2 = nn.Linear(embedding_dim, embedding_dim)
@@ -119,7 +128,9 @@ class PoseEmbedding(nn.Module):
         ```
     """
 
-    def __init__(self, num_frequencies: int, embedding_dim: int, relative_pose: bool = False, embed_target: bool = True):
+    def __init__(
+        self, num_frequencies: int, embedding_dim: int, relative_pose: bool = False, embed_target: bool = True
+    ):
         super().__init__()
         self.target_azimuth = AzimuthEmbedding(num_frequencies, embedding_dim) if embed_target else None
         self.relative_azimuth = None
@@ -138,7 +149,9 @@ class PoseEmbedding(nn.Module):
             if relative_azimuth is None:
                 relative_azimuth = torch.full_like(target_azimuth, float("nan"))
             known = ~torch.isnan(relative_azimuth)
-            relative_embedding = self.relative_azimuth(torch.where(known, relative_azimuth, torch.zeros_like(relative_azimuth)))
+            relative_embedding = self.relative_azimuth(
+                torch.where(known, relative_azimuth, torch.zeros_like(relative_azimuth))
+            )
             unknown = self.unknown_pose.to(relative_embedding.dtype).expand_as(relative_embedding)
             embedding = embedding + torch.where(known[:, None], relative_embedding, unknown)
         return embedding
@@ -251,7 +264,9 @@ class ViewFusionUNet2DModel(UNet2DModel):
         pixel_range: tuple[float, float] = (-1.0, 1.0),
     ):
         if class_embed_type is not None or num_class_embeds is not None:
-            raise ValueError("ViewFusionUNet2DModel is conditioned on the azimuth, not on classes: leave class_embed_type=None.")
+            raise ValueError(
+                "ViewFusionUNet2DModel is conditioned on the azimuth, not on classes: leave class_embed_type=None."
+            )
         if in_channels != 6 or out_channels != 6:
             raise ValueError(
                 f"ViewFusion needs in_channels=6 (view + noisy target) and out_channels=6 (noise + weight logits), "
@@ -260,7 +275,8 @@ class ViewFusionUNet2DModel(UNet2DModel):
         if time_embedding_type != "positional" or any("Skip" in b for b in (*down_block_types, *up_block_types)):
             raise ValueError(
                 "ViewFusionUNet2DModel supports positional time embeddings and blocks without skip connections "
-                f"only, got time_embedding_type={time_embedding_type!r} and blocks {down_block_types}, {up_block_types}."
+                f"only, got time_embedding_type={time_embedding_type!r} and blocks {down_block_types}, "
+                f"{up_block_types}."
             )
         if conditioning not in ("timestep", "noise_level"):
             raise ValueError(f"`conditioning` must be 'timestep' or 'noise_level', got {conditioning!r}.")
@@ -320,7 +336,9 @@ class ViewFusionUNet2DModel(UNet2DModel):
         # Checkpoints written before the pose embedding became the class embedding call it `azimuth_embedding`.
         super()._fix_state_dict_keys_on_load(state_dict)
         for key in [k for k in state_dict if k.startswith("azimuth_embedding.")]:
-            state_dict["class_embedding.target_azimuth." + key.removeprefix("azimuth_embedding.")] = state_dict.pop(key)
+            state_dict["class_embedding.target_azimuth." + key.removeprefix("azimuth_embedding.")] = state_dict.pop(
+                key
+            )
 
     @classmethod
     def from_preset(cls, name: str, **overrides) -> "ViewFusionUNet2DModel":
@@ -353,8 +371,12 @@ class ViewFusionUNet2DModel(UNet2DModel):
         if self.config.relative_pose:
             return
         reference = next(self.time_embedding.parameters())
-        embedding = PoseEmbedding(self.config.azimuth_num_frequencies, self.time_embedding.linear_2.out_features,
-                                  relative_pose=True, embed_target=self.config.conditioning == "timestep")
+        embedding = PoseEmbedding(
+            self.config.azimuth_num_frequencies,
+            self.time_embedding.linear_2.out_features,
+            relative_pose=True,
+            embed_target=self.config.conditioning == "timestep",
+        )
         if self.class_embedding is not None:
             embedding.target_azimuth = self.class_embedding.target_azimuth
         self.class_embedding = embedding.to(device=reference.device, dtype=reference.dtype)
@@ -398,10 +420,14 @@ class ViewFusionUNet2DModel(UNet2DModel):
         if relative_azimuth is not None:
             relative_azimuth = reduce_degrees(relative_azimuth).to(device)
             if not self.config.relative_pose and bool(torch.isfinite(relative_azimuth).any()):
-                raise ValueError("This U-Net was built without relative_pose=True: it cannot use the input views' azimuths.")
+                raise ValueError(
+                    "This U-Net was built without relative_pose=True: it cannot use the input views' azimuths."
+                )
         if self.config.conditioning == "noise_level":
             if noise_level is None:
-                raise ValueError("This U-Net is conditioned on the noise level: pass `noise_level` (alpha_bar of the sample).")
+                raise ValueError(
+                    "This U-Net is conditioned on the noise level: pass `noise_level` (alpha_bar of the sample)."
+                )
             noise_level = per_sample(noise_level, batch_size, device, torch.float32)
             features = torch.cat([self.time_proj(noise_level), self.time_proj(torch.deg2rad(target_azimuth))], dim=-1)
             emb = self.time_embedding(features.to(dtype=self.dtype))

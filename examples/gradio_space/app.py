@@ -35,6 +35,7 @@ from viewfusion_diffusers.preprocessing import (
     prepare_photo,
 )
 
+
 SAMPLERS = {"DDPM": "ddpm", "DPM-Solver SDE": "dpmsolver-sde", "DDIM": "ddim", "DPM-Solver": "dpmsolver"}
 MAX_VIEWS = 12
 MAX_FILE_BYTES = 20 * 2**20
@@ -80,13 +81,16 @@ class Demo:
                 try:
                     from transformers import pipeline
                 except ImportError as error:
-                    raise gr.Error("Removing photo backgrounds needs transformers: pip install 'viewfusion-diffusers[demo]'. "
-                                   "Or upload views on a white or transparent background.") from error
+                    raise gr.Error(
+                        "Removing photo backgrounds needs transformers: pip install 'viewfusion-diffusers[demo]'. "
+                        "Or upload views on a white or transparent background."
+                    ) from error
                 try:
                     self._segmenter = pipeline("image-segmentation", model=self.segmentation_model)
                 except OSError as error:
                     raise gr.Error(
-                        f"Could not load the background-removal model {self.segmentation_model} ({error}). Upload views "
+                        f"Could not load the background-removal model {self.segmentation_model} ({error}). Upload "
+                        "views "
                         "on a white or transparent background, or untick 'Remove photo backgrounds'."
                     ) from error
             return self._segmenter
@@ -94,7 +98,9 @@ class Demo:
     def pipeline_for_request(self, sampler: str) -> ViewFusionPipeline:
         if sampler not in SAMPLERS:
             raise gr.Error(f"Unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}.")
-        pipe = ViewFusionPipeline(unet=self.pipeline.unet, scheduler=scheduler_from_name(SAMPLERS[sampler], self.pipeline.scheduler.config))
+        pipe = ViewFusionPipeline(
+            unet=self.pipeline.unet, scheduler=scheduler_from_name(SAMPLERS[sampler], self.pipeline.scheduler.config)
+        )
         pipe.set_progress_bar_config(disable=True)
         return pipe
 
@@ -119,7 +125,9 @@ def read_views(files) -> list[PIL.Image.Image]:
         try:
             with PIL.Image.open(path) as image:
                 if max(image.size) > MAX_SIDE:
-                    raise gr.Error(f"{name} is {image.width}x{image.height}; upload images of at most {MAX_SIDE} pixels a side.")
+                    raise gr.Error(
+                        f"{name} is {image.width}x{image.height}; upload images of at most {MAX_SIDE} pixels a side."
+                    )
                 image.load()
                 if image.mode in GRAYSCALE_MODES:
                     gr.Warning(grayscale_warning(name))
@@ -141,7 +149,10 @@ def finite_number(value, name: str) -> float:
 
 
 def whole_number(value, name: str, low: int, high: int) -> int:
-    """`value` as an int in `[low, high]`, or a message naming the setting (`whole_number(50.0, "Steps", 1, 200) == 50`)."""
+    """`value` as an int in `[low, high]`, or a message naming the setting.
+
+    `whole_number(50.0, "Steps", 1, 200) == 50`
+    """
     number = finite_number(value, name)
     if number != int(number) or not low <= number <= high:
         raise gr.Error(f"{name} must be a whole number from {low} to {high}, got {value!r}.")
@@ -154,11 +165,15 @@ def parse_view_azimuths(text: str | None, num_views: int, posed: bool) -> list[f
     if not entries:
         return None
     if not posed:
-        raise gr.Error("This pipeline was trained without poses, so it cannot use the azimuths of your views: "
-                       "clear the 'Azimuths of your views' box (it places your views from the lighting itself).")
+        raise gr.Error(
+            "This pipeline was trained without poses, so it cannot use the azimuths of your views: "
+            "clear the 'Azimuths of your views' box (it places your views from the lighting itself)."
+        )
     if len(entries) != num_views:
-        raise gr.Error(f"{len(entries)} azimuths for {num_views} uploaded views; give one per view, in upload order, "
-                       "or leave the box empty.")
+        raise gr.Error(
+            f"{len(entries)} azimuths for {num_views} uploaded views; give one per view, in upload order, "
+            "or leave the box empty."
+        )
     return [finite_number(entry, f"Azimuth {i + 1} of your views") for i, entry in enumerate(entries)]
 
 
@@ -207,7 +222,9 @@ def weight_panel(views: list[PIL.Image.Image], weights: np.ndarray) -> PIL.Image
     rows = math.ceil(len(views) / TILES_PER_ROW)
     tile_height = 2 * TILE_SIDE + caption_height
     legend = weight_legend(TILE_SIDE)
-    panel = PIL.Image.new("RGB", (gap + columns * (TILE_SIDE + gap) + legend.width, top + rows * (tile_height + gap)), "white")
+    panel = PIL.Image.new(
+        "RGB", (gap + columns * (TILE_SIDE + gap) + legend.width, top + rows * (tile_height + gap)), "white"
+    )
     draw = PIL.ImageDraw.Draw(panel)
     for i, (view, heatmap) in enumerate(zip(views, heatmaps)):
         x, y = gap + (i % TILES_PER_ROW) * (TILE_SIDE + gap), top + (i // TILES_PER_ROW) * (tile_height + gap)
@@ -215,7 +232,13 @@ def weight_panel(views: list[PIL.Image.Image], weights: np.ndarray) -> PIL.Image
         panel.paste(view.convert("RGB").resize((TILE_SIDE, TILE_SIDE), PIL.Image.NEAREST), (x, y))
         panel.paste(PIL.Image.fromarray(heatmap).resize((TILE_SIDE, TILE_SIDE), PIL.Image.NEAREST), (x, y + TILE_SIDE))
         draw.text((x + TILE_SIDE // 2, y + 2 * TILE_SIDE + 3), f"view {i + 1}", fill="black", font=font, anchor="ma")
-        draw.text((x + TILE_SIDE // 2, y + 2 * TILE_SIDE + 18), f"mean {weights[i].mean():.2f}", fill="black", font=font, anchor="ma")
+        draw.text(
+            (x + TILE_SIDE // 2, y + 2 * TILE_SIDE + 18),
+            f"mean {weights[i].mean():.2f}",
+            fill="black",
+            font=font,
+            anchor="ma",
+        )
     # The colour bar beside the first row's heatmaps (its title sits above the bar).
     panel.paste(legend, (gap + columns * (TILE_SIDE + gap), top + TILE_SIDE - LEGEND_TITLE_HEIGHT))
     return panel
@@ -265,8 +288,18 @@ def build_demo(demo_state: Demo) -> gr.Blocks:
         count = NUM_VIEWS if full_orbit else int(num_samples)
         return gr.update(columns=gallery_columns(count)), gr.update(visible=bool(full_orbit))
 
-    def generate(files, view_azimuths, azimuth, full_orbit, sampler, steps, seed, num_samples, remove_background,
-                 progress=gr.Progress()):
+    def generate(
+        files,
+        view_azimuths,
+        azimuth,
+        full_orbit,
+        sampler,
+        steps,
+        seed,
+        num_samples,
+        remove_background,
+        progress=gr.Progress(),
+    ):
         azimuth = finite_number(azimuth, "Target azimuth")
         steps = whole_number(steps, "Denoising steps", 1, 1000)
         seed = whole_number(seed, "Seed", 0, 2**32 - 1)
@@ -279,12 +312,21 @@ def build_demo(demo_state: Demo) -> gr.Blocks:
         views = [prepare_photo(view, resolution, segmenter) for view in views]
         pipe = demo_state.pipeline_for_request(sampler)
         if full_orbit:
-            frames = sample_orbit(pipe, views, num_frames=NUM_VIEWS, num_inference_steps=steps, max_views=6, seed=seed,
-                                  on_frame=lambda k: progress((k + 1) / NUM_VIEWS, desc=f"Orbit view {k + 1} / {NUM_VIEWS}"),
-                                  input_azimuths=input_azimuths)
+            frames = sample_orbit(
+                pipe,
+                views,
+                num_frames=NUM_VIEWS,
+                num_inference_steps=steps,
+                max_views=6,
+                seed=seed,
+                on_frame=lambda k: progress((k + 1) / NUM_VIEWS, desc=f"Orbit view {k + 1} / {NUM_VIEWS}"),
+                input_azimuths=input_azimuths,
+            )
             gif = Path(tempfile.mkdtemp(prefix="viewfusion-")) / "orbit.gif"
             save_gif(frames, gif, frame_ms=120, size=256)
-            summary = f"{NUM_VIEWS} views, azimuth 0 to {AZIMUTH_STEP_DEGREES * (NUM_VIEWS - 1):.0f} degrees, left to right."
+            summary = (
+                f"{NUM_VIEWS} views, azimuth 0 to {AZIMUTH_STEP_DEGREES * (NUM_VIEWS - 1):.0f} degrees, left to right."
+            )
             return frames, None, summary, str(gif)
 
         def on_step(pipeline, i, t, tensors):
@@ -292,26 +334,35 @@ def build_demo(demo_state: Demo) -> gr.Blocks:
             return tensors
 
         try:
-            out = pipe(views, azimuth, input_azimuths=input_azimuths, num_inference_steps=steps,
-                       num_images_per_prompt=num_samples, generator=[torch.Generator().manual_seed(seed + i) for i in range(num_samples)],
-                       callback_on_step_end=on_step)
+            out = pipe(
+                views,
+                azimuth,
+                input_azimuths=input_azimuths,
+                num_inference_steps=steps,
+                num_images_per_prompt=num_samples,
+                generator=[torch.Generator().manual_seed(seed + i) for i in range(num_samples)],
+                callback_on_step_end=on_step,
+            )
         except ValueError as error:  # the pipeline's own checks name the problem
             raise gr.Error(str(error)) from error
         frame = "your views' azimuths" if input_azimuths else "the training renders' frame"
         means = ", ".join(f"view {i + 1}: {w.mean():.2f}" for i, w in enumerate(out.view_weights[0]))
-        summary = (f"{num_samples} sample{'s' if num_samples > 1 else ''} at azimuth {azimuth:g} degrees ({frame}). "
-                   f"Mean weights: {means}.")
+        summary = (
+            f"{num_samples} sample{'s' if num_samples > 1 else ''} at azimuth {azimuth:g} degrees ({frame}). "
+            f"Mean weights: {means}."
+        )
         return out.images, weight_panel(views, out.view_weights[0]), summary, None
 
     pose_text = (
         "This pipeline also uses the azimuths of your views when you give them."
-        if demo_state.posed else
-        "This pipeline is pose-free: it works out where your views were taken from their content and lighting."
+        if demo_state.posed
+        else "This pipeline is pose-free: it works out where your views were taken from their content and lighting."
     )
     # Labels are Markdown lines above the images, not Gradio's block labels, which Gradio draws over the images.
     with gr.Blocks(title="ViewFusion: novel views of an object") as blocks:
         gr.Markdown(
-            f"# ViewFusion novel views\nUpload 1 to {MAX_VIEWS} views of an object, pick an azimuth, and the model draws the "
+            f"# ViewFusion novel views\nUpload 1 to {MAX_VIEWS} views of an object, pick an azimuth, and the model "
+            "draws the "
             "object from there; the weight maps show how much it trusted each view, pixel by pixel. "
             f"{pose_text} Pipeline: `{demo_state.pipeline_name}`.",
             elem_id="header",
@@ -320,22 +371,51 @@ def build_demo(demo_state: Demo) -> gr.Blocks:
             with gr.Column(scale=5):
                 # Four thumbnails a row; a fifth view and more scroll inside the box, so the page keeps its layout.
                 gr.Markdown("**Your views**: drop or click to upload images of the object (PNG, JPEG, WebP).")
-                files = gr.Gallery(label="Your views", show_label=False, interactive=True, type="filepath", file_types=["image"], columns=4,
-                                   fit_columns=False, height=150, object_fit="contain", allow_preview=False, buttons=[],
-                                   elem_id="views")
+                files = gr.Gallery(
+                    label="Your views",
+                    show_label=False,
+                    interactive=True,
+                    type="filepath",
+                    file_types=["image"],
+                    columns=4,
+                    fit_columns=False,
+                    height=150,
+                    object_fit="contain",
+                    allow_preview=False,
+                    buttons=[],
+                    elem_id="views",
+                )
                 if examples:
                     gr.Markdown("**Examples**: click one to upload three of its views; the fourth is the target.")
                     example_gallery = gr.Gallery(
-                        [example_tile(paths) for paths in examples.values()], show_label=False, columns=4, fit_columns=False,
-                        height=140, object_fit="contain", allow_preview=False, buttons=[], interactive=False, elem_id="examples")
+                        [example_tile(paths) for paths in examples.values()],
+                        show_label=False,
+                        columns=4,
+                        fit_columns=False,
+                        height=140,
+                        object_fit="contain",
+                        allow_preview=False,
+                        buttons=[],
+                        interactive=False,
+                        elem_id="examples",
+                    )
                 azimuth = gr.Slider(
-                    0, 360 - AZIMUTH_STEP_DEGREES, value=90, step=AZIMUTH_STEP_DEGREES, label="Target azimuth (degrees)",
-                    info=f"Around the object, {ELEVATION_DEGREES:g} degrees up. Unposed: in the training renders' frame (the light is fixed "
-                         "in it); posed: in the frame of your views' azimuths.",
-                    elem_id="azimuth")
+                    0,
+                    360 - AZIMUTH_STEP_DEGREES,
+                    value=90,
+                    step=AZIMUTH_STEP_DEGREES,
+                    label="Target azimuth (degrees)",
+                    info=f"Around the object, {ELEVATION_DEGREES:g} degrees up. Unposed: in the training renders' "
+                    "frame (the light is fixed in it); posed: in the frame of your views' azimuths.",
+                    elem_id="azimuth",
+                )
                 view_azimuths = gr.Textbox(
-                    value="", label="Azimuths of your views (degrees, comma-separated, optional)", placeholder="e.g. 0, 90, 180",
-                    info="One per view, in upload order (posed pipelines); leave empty when unknown.", elem_id="view_azimuths")
+                    value="",
+                    label="Azimuths of your views (degrees, comma-separated, optional)",
+                    placeholder="e.g. 0, 90, 180",
+                    info="One per view, in upload order (posed pipelines); leave empty when unknown.",
+                    elem_id="view_azimuths",
+                )
                 with gr.Row():
                     full_orbit = gr.Checkbox(label=f"Full orbit ({NUM_VIEWS} views, slower)", value=False)
                     button = gr.Button("Generate", variant="primary", elem_id="generate")
@@ -348,30 +428,71 @@ def build_demo(demo_state: Demo) -> gr.Blocks:
                     remove_background = gr.Checkbox(value=True, label="Remove photo backgrounds")
             with gr.Column(scale=6):
                 gr.Markdown("**Novel view**")
-                novel = gr.Gallery(label="Novel views", show_label=False, format="png", columns=2, fit_columns=False, height=310, object_fit="contain",
-                                   allow_preview=False, buttons=[], interactive=False, elem_id="novel")
+                novel = gr.Gallery(
+                    label="Novel views",
+                    show_label=False,
+                    format="png",
+                    columns=2,
+                    fit_columns=False,
+                    height=310,
+                    object_fit="contain",
+                    allow_preview=False,
+                    buttons=[],
+                    interactive=False,
+                    elem_id="novel",
+                )
                 summary = gr.Markdown(label="Summary", elem_id="summary")
-                gr.Markdown("**Weights**: your views (top) and how much the model trusted each of their pixels (bottom)")
-                weights = gr.Image(label="Weights", show_label=False, type="pil", format="png", height=270, interactive=False, buttons=[], elem_id="weights")
-                orbit = gr.Image(label="Orbit", show_label=False, type="filepath", height=256, visible=False, interactive=False,
-                                 buttons=[], elem_id="orbit")
+                gr.Markdown(
+                    "**Weights**: your views (top) and how much the model trusted each of their pixels (bottom)"
+                )
+                weights = gr.Image(
+                    label="Weights",
+                    show_label=False,
+                    type="pil",
+                    format="png",
+                    height=270,
+                    interactive=False,
+                    buttons=[],
+                    elem_id="weights",
+                )
+                orbit = gr.Image(
+                    label="Orbit",
+                    show_label=False,
+                    type="filepath",
+                    height=256,
+                    visible=False,
+                    interactive=False,
+                    buttons=[],
+                    elem_id="orbit",
+                )
         if examples:
             example_gallery.select(use_example, None, [files, view_azimuths, azimuth], api_visibility="private")
         # The API returns plain values; the page's layout follows in a second, page-only step.
-        button.click(generate, [files, view_azimuths, azimuth, full_orbit, sampler, steps, seed, num_samples, remove_background],
-                     [novel, weights, summary, orbit], api_name="generate"
-                     ).success(lay_out_results, [full_orbit, num_samples], [novel, orbit], api_visibility="private")
+        button.click(
+            generate,
+            [files, view_azimuths, azimuth, full_orbit, sampler, steps, seed, num_samples, remove_background],
+            [novel, weights, summary, orbit],
+            api_name="generate",
+        ).success(lay_out_results, [full_orbit, num_samples], [novel, orbit], api_visibility="private")
     return blocks
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=DefaultsHelpFormatter)
-    parser.add_argument("--pipeline", default=os.environ.get("VIEWFUSION_PIPELINE", DEFAULT_PIPELINE),
-                        help="Pipeline folder or Hub repo id (also $VIEWFUSION_PIPELINE).")
-    parser.add_argument("--segmentation_model", default=os.environ.get("VIEWFUSION_SEGMENTATION_MODEL", DEFAULT_SEGMENTATION_MODEL),
-                        help="transformers image-segmentation model for removing photo backgrounds (also "
-                             "$VIEWFUSION_SEGMENTATION_MODEL).")
-    parser.add_argument("--host", default=None, help="Address to listen on (default: $GRADIO_SERVER_NAME, else 127.0.0.1).")
+    parser.add_argument(
+        "--pipeline",
+        default=os.environ.get("VIEWFUSION_PIPELINE", DEFAULT_PIPELINE),
+        help="Pipeline folder or Hub repo id (also $VIEWFUSION_PIPELINE).",
+    )
+    parser.add_argument(
+        "--segmentation_model",
+        default=os.environ.get("VIEWFUSION_SEGMENTATION_MODEL", DEFAULT_SEGMENTATION_MODEL),
+        help="transformers image-segmentation model for removing photo backgrounds (also "
+        "$VIEWFUSION_SEGMENTATION_MODEL).",
+    )
+    parser.add_argument(
+        "--host", default=None, help="Address to listen on (default: $GRADIO_SERVER_NAME, else 127.0.0.1)."
+    )
     parser.add_argument("--port", type=int, default=None, help="Port (default: $GRADIO_SERVER_PORT, else 7860).")
     args = parser.parse_args()
     try:

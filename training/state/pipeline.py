@@ -4,4 +4,5 @@ package (`pip install viewfusion-diffusers`), which `ViewFusionPipeline.from_pre
 
 from viewfusion_diffusers import ViewFusionPipeline
 
+
 __all__ = ["ViewFusionPipeline"]

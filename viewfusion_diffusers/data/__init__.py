@@ -5,9 +5,17 @@ from typing import TYPE_CHECKING
 
 from .._lazy import lazy_module_attributes
 
+
 # Imported on first use, so that building the `viewfusion-render` parser needs no torch.
 _import_structure = {
-    "dataset": ["AZIMUTHS_DEGREES", "EvalSample", "HFMultiViewDataset", "NMRDataset", "make_eval_samples", "to_hf_dataset"],
+    "dataset": [
+        "AZIMUTHS_DEGREES",
+        "EvalSample",
+        "HFMultiViewDataset",
+        "NMRDataset",
+        "make_eval_samples",
+        "to_hf_dataset",
+    ],
     "samplers": ["TrainingBatch", "ViewFusionTrainDataset", "collate_views"],
     "render": ["MeshError", "read_mesh", "render_dataset", "render_mesh", "render_object", "render_urdf"],
     "categories": ["CATEGORIES", "make_object"],

@@ -20,10 +20,13 @@ import numpy as np
 
 from ..constants import ELEVATION_DEGREES, NUM_VIEWS, view_azimuth
 
+
 FOV_DEGREES = 40.0
 
 
-def camera_matrices(azimuth_degrees: float, elevation_degrees: float, distance: float, fov_degrees: float = FOV_DEGREES):
+def camera_matrices(
+    azimuth_degrees: float, elevation_degrees: float, distance: float, fov_degrees: float = FOV_DEGREES
+):
     """`(world_mat, camera_mat, eye)` of a camera on a sphere around the origin, looking at it, z up.
 
     Example:
@@ -40,7 +43,9 @@ def camera_matrices(azimuth_degrees: float, elevation_degrees: float, distance: 
         ```
     """
     azimuth, elevation = math.radians(azimuth_degrees), math.radians(elevation_degrees)
-    eye = distance * np.array([math.cos(elevation) * math.cos(azimuth), math.cos(elevation) * math.sin(azimuth), math.sin(elevation)])
+    eye = distance * np.array(
+        [math.cos(elevation) * math.cos(azimuth), math.cos(elevation) * math.sin(azimuth), math.sin(elevation)]
+    )
     forward = -eye / np.linalg.norm(eye)
     right = np.cross(forward, [0.0, 0.0, 1.0])
     right /= np.linalg.norm(right)

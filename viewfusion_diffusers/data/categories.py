@@ -41,6 +41,7 @@ from .geometry import (
     rounded_rectangle,
 )
 
+
 # ----------------------------------------------------------------------------------------------------------------
 # Colours
 
@@ -56,10 +57,28 @@ def _pick(rng, palette, amount=0.04) -> tuple:
 
 WOOD = [(0.55, 0.36, 0.2), (0.72, 0.53, 0.34), (0.4, 0.25, 0.14), (0.83, 0.68, 0.47), (0.3, 0.18, 0.1)]
 METAL = [(0.22, 0.22, 0.24), (0.6, 0.6, 0.63), (0.12, 0.12, 0.12), (0.78, 0.78, 0.8)]
-FABRIC = [(0.7, 0.15, 0.15), (0.2, 0.33, 0.6), (0.3, 0.5, 0.3), (0.85, 0.8, 0.7), (0.5, 0.5, 0.52), (0.9, 0.6, 0.2),
-          (0.38, 0.26, 0.48), (0.15, 0.45, 0.5), (0.25, 0.25, 0.28)]
-PAINT = [(0.75, 0.08, 0.08), (0.1, 0.25, 0.65), (0.92, 0.92, 0.9), (0.65, 0.66, 0.68), (0.1, 0.1, 0.11),
-         (0.95, 0.75, 0.1), (0.15, 0.45, 0.2), (0.9, 0.4, 0.1), (0.4, 0.1, 0.35)]
+FABRIC = [
+    (0.7, 0.15, 0.15),
+    (0.2, 0.33, 0.6),
+    (0.3, 0.5, 0.3),
+    (0.85, 0.8, 0.7),
+    (0.5, 0.5, 0.52),
+    (0.9, 0.6, 0.2),
+    (0.38, 0.26, 0.48),
+    (0.15, 0.45, 0.5),
+    (0.25, 0.25, 0.28),
+]
+PAINT = [
+    (0.75, 0.08, 0.08),
+    (0.1, 0.25, 0.65),
+    (0.92, 0.92, 0.9),
+    (0.65, 0.66, 0.68),
+    (0.1, 0.1, 0.11),
+    (0.95, 0.75, 0.1),
+    (0.15, 0.45, 0.2),
+    (0.9, 0.4, 0.1),
+    (0.4, 0.1, 0.35),
+]
 PLASTIC = [(0.08, 0.08, 0.09), (0.9, 0.9, 0.9), (0.6, 0.6, 0.62), (0.3, 0.3, 0.32)]
 GLASS = (0.12, 0.16, 0.22)
 SCREEN = (0.05, 0.08, 0.14)
@@ -73,8 +92,14 @@ class _Parts:
     def add(self, name: str, mesh, color) -> None:
         vertices, faces = mesh
         rgba = (*color[:3], 1.0)  # opaque: pybullet's renderer draws no transparency
-        self.parts.append(Part(np.ascontiguousarray(vertices, dtype=np.float64), np.ascontiguousarray(faces, dtype=np.int64),
-                               tuple(float(c) for c in rgba), name))
+        self.parts.append(
+            Part(
+                np.ascontiguousarray(vertices, dtype=np.float64),
+                np.ascontiguousarray(faces, dtype=np.int64),
+                tuple(float(c) for c in rgba),
+                name,
+            )
+        )
 
 
 def _u(rng, low, high) -> float:
@@ -92,8 +117,15 @@ def _airplane(rng, out: _Parts):
     body, accent = _pick(rng, liveries), _pick(rng, PAINT)
     wing_color = body if rng.random() < 0.6 else _pick(rng, METAL[1:2] + [(0.85, 0.85, 0.85)])
     nose = length / 2
-    profile = [(0.0, 0.0), (0.5 * radius, 0.025 * length), (0.85 * radius, 0.07 * length), (radius, 0.16 * length),
-               (radius, 0.62 * length), (0.6 * radius, 0.86 * length), (0.2 * radius, length)]
+    profile = [
+        (0.0, 0.0),
+        (0.5 * radius, 0.025 * length),
+        (0.85 * radius, 0.07 * length),
+        (radius, 0.16 * length),
+        (radius, 0.62 * length),
+        (0.6 * radius, 0.86 * length),
+        (0.2 * radius, length),
+    ]
     out.add("fuselage", lathe_mesh(profile, (nose, 0, 0), (-1, 0, 0), 20), body)
     # Wings: a swept, tapered planform in (x, y), drawn across both sides, extruded in z.
     half_span = length * _u(rng, 0.4, 0.65)
@@ -105,18 +137,36 @@ def _airplane(rng, out: _Parts):
     thickness = radius * 0.25
 
     def planform(leading, root_chord, tip_chord, sweep, half_span):
-        return [(leading, 0.0), (leading - sweep, -half_span), (leading - sweep - tip_chord, -half_span), (leading - root_chord, 0.0),
-                (leading - sweep - tip_chord, half_span), (leading - sweep, half_span)]
+        return [
+            (leading, 0.0),
+            (leading - sweep, -half_span),
+            (leading - sweep - tip_chord, -half_span),
+            (leading - root_chord, 0.0),
+            (leading - sweep - tip_chord, half_span),
+            (leading - sweep, half_span),
+        ]
 
-    out.add("wing", extrude_mesh(planform(leading, root_chord, tip_chord, sweep, half_span), height - thickness / 2,
-                                 height + thickness / 2, axes=(0, 1)), wing_color)
+    out.add(
+        "wing",
+        extrude_mesh(
+            planform(leading, root_chord, tip_chord, sweep, half_span),
+            height - thickness / 2,
+            height + thickness / 2,
+            axes=(0, 1),
+        ),
+        wing_color,
+    )
     # Vertical fin at the tail, swept back.
     tail = -length / 2 + 0.02 * length
     fin_chord = length * _u(rng, 0.12, 0.2)
     fin_height = length * _u(rng, 0.1, 0.17)
     fin_sweep = fin_height * math.tan(math.radians(_u(rng, 25, 50)))
-    fin = [(tail + fin_chord, 0.2 * radius), (tail, 0.2 * radius), (tail - 0.3 * fin_chord + fin_sweep * 0.3, fin_height),
-           (tail + 0.4 * fin_chord, fin_height)]
+    fin = [
+        (tail + fin_chord, 0.2 * radius),
+        (tail, 0.2 * radius),
+        (tail - 0.3 * fin_chord + fin_sweep * 0.3, fin_height),
+        (tail + 0.4 * fin_chord, fin_height),
+    ]
     fin = [(x - fin_sweep * 0.3 * (z / fin_height) if k >= 2 else x, z) for k, (x, z) in enumerate(fin)]
     out.add("fin", extrude_mesh(fin, -radius * 0.1, radius * 0.1, axes=(0, 2)), accent)
     # Horizontal tail: at the fuselage, or on top of the fin (a T-tail).
@@ -125,8 +175,16 @@ def _airplane(rng, out: _Parts):
     tail_chord = fin_chord * _u(rng, 0.6, 0.85)
     tail_z = fin_height * 0.95 if t_tail else radius * 0.2
     tail_leading = (tail + 0.4 * fin_chord - fin_sweep * 0.3) if t_tail else tail + tail_chord * 1.1
-    out.add("tailplane", extrude_mesh(planform(tail_leading, tail_chord, tail_chord * 0.5, tail_span * 0.5, tail_span),
-                                      tail_z - thickness / 3, tail_z + thickness / 3, axes=(0, 1)), accent if t_tail else wing_color)
+    out.add(
+        "tailplane",
+        extrude_mesh(
+            planform(tail_leading, tail_chord, tail_chord * 0.5, tail_span * 0.5, tail_span),
+            tail_z - thickness / 3,
+            tail_z + thickness / 3,
+            axes=(0, 1),
+        ),
+        accent if t_tail else wing_color,
+    )
     # Engines: under the wings, or on the rear fuselage.
     engines = int(rng.choice([0, 2, 2, 4, -2]))  # -2: two engines beside the rear fuselage
     engine_radius = radius * _u(rng, 0.35, 0.5)
@@ -139,16 +197,26 @@ def _airplane(rng, out: _Parts):
                 y = side * station * half_span
                 front = leading - sweep * station + engine_length * 0.55
                 z = height - thickness / 2 - engine_radius * 1.1
-                nacelle = cylinder_mesh((front, y, z), (front - engine_length, y, z), engine_radius, engine_radius * 0.8, 14)
+                nacelle = cylinder_mesh(
+                    (front, y, z), (front - engine_length, y, z), engine_radius, engine_radius * 0.8, 14
+                )
                 out.add("engine", nacelle, engine_color)
     elif engines < 0:
         for side in (-1, 1):
             x = -length * 0.28
             y, z = side * (radius + engine_radius * 1.2), radius * 0.35
-            out.add("engine", cylinder_mesh((x, y, z), (x - engine_length, y, z), engine_radius, engine_radius * 0.8, 14), engine_color)
+            out.add(
+                "engine",
+                cylinder_mesh((x, y, z), (x - engine_length, y, z), engine_radius, engine_radius * 0.8, 14),
+                engine_color,
+            )
     # Cockpit windows: a dark band near the nose.
     window = nose - 0.09 * length
-    out.add("cockpit", ellipsoid_mesh((window, 0, 0.55 * radius), (0.05 * length, 0.7 * radius, 0.35 * radius), 12, 6), GLASS)
+    out.add(
+        "cockpit",
+        ellipsoid_mesh((window, 0, 0.55 * radius), (0.05 * length, 0.7 * radius, 0.35 * radius), 12, 6),
+        GLASS,
+    )
 
 
 def _car(rng, out: _Parts):
@@ -177,17 +245,32 @@ def _car(rng, out: _Parts):
     else:
         roof_rear = roof_front - _u(rng, 0.8, 1.1)
         rear_window = roof_rear - 0.08
-    body = [(rear, clearance), (front, clearance), (front, belt - 0.14), (front - 0.12, belt - 0.02), (windshield, belt + 0.04),
-            (rear + 0.1, belt + 0.01), (rear, belt - 0.08)]
+    body = [
+        (rear, clearance),
+        (front, clearance),
+        (front, belt - 0.14),
+        (front - 0.12, belt - 0.02),
+        (windshield, belt + 0.04),
+        (rear + 0.1, belt + 0.01),
+        (rear, belt - 0.08),
+    ]
     out.add("body", extrude_mesh(body, -width / 2, width / 2, axes=(0, 2)), paint)
     cabin = [(windshield, belt + 0.02), (roof_front, roof), (roof_rear, roof), (rear_window, belt + 0.02)]
     out.add("windows", extrude_mesh(cabin, -0.43 * width, 0.43 * width, axes=(0, 2)), GLASS)
-    roof_slab = [(roof_front + 0.04, roof - 0.02), (roof_rear - 0.02, roof - 0.02), (roof_rear - 0.02, roof + 0.035),
-                 (roof_front + 0.02, roof + 0.035)]
+    roof_slab = [
+        (roof_front + 0.04, roof - 0.02),
+        (roof_rear - 0.02, roof - 0.02),
+        (roof_rear - 0.02, roof + 0.035),
+        (roof_front + 0.02, roof + 0.035),
+    ]
     out.add("roof", extrude_mesh(roof_slab, -0.44 * width, 0.44 * width, axes=(0, 2)), paint)
     if style == "pickup":
         bed_length = rear_window - 0.05 - rear - 0.15
-        out.add("bed", box_mesh(((rear_window - 0.05 + rear + 0.1) / 2, 0, belt + 0.005), (bed_length, width * 0.85, 0.03)), trim)
+        out.add(
+            "bed",
+            box_mesh(((rear_window - 0.05 + rear + 0.1) / 2, 0, belt + 0.005), (bed_length, width * 0.85, 0.03)),
+            trim,
+        )
     front_axle = front - _u(rng, 0.65, 0.95)
     rear_axle = rear + _u(rng, 0.7, 1.0)
     hub = _pick(rng, METAL[1:2] + METAL[3:4] + METAL[:1])
@@ -195,7 +278,11 @@ def _car(rng, out: _Parts):
         for side in (-1, 1):
             inner, outer = side * (width / 2 - 0.2), side * (width / 2 + 0.02)
             out.add("wheel", cylinder_mesh((x, inner, wheel), (x, outer, wheel), wheel, segments=18), RUBBER)
-            out.add("hub", cylinder_mesh((x, outer, wheel), (x, outer + side * 0.015, wheel), wheel * 0.55, segments=12), hub)
+            out.add(
+                "hub",
+                cylinder_mesh((x, outer, wheel), (x, outer + side * 0.015, wheel), wheel * 0.55, segments=12),
+                hub,
+            )
     lamp_z = belt - _u(rng, 0.13, 0.2)
     for side in (-1, 1):
         y = side * (width / 2 - _u(rng, 0.16, 0.22))
@@ -213,7 +300,11 @@ def _chair_legs(rng, out, depth, width, seat_bottom, color):
         for k in range(5):
             out.add("leg", rotate_z(box_mesh((arm / 2, 0, 0.06), (arm, 0.045, 0.035)), offset + 72 * k), color)
             angle = math.radians(offset + 72 * k)
-            out.add("caster", ellipsoid_mesh((arm * math.cos(angle), arm * math.sin(angle), 0.025), (0.025,) * 3, 8, 4), RUBBER)
+            out.add(
+                "caster",
+                ellipsoid_mesh((arm * math.cos(angle), arm * math.sin(angle), 0.025), (0.025,) * 3, 8, 4),
+                RUBBER,
+            )
         return
     round_legs = rng.random() < 0.4
     size = _u(rng, 0.03, 0.05)
@@ -232,7 +323,12 @@ def _backrest(rng, out, x_back, width, bottom, height, thickness, recline, color
 
     def slab(z0, z1, y0, y1):
         shift0, shift1 = lean * (z0 - bottom) / height, lean * (z1 - bottom) / height
-        section = [(x_back - shift0, z0), (x_back + thickness - shift0, z0), (x_back + thickness - shift1, z1), (x_back - shift1, z1)]
+        section = [
+            (x_back - shift0, z0),
+            (x_back + thickness - shift0, z0),
+            (x_back + thickness - shift1, z1),
+            (x_back - shift1, z1),
+        ]
         out.add(name, extrude_mesh(section, y0, y1, axes=(0, 2)), color)
 
     style = str(rng.choice(["panel", "slats", "rails"]))
@@ -241,7 +337,12 @@ def _backrest(rng, out, x_back, width, bottom, height, thickness, recline, color
         return
     post = 0.04
     for side in (-1, 1):
-        slab(bottom, bottom + height, side * width / 2 - (post if side > 0 else 0), side * width / 2 + (post if side < 0 else 0))
+        slab(
+            bottom,
+            bottom + height,
+            side * width / 2 - (post if side > 0 else 0),
+            side * width / 2 + (post if side < 0 else 0),
+        )
     if style == "slats":
         slab(bottom + 0.8 * height, bottom + height, -width / 2, width / 2)
         count = int(rng.integers(2, 6))
@@ -261,8 +362,17 @@ def _chair(rng, out: _Parts):
     frame = _pick(rng, WOOD + METAL)
     cushion = _jitter(rng, frame, 0.12) if rng.random() < 0.35 else _pick(rng, FABRIC)  # all wood, or upholstered
     out.add("seat", box_mesh((0, 0, seat - thickness / 2), (depth, width, thickness)), cushion)
-    _backrest(rng, out, -depth / 2, width, seat, _u(rng, 0.35, 0.6), _u(rng, 0.03, 0.06), _u(rng, 0, 16),
-              cushion if rng.random() < 0.5 else frame)
+    _backrest(
+        rng,
+        out,
+        -depth / 2,
+        width,
+        seat,
+        _u(rng, 0.35, 0.6),
+        _u(rng, 0.03, 0.06),
+        _u(rng, 0, 16),
+        cushion if rng.random() < 0.5 else frame,
+    )
     _chair_legs(rng, out, depth, width, seat - thickness, frame)
     if rng.random() < 0.35:
         arm_z = seat + _u(rng, 0.18, 0.25)
@@ -283,7 +393,13 @@ def _sofa(rng, out: _Parts):
     cushion = _u(rng, 0.1, 0.16)
     base_top = seat - cushion
     out.add("base", box_mesh((0, 0, (legs + base_top) / 2), (depth, width, base_top - legs)), fabric)
-    out.add("back", box_mesh((-depth / 2 + back_depth / 2, 0, (base_top + back_top) / 2), (back_depth, width, back_top - base_top)), fabric)
+    out.add(
+        "back",
+        box_mesh(
+            (-depth / 2 + back_depth / 2, 0, (base_top + back_top) / 2), (back_depth, width, back_top - base_top)
+        ),
+        fabric,
+    )
     inner = width / 2 - arm_width
     if arm_width > 0:
         rounded = rng.random() < 0.4
@@ -291,14 +407,22 @@ def _sofa(rng, out: _Parts):
             y = side * (width / 2 - arm_width / 2)
             out.add("arm", box_mesh((0, y, (legs + arm_top) / 2), (depth, arm_width, arm_top - legs)), fabric)
             if rounded:
-                out.add("arm", cylinder_mesh((depth / 2, y, arm_top), (-depth / 2, y, arm_top), arm_width / 2 * 1.05, segments=12), fabric)
+                out.add(
+                    "arm",
+                    cylinder_mesh(
+                        (depth / 2, y, arm_top), (-depth / 2, y, arm_top), arm_width / 2 * 1.05, segments=12
+                    ),
+                    fabric,
+                )
     count = int(rng.integers(1, 4))
     gap = 0.015
     for k in range(count):
         y0 = -inner + 2 * inner * k / count + gap
         y1 = -inner + 2 * inner * (k + 1) / count - gap
         size = (depth - back_depth - 0.02, y1 - y0, cushion)
-        out.add("cushion", box_mesh(((back_depth + 0.02) / 2, (y0 + y1) / 2, base_top + cushion / 2), size), cushion_color)
+        out.add(
+            "cushion", box_mesh(((back_depth + 0.02) / 2, (y0 + y1) / 2, base_top + cushion / 2), size), cushion_color
+        )
     if rng.random() < 0.5:  # back cushions leaning on the back
         for k in range(count):
             y0 = -inner + 2 * inner * k / count + gap
@@ -321,21 +445,42 @@ def _bench(rng, out: _Parts):
         count = int(rng.integers(3, 6))
         slat = depth / count
         for k in range(count):
-            out.add("seat", box_mesh((-depth / 2 + slat * (k + 0.5), 0, seat - thickness / 2), (slat * 0.8, length, thickness)), wood)
+            out.add(
+                "seat",
+                box_mesh((-depth / 2 + slat * (k + 0.5), 0, seat - thickness / 2), (slat * 0.8, length, thickness)),
+                wood,
+            )
     ends = length / 2 - _u(rng, 0.05, 0.2)
     if rng.random() < 0.5:  # slab ends
         for side in (-1, 1):
-            out.add("leg", box_mesh((0, side * ends, (seat - thickness) / 2), (depth * 0.9, 0.05, seat - thickness)), metal)
+            out.add(
+                "leg", box_mesh((0, side * ends, (seat - thickness) / 2), (depth * 0.9, 0.05, seat - thickness)), metal
+            )
     else:
         for side in (-1, 1):
             for x in (depth / 2 - 0.04, -depth / 2 + 0.04):
-                out.add("leg", box_mesh((x, side * ends, (seat - thickness) / 2), (0.045, 0.045, seat - thickness)), metal)
+                out.add(
+                    "leg", box_mesh((x, side * ends, (seat - thickness) / 2), (0.045, 0.045, seat - thickness)), metal
+                )
             out.add("leg", box_mesh((0, side * ends, 0.08), (depth - 0.08, 0.03, 0.03)), metal)
     if rng.random() < 0.55:
         back = _u(rng, 0.3, 0.45)
         for side in (-1, 1):
-            out.add("back", extrude_mesh([(-depth / 2, seat - 0.02), (-depth / 2 + 0.05, seat - 0.02), (-depth / 2 - 0.03, seat + back),
-                                          (-depth / 2 - 0.08, seat + back)], side * ends - 0.025, side * ends + 0.025, axes=(0, 2)), metal)
+            out.add(
+                "back",
+                extrude_mesh(
+                    [
+                        (-depth / 2, seat - 0.02),
+                        (-depth / 2 + 0.05, seat - 0.02),
+                        (-depth / 2 - 0.03, seat + back),
+                        (-depth / 2 - 0.08, seat + back),
+                    ],
+                    side * ends - 0.025,
+                    side * ends + 0.025,
+                    axes=(0, 2),
+                ),
+                metal,
+            )
         for k in range(int(rng.integers(2, 4))):
             z = seat + back * (1 - 0.3 * k) - 0.04
             x = -depth / 2 - 0.065 * (z - seat) / back + 0.01
@@ -365,7 +510,11 @@ def _table(rng, out: _Parts):
     if style == "pedestal":
         out.add("leg", cylinder_mesh((0, 0, 0.03), (0, 0, under), _u(rng, 0.03, 0.07), segments=14), leg_color)
         if rng.random() < 0.5:
-            out.add("foot", cylinder_mesh((0, 0, 0), (0, 0, 0.03), min(width, depth) * _u(rng, 0.25, 0.4), segments=24), leg_color)
+            out.add(
+                "foot",
+                cylinder_mesh((0, 0, 0), (0, 0, 0.03), min(width, depth) * _u(rng, 0.25, 0.4), segments=24),
+                leg_color,
+            )
         else:
             reach = min(width, depth) * 0.38
             for angle in (0, 90):
@@ -389,7 +538,11 @@ def _table(rng, out: _Parts):
                     out.add("leg", cylinder_mesh((px, py, 0), (px, py, under), size / 2, segments=10), leg_color)
         if not round_top and rng.random() < 0.5:
             apron = 0.08
-            out.add("apron", box_mesh((0, 0, under - apron / 2), (depth - 2 * inset - size, width - 2 * inset - size, apron)), leg_color)
+            out.add(
+                "apron",
+                box_mesh((0, 0, under - apron / 2), (depth - 2 * inset - size, width - 2 * inset - size, apron)),
+                leg_color,
+            )
 
 
 def _cabinet(rng, out: _Parts):
@@ -400,7 +553,11 @@ def _cabinet(rng, out: _Parts):
     base = _u(rng, 0.04, 0.12)
     out.add("body", box_mesh((0, 0, (base + height) / 2), (depth, width, height - base)), body)
     if rng.random() < 0.5:
-        out.add("plinth", box_mesh((-0.02, 0, base / 2), (depth - 0.04, width - 0.04, base)), handle_color if rng.random() < 0.3 else body)
+        out.add(
+            "plinth",
+            box_mesh((-0.02, 0, base / 2), (depth - 0.04, width - 0.04, base)),
+            handle_color if rng.random() < 0.3 else body,
+        )
     else:
         for x in (depth / 2 - 0.04, -depth / 2 + 0.04):
             for y in (width / 2 - 0.04, -width / 2 + 0.04):
@@ -415,7 +572,11 @@ def _cabinet(rng, out: _Parts):
     x_front = depth / 2
 
     def panel(y0, y1, za, zb, handle_at):
-        out.add("door", box_mesh((x_front + 0.008, (y0 + y1) / 2, (za + zb) / 2), (0.016, y1 - y0 - gap, zb - za - gap)), front)
+        out.add(
+            "door",
+            box_mesh((x_front + 0.008, (y0 + y1) / 2, (za + zb) / 2), (0.016, y1 - y0 - gap, zb - za - gap)),
+            front,
+        )
         hy, hz, vertical = handle_at
         if knobs:
             out.add("handle", ellipsoid_mesh((x_front + 0.03, hy, hz), (0.018, 0.018, 0.018), 8, 4), handle_color)
@@ -450,11 +611,26 @@ def _display(rng, out: _Parts):
     bottom = _u(rng, 0.08, 0.22)
     centre_z = bottom + height / 2
     out.add("bezel", box_mesh((0, 0, centre_z), (thickness, width, height)), case)
-    out.add("screen", box_mesh((thickness / 2 + 0.003, 0, centre_z), (0.006, width - 2 * bezel, height - 2 * bezel)), SCREEN)
+    out.add(
+        "screen",
+        box_mesh((thickness / 2 + 0.003, 0, centre_z), (0.006, width - 2 * bezel, height - 2 * bezel)),
+        SCREEN,
+    )
     if crt:
-        back = [np.array([[x, -w / 2, centre_z - h / 2], [x, w / 2, centre_z - h / 2], [x, w / 2, centre_z + h / 2],
-                          [x, -w / 2, centre_z + h / 2]])
-                for x, w, h in ((-thickness / 2, width * 0.92, height * 0.92), (-thickness / 2 - width * 0.7, width * 0.5, height * 0.5))]
+        back = [
+            np.array(
+                [
+                    [x, -w / 2, centre_z - h / 2],
+                    [x, w / 2, centre_z - h / 2],
+                    [x, w / 2, centre_z + h / 2],
+                    [x, -w / 2, centre_z + h / 2],
+                ]
+            )
+            for x, w, h in (
+                (-thickness / 2, width * 0.92, height * 0.92),
+                (-thickness / 2 - width * 0.7, width * 0.5, height * 0.5),
+            )
+        ]
         out.add("back", loft_mesh(back), case)
         out.add("foot", box_mesh((-width * 0.3, 0, bottom / 2), (width * 0.6, width * 0.5, bottom)), stand_color)
         return
@@ -463,11 +639,23 @@ def _display(rng, out: _Parts):
     neck_x = -thickness / 2 - 0.03 - 0.02
     style = str(rng.choice(["neck", "neck", "legs"]))
     if style == "neck":
-        out.add("neck", box_mesh((neck_x, 0, (0.02 + centre_z) / 2), (0.03, _u(rng, 0.04, 0.12), centre_z - 0.02)), stand_color)
+        out.add(
+            "neck",
+            box_mesh((neck_x, 0, (0.02 + centre_z) / 2), (0.03, _u(rng, 0.04, 0.12), centre_z - 0.02)),
+            stand_color,
+        )
         if rng.random() < 0.5:
-            out.add("foot", box_mesh((neck_x + 0.02, 0, 0.01), (_u(rng, 0.16, 0.24), _u(rng, 0.2, 0.35), 0.02)), stand_color)
+            out.add(
+                "foot",
+                box_mesh((neck_x + 0.02, 0, 0.01), (_u(rng, 0.16, 0.24), _u(rng, 0.2, 0.35), 0.02)),
+                stand_color,
+            )
         else:
-            out.add("foot", cylinder_mesh((neck_x + 0.02, 0, 0), (neck_x + 0.02, 0, 0.02), _u(rng, 0.1, 0.14), segments=24), stand_color)
+            out.add(
+                "foot",
+                cylinder_mesh((neck_x + 0.02, 0, 0), (neck_x + 0.02, 0, 0.02), _u(rng, 0.1, 0.14), segments=24),
+                stand_color,
+            )
     else:
         for side in (-1, 1):
             y = side * width * _u(rng, 0.3, 0.42)
@@ -477,7 +665,10 @@ def _display(rng, out: _Parts):
 
 def _lamp(rng, out: _Parts):
     style = str(rng.choice(["table", "desk", "desk", "floor"]))
-    metal, shade_color = _pick(rng, METAL + [(0.75, 0.6, 0.3)]), _pick(rng, FABRIC + [(0.95, 0.93, 0.85), (0.95, 0.93, 0.85)])
+    metal, shade_color = (
+        _pick(rng, METAL + [(0.75, 0.6, 0.3)]),
+        _pick(rng, FABRIC + [(0.95, 0.93, 0.85), (0.95, 0.93, 0.85)]),
+    )
     bulb = (1.0, 0.95, 0.7, 1.0)
     if style == "desk":
         base_r = _u(rng, 0.07, 0.11)
@@ -490,8 +681,14 @@ def _lamp(rng, out: _Parts):
         down = math.radians(_u(rng, 30, 70))
         direction = np.array([math.cos(down), 0.0, -math.sin(down)])
         size = _u(rng, 0.1, 0.16)
-        profile = [(0.015, 0.0), (size * 0.45, size * 0.3), (size * 0.5, size), (size * 0.46, size), (size * 0.4, size * 0.32),
-                   (0.005, 0.02)]
+        profile = [
+            (0.015, 0.0),
+            (size * 0.45, size * 0.3),
+            (size * 0.5, size),
+            (size * 0.46, size),
+            (size * 0.4, size * 0.32),
+            (0.005, 0.02),
+        ]
         out.add("head", lathe_mesh(profile, wrist, direction, 18, closed_loop=True), shade_color)
         out.add("bulb", ellipsoid_mesh(np.asarray(wrist) + direction * size * 0.6, (size * 0.2,) * 3, 8, 4), bulb)
         return
@@ -503,8 +700,14 @@ def _lamp(rng, out: _Parts):
     else:  # a vase-like body
         body_r = _u(rng, 0.07, 0.13)
         body_h = stem_top * _u(rng, 0.5, 0.8)
-        profile = [(0.0, 0.0), (body_r * 0.7, 0.0), (body_r, body_h * 0.35), (body_r * _u(rng, 0.4, 0.9), body_h * 0.8),
-                   (0.02, body_h), (0.0, body_h)]
+        profile = [
+            (0.0, 0.0),
+            (body_r * 0.7, 0.0),
+            (body_r, body_h * 0.35),
+            (body_r * _u(rng, 0.4, 0.9), body_h * 0.8),
+            (0.02, body_h),
+            (0.0, body_h),
+        ]
         out.add("base", lathe_mesh(profile, segments=20), _pick(rng, FABRIC + PLASTIC))
         out.add("stem", cylinder_mesh((0, 0, body_h), (0, 0, stem_top), 0.012, segments=8), metal)
     shade = str(rng.choice(["drum", "cone", "bell", "dome"]))
@@ -538,24 +741,45 @@ def _telephone(rng, out: _Parts):
     out.add("body", extrude_mesh(outline, -thickness / 2, thickness / 2, axes=(1, 2)), case)
     chin = 0.018 if home_button else bezel
     top = 0.015 if home_button else bezel
-    screen = rounded_rectangle(width - 2 * bezel, height - chin - top, corner * 0.7) + [0, chin + (height - chin - top) / 2]
+    screen = rounded_rectangle(width - 2 * bezel, height - chin - top, corner * 0.7) + [
+        0,
+        chin + (height - chin - top) / 2,
+    ]
     out.add("screen", extrude_mesh(screen, thickness / 2, thickness / 2 + 0.0008, axes=(1, 2)), SCREEN)
     if home_button:
-        out.add("button", cylinder_mesh((thickness / 2, 0, chin / 2), (thickness / 2 + 0.0008, 0, chin / 2), 0.005, segments=14), case)
+        out.add(
+            "button",
+            cylinder_mesh((thickness / 2, 0, chin / 2), (thickness / 2 + 0.0008, 0, chin / 2), 0.005, segments=14),
+            case,
+        )
     lenses = int(rng.integers(1, 4))
     module = str(rng.choice(["square", "round", "strip"]))
     lens = width * 0.07
     cy, cz = width / 2 - 0.012 - lens, height - 0.012 - lens  # top left, seen from behind (+y)
     if module == "square" and lenses > 1:
-        out.add("camera", extrude_mesh(rounded_rectangle(4.6 * lens, 4.6 * lens, lens) + [cy - 0.7 * lens, cz - 0.7 * lens],
-                                       -thickness / 2 - 0.0012, -thickness / 2, axes=(1, 2)), _jitter(rng, case, 0.08))
+        out.add(
+            "camera",
+            extrude_mesh(
+                rounded_rectangle(4.6 * lens, 4.6 * lens, lens) + [cy - 0.7 * lens, cz - 0.7 * lens],
+                -thickness / 2 - 0.0012,
+                -thickness / 2,
+                axes=(1, 2),
+            ),
+            _jitter(rng, case, 0.08),
+        )
     for k in range(lenses):
         ly = cy - (1.6 * lens * k if module == "strip" else 1.5 * lens * (k % 2))
         lz = cz - (0 if module == "strip" else 1.5 * lens * (k // 2))
-        lens_mesh = cylinder_mesh((-thickness / 2 - 0.0005, ly, lz), (-thickness / 2 - 0.002, ly, lz), lens * 0.7, segments=14)
+        lens_mesh = cylinder_mesh(
+            (-thickness / 2 - 0.0005, ly, lz), (-thickness / 2 - 0.002, ly, lz), lens * 0.7, segments=14
+        )
         out.add("camera", lens_mesh, RUBBER)
     for k, length in enumerate((0.02, 0.012)[: int(rng.integers(1, 3))]):
-        out.add("button", box_mesh((0, width / 2 + 0.0005, height * 0.72 - k * 0.03), (thickness * 0.5, 0.0015, length)), case)
+        out.add(
+            "button",
+            box_mesh((0, width / 2 + 0.0005, height * 0.72 - k * 0.03), (thickness * 0.5, 0.0015, length)),
+            case,
+        )
 
 
 def _watercraft(rng, out: _Parts):
@@ -570,41 +794,106 @@ def _watercraft(rng, out: _Parts):
     transom = _u(rng, 0.6, 0.9)
     for s in stations:
         # Half-beam: full from the stern to mid-ships, narrowing to a point at the bow.
-        half = beam / 2 * (transom + (1 - transom) * min(1.0, s / 0.45)) if s <= 0.5 else beam / 2 * (1 - ((s - 0.5) / 0.5) ** 1.6)
+        half = (
+            beam / 2 * (transom + (1 - transom) * min(1.0, s / 0.45))
+            if s <= 0.5
+            else beam / 2 * (1 - ((s - 0.5) / 0.5) ** 1.6)
+        )
         half = max(half, beam * 0.004)
-        sheer = depth * (1 + 0.35 * s ** 2)
+        sheer = depth * (1 + 0.35 * s**2)
         keel = depth * 0.7 * max(0.0, (s - 0.75) / 0.25) ** 2
         x = -length / 2 + length * s
-        points = [(-half, sheer), (-0.92 * half, keel + 0.4 * (sheer - keel)), (-0.4 * half, keel + 0.06 * depth), (0, keel),
-                  (0.4 * half, keel + 0.06 * depth), (0.92 * half, keel + 0.4 * (sheer - keel)), (half, sheer)]
+        points = [
+            (-half, sheer),
+            (-0.92 * half, keel + 0.4 * (sheer - keel)),
+            (-0.4 * half, keel + 0.06 * depth),
+            (0, keel),
+            (0.4 * half, keel + 0.06 * depth),
+            (0.92 * half, keel + 0.4 * (sheer - keel)),
+            (half, sheer),
+        ]
         sections.append(np.array([[x, y, z] for y, z in points]))
     out.add("hull", loft_mesh(sections), hull_color)
-    out.add("deck", box_mesh((-length * 0.1, 0, depth + 0.005 * length), (length * 0.7, beam * 0.8, 0.01 * length)), deck_color)
+    out.add(
+        "deck",
+        box_mesh((-length * 0.1, 0, depth + 0.005 * length), (length * 0.7, beam * 0.8, 0.01 * length)),
+        deck_color,
+    )
     accent = _pick(rng, PAINT)
     deck = depth + 0.01 * length
     if style == "motorboat":
         cabin_x = _u(rng, -0.15, 0.05) * length
         cabin_len, cabin_h = length * _u(rng, 0.2, 0.35), beam * _u(rng, 0.25, 0.4)
-        cabin = [(cabin_x - cabin_len / 2, deck), (cabin_x + cabin_len / 2, deck), (cabin_x + cabin_len * 0.15, deck + cabin_h),
-                 (cabin_x - cabin_len / 2, deck + cabin_h)]
+        cabin = [
+            (cabin_x - cabin_len / 2, deck),
+            (cabin_x + cabin_len / 2, deck),
+            (cabin_x + cabin_len * 0.15, deck + cabin_h),
+            (cabin_x - cabin_len / 2, deck + cabin_h),
+        ]
         out.add("cabin", extrude_mesh(cabin, -beam * 0.3, beam * 0.3, axes=(0, 2)), deck_color)
-        out.add("windows", extrude_mesh([(x + 0.01 * length, z) if k in (1, 2) else (x, z) for k, (x, z) in enumerate(
-            [(cabin_x - cabin_len * 0.3, deck + cabin_h * 0.5), (cabin_x + cabin_len * 0.32, deck + cabin_h * 0.5),
-             (cabin_x + cabin_len * 0.12, deck + cabin_h * 0.9), (cabin_x - cabin_len * 0.3, deck + cabin_h * 0.9)])],
-            -beam * 0.31, beam * 0.31, axes=(0, 2)), GLASS)
+        out.add(
+            "windows",
+            extrude_mesh(
+                [
+                    (x + 0.01 * length, z) if k in (1, 2) else (x, z)
+                    for k, (x, z) in enumerate(
+                        [
+                            (cabin_x - cabin_len * 0.3, deck + cabin_h * 0.5),
+                            (cabin_x + cabin_len * 0.32, deck + cabin_h * 0.5),
+                            (cabin_x + cabin_len * 0.12, deck + cabin_h * 0.9),
+                            (cabin_x - cabin_len * 0.3, deck + cabin_h * 0.9),
+                        ]
+                    )
+                ],
+                -beam * 0.31,
+                beam * 0.31,
+                axes=(0, 2),
+            ),
+            GLASS,
+        )
     elif style == "sailboat":
         mast_x = length * _u(rng, 0.0, 0.15)
         mast_h = length * _u(rng, 1.0, 1.4)
-        out.add("mast", cylinder_mesh((mast_x, 0, deck), (mast_x, 0, deck + mast_h), length * 0.008, segments=8), METAL[1])
+        out.add(
+            "mast", cylinder_mesh((mast_x, 0, deck), (mast_x, 0, deck + mast_h), length * 0.008, segments=8), METAL[1]
+        )
         sail = (0.97, 0.96, 0.92, 1.0)
         boom = length * _u(rng, 0.35, 0.5)
-        out.add("sail", extrude_mesh([(mast_x - 0.01 * length, deck + 0.06 * length), (mast_x - 0.01 * length, deck + mast_h * 0.97),
-                                      (mast_x - boom, deck + 0.06 * length)], -0.004 * length, 0.004 * length, axes=(0, 2)), sail)
+        out.add(
+            "sail",
+            extrude_mesh(
+                [
+                    (mast_x - 0.01 * length, deck + 0.06 * length),
+                    (mast_x - 0.01 * length, deck + mast_h * 0.97),
+                    (mast_x - boom, deck + 0.06 * length),
+                ],
+                -0.004 * length,
+                0.004 * length,
+                axes=(0, 2),
+            ),
+            sail,
+        )
         if rng.random() < 0.7:
             bow = length / 2 * 0.92
-            out.add("sail", extrude_mesh([(mast_x + 0.01 * length, deck + 0.05 * length), (mast_x + 0.01 * length, deck + mast_h * 0.85),
-                                          (bow, deck + 0.05 * length)], -0.004 * length, 0.004 * length, axes=(0, 2)), _jitter(rng, sail))
-        out.add("cabin", box_mesh((-length * 0.12, 0, deck + beam * 0.08), (length * 0.25, beam * 0.45, beam * 0.16)), deck_color)
+            out.add(
+                "sail",
+                extrude_mesh(
+                    [
+                        (mast_x + 0.01 * length, deck + 0.05 * length),
+                        (mast_x + 0.01 * length, deck + mast_h * 0.85),
+                        (bow, deck + 0.05 * length),
+                    ],
+                    -0.004 * length,
+                    0.004 * length,
+                    axes=(0, 2),
+                ),
+                _jitter(rng, sail),
+            )
+        out.add(
+            "cabin",
+            box_mesh((-length * 0.12, 0, deck + beam * 0.08), (length * 0.25, beam * 0.45, beam * 0.16)),
+            deck_color,
+        )
     else:
         bridge_x = -length * _u(rng, 0.1, 0.3)
         levels = int(rng.integers(2, 4))
@@ -612,17 +901,32 @@ def _watercraft(rng, out: _Parts):
         for k in range(levels):
             size = (length * (0.3 - 0.06 * k), beam * (0.8 - 0.1 * k), level_h)
             out.add("cabin", box_mesh((bridge_x, 0, deck + level_h * (k + 0.5)), size), deck_color)
-        out.add("windows", box_mesh((bridge_x + length * (0.3 - 0.06 * (levels - 1)) / 2, 0, deck + level_h * (levels - 0.45)),
-                                    (0.004 * length, beam * (0.8 - 0.1 * (levels - 1)) * 0.9, level_h * 0.35)), GLASS)
+        out.add(
+            "windows",
+            box_mesh(
+                (bridge_x + length * (0.3 - 0.06 * (levels - 1)) / 2, 0, deck + level_h * (levels - 0.45)),
+                (0.004 * length, beam * (0.8 - 0.1 * (levels - 1)) * 0.9, level_h * 0.35),
+            ),
+            GLASS,
+        )
         funnel_x = bridge_x - length * 0.08
         funnel_z = deck + levels * level_h
-        out.add("funnel", cylinder_mesh((funnel_x, 0, funnel_z), (funnel_x - 0.02 * length, 0, funnel_z + beam * 0.5),
-                                        beam * 0.13, segments=14), accent)
+        out.add(
+            "funnel",
+            cylinder_mesh(
+                (funnel_x, 0, funnel_z), (funnel_x - 0.02 * length, 0, funnel_z + beam * 0.5), beam * 0.13, segments=14
+            ),
+            accent,
+        )
         if rng.random() < 0.6:  # containers forward
             for k in range(int(rng.integers(2, 5))):
                 x = bridge_x + length * (0.2 + 0.1 * k)
                 if x < length * 0.32:
-                    out.add("cargo", box_mesh((x, 0, deck + beam * 0.15), (length * 0.08, beam * 0.7, beam * 0.3)), _pick(rng, PAINT))
+                    out.add(
+                        "cargo",
+                        box_mesh((x, 0, deck + beam * 0.15), (length * 0.08, beam * 0.7, beam * 0.3)),
+                        _pick(rng, PAINT),
+                    )
 
 
 def _loudspeaker(rng, out: _Parts):
@@ -633,7 +937,9 @@ def _loudspeaker(rng, out: _Parts):
     baffle = cabinet if rng.random() < 0.5 else _pick(rng, PLASTIC)
     feet = _u(rng, 0.0, 0.04) if tower else 0.0
     out.add("body", box_mesh((0, 0, feet + height / 2), (depth, width, height)), cabinet)
-    out.add("baffle", box_mesh((depth / 2 + 0.004, 0, feet + height / 2), (0.008, width - 0.01, height - 0.01)), baffle)
+    out.add(
+        "baffle", box_mesh((depth / 2 + 0.004, 0, feet + height / 2), (0.008, width - 0.01, height - 0.01)), baffle
+    )
     if feet:
         for x in (depth / 2 - 0.03, -depth / 2 + 0.03):
             for y in (width / 2 - 0.03, -width / 2 + 0.03):
@@ -647,11 +953,15 @@ def _loudspeaker(rng, out: _Parts):
     z = tweeter_z - 0.04 - woofer
     for _ in range(count):
         out.add("driver", cylinder_mesh((front, 0, z), (front + 0.01, 0, z), woofer, woofer * 0.95, 20), surround)
-        out.add("driver", cylinder_mesh((front + 0.01, 0, z), (front + 0.018, 0, z), woofer * 0.8, woofer * 0.25, 20), cone)
+        out.add(
+            "driver", cylinder_mesh((front + 0.01, 0, z), (front + 0.018, 0, z), woofer * 0.8, woofer * 0.25, 20), cone
+        )
         z -= 2 * woofer + 0.015
     out.add("tweeter", ellipsoid_mesh((front + 0.004, 0, tweeter_z), (0.012, 0.022, 0.022), 12, 6), cone)
     if rng.random() < 0.5 and z + 0.015 + woofer > feet + 0.08:  # a bass port, where there is room under the woofers
-        out.add("port", cylinder_mesh((front, 0, feet + 0.05), (front + 0.003, 0, feet + 0.05), 0.02, segments=12), RUBBER)
+        out.add(
+            "port", cylinder_mesh((front, 0, feet + 0.05), (front + 0.003, 0, feet + 0.05), 0.02, segments=12), RUBBER
+        )
 
 
 def _rifle(rng, out: _Parts):
@@ -660,22 +970,45 @@ def _rifle(rng, out: _Parts):
     butt, grip = -length / 2, -length / 2 + length * _u(rng, 0.25, 0.32)
     axis_z = _u(rng, 0.08, 0.1)
     drop = _u(rng, 0.0, 0.04)
-    stock = [(butt, axis_z - 0.07 - drop), (butt, axis_z + 0.03 - drop), (grip, axis_z + 0.02), (grip + 0.04, axis_z - 0.03),
-             (grip - 0.01, axis_z - 0.05), (butt + 0.1, axis_z - 0.035 - drop)]
+    stock = [
+        (butt, axis_z - 0.07 - drop),
+        (butt, axis_z + 0.03 - drop),
+        (grip, axis_z + 0.02),
+        (grip + 0.04, axis_z - 0.03),
+        (grip - 0.01, axis_z - 0.05),
+        (butt + 0.1, axis_z - 0.035 - drop),
+    ]
     out.add("stock", extrude_mesh(stock, -0.02, 0.02, axes=(0, 2)), wood)
     receiver = length * _u(rng, 0.22, 0.3)
     out.add("receiver", box_mesh((grip + receiver / 2, 0, axis_z), (receiver, 0.035, 0.05)), metal)
     front = grip + receiver
     guard = length * _u(rng, 0.15, 0.3)
-    out.add("handguard", box_mesh((front + guard / 2, 0, axis_z - 0.005), (guard, 0.04, 0.045)), wood if rng.random() < 0.6 else metal)
-    out.add("barrel", cylinder_mesh((front, 0, axis_z + 0.005), (length / 2, 0, axis_z + 0.005), _u(rng, 0.008, 0.012), segments=12), metal)
-    handle = [(grip + 0.02, axis_z - 0.02), (grip + 0.06, axis_z - 0.02), (grip + 0.03, axis_z - 0.11), (grip - 0.01, axis_z - 0.11)]
+    out.add(
+        "handguard",
+        box_mesh((front + guard / 2, 0, axis_z - 0.005), (guard, 0.04, 0.045)),
+        wood if rng.random() < 0.6 else metal,
+    )
+    out.add(
+        "barrel",
+        cylinder_mesh((front, 0, axis_z + 0.005), (length / 2, 0, axis_z + 0.005), _u(rng, 0.008, 0.012), segments=12),
+        metal,
+    )
+    handle = [
+        (grip + 0.02, axis_z - 0.02),
+        (grip + 0.06, axis_z - 0.02),
+        (grip + 0.03, axis_z - 0.11),
+        (grip - 0.01, axis_z - 0.11),
+    ]
     out.add("grip", extrude_mesh(handle, -0.016, 0.016, axes=(0, 2)), wood)
     if rng.random() < 0.6:
         mag_x = grip + receiver * 0.65
         curve = _u(rng, 0.0, 0.05)
-        magazine = [(mag_x - 0.02, axis_z - 0.02), (mag_x + 0.02, axis_z - 0.02), (mag_x + 0.02 + curve, axis_z - 0.13),
-                    (mag_x - 0.02 + curve, axis_z - 0.13)]
+        magazine = [
+            (mag_x - 0.02, axis_z - 0.02),
+            (mag_x + 0.02, axis_z - 0.02),
+            (mag_x + 0.02 + curve, axis_z - 0.13),
+            (mag_x - 0.02 + curve, axis_z - 0.13),
+        ]
         out.add("magazine", extrude_mesh(magazine, -0.013, 0.013, axes=(0, 2)), metal)
     if rng.random() < 0.5:
         scope_x0, scope_x1 = grip + 0.01, grip + receiver + 0.02
@@ -689,8 +1022,18 @@ def _rifle(rng, out: _Parts):
 
 
 GENERATORS = {
-    "airplane": _airplane, "bench": _bench, "cabinet": _cabinet, "car": _car, "chair": _chair, "display": _display,
-    "lamp": _lamp, "loudspeaker": _loudspeaker, "rifle": _rifle, "sofa": _sofa, "table": _table, "telephone": _telephone,
+    "airplane": _airplane,
+    "bench": _bench,
+    "cabinet": _cabinet,
+    "car": _car,
+    "chair": _chair,
+    "display": _display,
+    "lamp": _lamp,
+    "loudspeaker": _loudspeaker,
+    "rifle": _rifle,
+    "sofa": _sofa,
+    "table": _table,
+    "telephone": _telephone,
     "watercraft": _watercraft,
 }
 CATEGORIES = tuple(sorted(GENERATORS))

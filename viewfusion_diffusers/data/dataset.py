@@ -22,6 +22,7 @@ from ..constants import NUM_VIEWS, view_azimuth
 from ..dependencies import import_optional
 from ..image_processor import ViewProcessor
 
+
 AZIMUTHS_DEGREES = tuple(view_azimuth(k) for k in range(NUM_VIEWS))
 
 
@@ -111,7 +112,9 @@ class NMRDataset:
         views = [read_view(image_dir / f"{int(k):04d}.png") for k in view_indices]
         sizes = {v.shape for v in views}
         if len(sizes) != 1 or views[0].shape[0] != views[0].shape[1]:
-            raise ValueError(f"Views of {image_dir.parent} have sizes {sorted(sizes)}; all must be the same square size.")
+            raise ValueError(
+                f"Views of {image_dir.parent} have sizes {sorted(sizes)}; all must be the same square size."
+            )
         return torch.from_numpy(np.stack(views)).permute(0, 3, 1, 2).contiguous()
 
     def load_cameras(self, index: int) -> dict[str, np.ndarray]:
@@ -151,7 +154,9 @@ class HFMultiViewDataset:
         views = [np.asarray(ViewProcessor.composite_on_white(image)) for image in images]
         sizes = {v.shape for v in views}
         if len(sizes) != 1 or views[0].shape[0] != views[0].shape[1]:
-            raise ValueError(f"Views of {self.objects[index]} have sizes {sorted(sizes)}; all must be the same square size.")
+            raise ValueError(
+                f"Views of {self.objects[index]} have sizes {sorted(sizes)}; all must be the same square size."
+            )
         return torch.from_numpy(np.stack(views)).permute(0, 3, 1, 2).contiguous()
 
 
@@ -168,18 +173,24 @@ def to_hf_dataset(dataset: NMRDataset):
     """
     datasets = import_optional("datasets", "train")
 
-    features = datasets.Features({
-        "category": datasets.Value("string"),
-        "object_id": datasets.Value("string"),
-        "views": datasets.Sequence(datasets.Image()),
-        "azimuths": datasets.Sequence(datasets.Value("float32")),
-    })
+    features = datasets.Features(
+        {
+            "category": datasets.Value("string"),
+            "object_id": datasets.Value("string"),
+            "views": datasets.Sequence(datasets.Image()),
+            "azimuths": datasets.Sequence(datasets.Value("float32")),
+        }
+    )
 
     def rows():
         for index, (category, object_id) in enumerate(dataset.objects):
             views = dataset.load_views(index).permute(0, 2, 3, 1).numpy()
-            yield {"category": category, "object_id": object_id, "views": [PIL.Image.fromarray(v) for v in views],
-                   "azimuths": list(AZIMUTHS_DEGREES)}
+            yield {
+                "category": category,
+                "object_id": object_id,
+                "views": [PIL.Image.fromarray(v) for v in views],
+                "azimuths": list(AZIMUTHS_DEGREES),
+            }
 
     return datasets.Dataset.from_generator(rows, features=features)
 
@@ -196,7 +207,9 @@ class EvalSample:
     num_views: int
 
 
-def make_eval_samples(objects, num_views=(1, 2, 3, 4, 5, 6), num_objects: int | None = None, seed: int = 0) -> list[EvalSample]:
+def make_eval_samples(
+    objects, num_views=(1, 2, 3, 4, 5, 6), num_objects: int | None = None, seed: int = 0
+) -> list[EvalSample]:
     """The evaluation set: per object one target view and, for each N, N input views from the other 23.
 
     Deterministic given the seed and the object list; the N-view inputs extend the (N-1)-view ones, so a table
@@ -209,7 +222,9 @@ def make_eval_samples(objects, num_views=(1, 2, 3, 4, 5, 6), num_objects: int | 
     """
     num_views = tuple(int(n) for n in num_views)
     if not num_views or min(num_views) < 1 or max(num_views) > NUM_VIEWS - 1:
-        raise ValueError(f"--num_views must lie in 1..{NUM_VIEWS - 1} (views other than the target), got {list(num_views)}.")
+        raise ValueError(
+            f"--num_views must lie in 1..{NUM_VIEWS - 1} (views other than the target), got {list(num_views)}."
+        )
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(objects))
     if num_objects is not None:

@@ -19,6 +19,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+
 # ----------------------------------------------------------------------------------------------------------------
 # Mesh builders: each returns (vertices, faces) of a closed mesh whose faces point outwards.
 
@@ -88,8 +89,10 @@ def _tube(rings: list[np.ndarray], caps="fan", closed_loop: bool = False, cap_tr
             else:
                 centre = len(vertices)
                 vertices.append(np.mean([vertices[k] for k in ring], axis=0))
-                faces += [(centre, ring[j], ring[(j + 1) % count]) if forward
-                          else (centre, ring[(j + 1) % count], ring[j]) for j in range(count)]
+                faces += [
+                    (centre, ring[j], ring[(j + 1) % count]) if forward else (centre, ring[(j + 1) % count], ring[j])
+                    for j in range(count)
+                ]
     return _outward(np.array(vertices), faces)
 
 
@@ -165,8 +168,9 @@ def triangulate_polygon(points) -> list[tuple[int, int, int]]:
     order = list(range(len(points))) if area > 0 else list(range(len(points)))[::-1]
 
     def cross(a, b, c):
-        return ((points[b][0] - points[a][0]) * (points[c][1] - points[a][1])
-                - (points[b][1] - points[a][1]) * (points[c][0] - points[a][0]))
+        return (points[b][0] - points[a][0]) * (points[c][1] - points[a][1]) - (points[b][1] - points[a][1]) * (
+            points[c][0] - points[a][0]
+        )
 
     scale = float(np.ptp(points, axis=0).max()) ** 2
     triangles = []
@@ -252,8 +256,12 @@ def rounded_rectangle(width: float, height: float, radius: float, segments: int 
     for cx, cy, start in ((1, 1, 0), (-1, 1, 90), (-1, -1, 180), (1, -1, 270)):
         for k in range(segments + 1):
             angle = math.radians(start + 90 * k / segments)
-            points.append((cx * (width / 2 - radius) + radius * math.cos(angle),
-                           cy * (height / 2 - radius) + radius * math.sin(angle)))
+            points.append(
+                (
+                    cx * (width / 2 - radius) + radius * math.cos(angle),
+                    cy * (height / 2 - radius) + radius * math.sin(angle),
+                )
+            )
     return np.array(points)
 
 

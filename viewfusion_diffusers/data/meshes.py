@@ -20,6 +20,7 @@ import numpy as np
 
 from ..file_utils import atomic_write
 
+
 MESH_SUFFIXES = (".obj", ".stl")
 
 # Many mesh files are Y-up; the renderer's world is Z-up. A quarter turn about x maps +y to +z.
@@ -107,12 +108,18 @@ def read_stl(path: Path) -> tuple[np.ndarray, np.ndarray, None]:
     if len(data) >= 84:
         count = int(np.frombuffer(data, dtype="<u4", count=1, offset=80)[0])
         if len(data) == 84 + 50 * count:  # binary: 50 bytes per triangle
-            records = np.frombuffer(data, dtype=np.dtype([("normal", "<f4", 3), ("v", "<f4", (3, 3)), ("attr", "<u2")]),
-                                    count=count, offset=84)
+            records = np.frombuffer(
+                data,
+                dtype=np.dtype([("normal", "<f4", 3), ("v", "<f4", (3, 3)), ("attr", "<u2")]),
+                count=count,
+                offset=84,
+            )
             vertices = records["v"].reshape(-1, 3).astype(np.float64)
             return vertices, np.arange(len(vertices)).reshape(-1, 3), None
     text = data.decode("ascii", errors="replace")
-    vertices = [[float(x) for x in line.split()[1:4]] for line in text.splitlines() if line.strip().startswith("vertex")]
+    vertices = [
+        [float(x) for x in line.split()[1:4]] for line in text.splitlines() if line.strip().startswith("vertex")
+    ]
     vertices = np.asarray(vertices, dtype=np.float64).reshape(-1, 3)
     return vertices, np.arange(len(vertices) - len(vertices) % 3).reshape(-1, 3), None
 
@@ -198,7 +205,9 @@ def read_mesh_parts(path) -> list[tuple[np.ndarray, np.ndarray, tuple | None]]:
     return parts_by_color(vertices, faces, colors)
 
 
-def parts_by_color(vertices: np.ndarray, faces: np.ndarray, colors: list) -> list[tuple[np.ndarray, np.ndarray, tuple | None]]:
+def parts_by_color(
+    vertices: np.ndarray, faces: np.ndarray, colors: list
+) -> list[tuple[np.ndarray, np.ndarray, tuple | None]]:
     """Split a mesh into one `(vertices, triangles, color)` part per face colour, in order of first use.
 
     Faces whose colour is None join the colour most faces use. Each part keeps only its own vertices, in order.

@@ -41,9 +41,9 @@ from tqdm.auto import tqdm
 
 from ..cli_help import DefaultsHelpFormatter
 from ..constants import NUM_VIEWS
+from ..dependencies import import_optional
 from ..file_utils import atomic_directory, atomic_write
 from .cameras import FOV_DEGREES, bounding_sphere, camera_distance, nmr_cameras
-from ..dependencies import import_optional
 from .categories import make_object
 from .geometry import parts_bounds
 from .meshes import UP_ROTATIONS, MeshError, parts_by_color, read_mesh, read_mesh_parts, write_obj, write_obj_parts
@@ -56,10 +56,28 @@ from .sources import (
     procedural_source,
 )
 
+
 __all__ = [  # the rendering API, and the names of other modules it renders with
-    "CATEGORY_NAMES", "FOV_DEGREES", "NUM_VIEWS", "UP_ROTATIONS", "MeshError", "list_mesh_sources", "list_sources",
-    "main", "object_bounds", "object_color", "read_mesh", "render_body", "render_dataset", "render_mesh",
-    "render_object", "render_parts", "render_urdf", "split_object_ids", "write_obj", "write_object",
+    "CATEGORY_NAMES",
+    "FOV_DEGREES",
+    "NUM_VIEWS",
+    "UP_ROTATIONS",
+    "MeshError",
+    "list_mesh_sources",
+    "list_sources",
+    "main",
+    "object_bounds",
+    "object_color",
+    "read_mesh",
+    "render_body",
+    "render_dataset",
+    "render_mesh",
+    "render_object",
+    "render_parts",
+    "render_urdf",
+    "split_object_ids",
+    "write_obj",
+    "write_object",
 ]
 
 # Light from a fixed direction in the world (front-left, above), low ambient, strong diffuse.
@@ -85,7 +103,10 @@ def object_bounds(client, body: int) -> tuple[np.ndarray, np.ndarray]:
     """
     p = import_optional("pybullet", "render")
 
-    boxes = [p.getAABB(body, link, physicsClientId=client) for link in range(-1, p.getNumJoints(body, physicsClientId=client))]
+    boxes = [
+        p.getAABB(body, link, physicsClientId=client)
+        for link in range(-1, p.getNumJoints(body, physicsClientId=client))
+    ]
     lower = np.min([b[0] for b in boxes], axis=0)
     upper = np.max([b[1] for b in boxes], axis=0)
     return lower, upper
@@ -138,13 +159,25 @@ def render_body(client, body, resolution: int = 64, supersample: int = 2, bounds
         # pybullet wants an OpenGL view matrix (camera looks down -z, y up), column-major.
         view = np.diag([1.0, -1.0, -1.0, 1.0]) @ cameras[f"world_mat_{k}"]
         _, _, rgba, _, segmentation = p.getCameraImage(
-            size, size, viewMatrix=view.T.reshape(-1).tolist(), projectionMatrix=projection,
-            renderer=p.ER_TINY_RENDERER, lightDirection=LIGHT_DIRECTION, lightAmbientCoeff=LIGHT_AMBIENT,
-            lightDiffuseCoeff=LIGHT_DIFFUSE, lightSpecularCoeff=LIGHT_SPECULAR, shadow=0, physicsClientId=client,
+            size,
+            size,
+            viewMatrix=view.T.reshape(-1).tolist(),
+            projectionMatrix=projection,
+            renderer=p.ER_TINY_RENDERER,
+            lightDirection=LIGHT_DIRECTION,
+            lightAmbientCoeff=LIGHT_AMBIENT,
+            lightDiffuseCoeff=LIGHT_DIFFUSE,
+            lightSpecularCoeff=LIGHT_SPECULAR,
+            shadow=0,
+            physicsClientId=client,
         )
         rgb = np.asarray(rgba, dtype=np.uint8).reshape(size, size, 4)[..., :3].copy()
         rgb[np.asarray(segmentation).reshape(size, size) < 0] = 255
-        image = PIL.Image.fromarray(rgb).resize((resolution, resolution), PIL.Image.BOX) if supersample > 1 else PIL.Image.fromarray(rgb)
+        image = (
+            PIL.Image.fromarray(rgb).resize((resolution, resolution), PIL.Image.BOX)
+            if supersample > 1
+            else PIL.Image.fromarray(rgb)
+        )
         images.append(np.asarray(image))
     return np.stack(images), cameras, center, radius
 
@@ -200,8 +233,12 @@ def render_parts(parts, resolution: int = 64, supersample: int = 2, name: str = 
             for k, (group_vertices, group_faces, color) in enumerate(groups):
                 obj_path = Path(folder) / f"part_{k}.obj"
                 write_obj(obj_path, group_vertices, group_faces)
-                shape = p.createVisualShape(p.GEOM_MESH, fileName=str(obj_path), rgbaColor=list(color or DEFAULT_MESH_COLOR),
-                                            physicsClientId=client)
+                shape = p.createVisualShape(
+                    p.GEOM_MESH,
+                    fileName=str(obj_path),
+                    rgbaColor=list(color or DEFAULT_MESH_COLOR),
+                    physicsClientId=client,
+                )
                 if shape < 0:
                     raise MeshError(f"{name}: pybullet could not load the mesh")
                 bodies.append(p.createMultiBody(baseMass=0, baseVisualShapeIndex=shape, physicsClientId=client))
@@ -230,7 +267,10 @@ def render_mesh(mesh_path, resolution: int = 64, color=None, supersample: int = 
     """
     if up not in UP_ROTATIONS:
         raise ValueError(f"up must be one of {sorted(UP_ROTATIONS)}, got {up!r}")
-    parts = [(vertices @ UP_ROTATIONS[up].T, faces, color or own_color) for vertices, faces, own_color in read_mesh_parts(mesh_path)]
+    parts = [
+        (vertices @ UP_ROTATIONS[up].T, faces, color or own_color)
+        for vertices, faces, own_color in read_mesh_parts(mesh_path)
+    ]
     return render_parts(parts, resolution, supersample, name=str(mesh_path))
 
 
@@ -411,14 +451,20 @@ def render_dataset(
     failed = []
     start = time.perf_counter()
     for category, object_id, path in tqdm(todo, desc="Rendering", unit="object", disable=not show_progress):
-        object_color_ = color if color is not None else object_color(seed, category, object_id) if random_colors else None
+        object_color_ = (
+            color if color is not None else object_color(seed, category, object_id) if random_colors else None
+        )
         try:
             if procedural_source(path) is not None:
-                images, cameras, _, _ = render_object(*procedural_source(path), resolution, supersample, color=object_color_)
+                images, cameras, _, _ = render_object(
+                    *procedural_source(path), resolution, supersample, color=object_color_
+                )
             elif path.endswith(".urdf"):
                 images, cameras, _, _ = render_urdf(path, resolution, color=object_color_, supersample=supersample)
             else:
-                images, cameras, _, _ = render_mesh(path, resolution, color=object_color_, supersample=supersample, up=up)
+                images, cameras, _, _ = render_mesh(
+                    path, resolution, color=object_color_, supersample=supersample, up=up
+                )
         except (ValueError, p.error) as error:
             warnings.warn(f"Skipped {path}: {error}", stacklevel=2)
             failed.append((path, str(error)))
@@ -432,8 +478,13 @@ def render_dataset(
         for split, ids in split_object_ids(rendered, seed).items():
             with atomic_write(root / category / f"{split}.lst", "w") as f:
                 f.write("".join(f"{i}\n" for i in ids))
-    return {"rendered": len(todo) - len(failed), "skipped": skipped, "failed": failed, "seconds_per_object": seconds,
-            "exported": exported}
+    return {
+        "rendered": len(todo) - len(failed),
+        "skipped": skipped,
+        "failed": failed,
+        "seconds_per_object": seconds,
+        "exported": exported,
+    }
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
@@ -445,23 +496,43 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         'categories'
         ```
     """
-    parser = parser or argparse.ArgumentParser(prog="viewfusion-render", description="Render meshes in the NMR layout.",
-                                         formatter_class=DefaultsHelpFormatter)
+    parser = parser or argparse.ArgumentParser(
+        prog="viewfusion-render", description="Render meshes in the NMR layout.", formatter_class=DefaultsHelpFormatter
+    )
     parser.add_argument("--output_dir", required=True, help="Dataset root to write (resumed if it exists).")
-    parser.add_argument("--source", default="all", choices=list(SOURCES),
-                        help="What to render when --meshes is not given: pybullet's models (random_urdfs, named), "
-                             "procedural objects of 13 NMR categories (categories), or all of them.")
-    parser.add_argument("--objects_per_category", type=int, default=DEFAULT_OBJECTS_PER_CATEGORY,
-                        help=f"Procedural objects per category (default {DEFAULT_OBJECTS_PER_CATEGORY}); object k is made "
-                             "with seed k, whatever --seed (which shuffles the split) says.")
-    parser.add_argument("--export_meshes", default=None, metavar="DIR",
-                        help="Also write each procedural object as DIR/<category>/<object_id>.obj (+ .mtl), "
-                             "which --meshes DIR renders alike.")
-    parser.add_argument("--meshes", default=None,
-                        help="A folder of your own OBJ / STL files; each sub-folder is a category.")
+    parser.add_argument(
+        "--source",
+        default="all",
+        choices=list(SOURCES),
+        help="What to render when --meshes is not given: pybullet's models (random_urdfs, named), "
+        "procedural objects of 13 NMR categories (categories), or all of them.",
+    )
+    parser.add_argument(
+        "--objects_per_category",
+        type=int,
+        default=DEFAULT_OBJECTS_PER_CATEGORY,
+        help=f"Procedural objects per category (default {DEFAULT_OBJECTS_PER_CATEGORY}); object k is made "
+        "with seed k, whatever --seed (which shuffles the split) says.",
+    )
+    parser.add_argument(
+        "--export_meshes",
+        default=None,
+        metavar="DIR",
+        help="Also write each procedural object as DIR/<category>/<object_id>.obj (+ .mtl), "
+        "which --meshes DIR renders alike.",
+    )
+    parser.add_argument(
+        "--meshes", default=None, help="A folder of your own OBJ / STL files; each sub-folder is a category."
+    )
     parser.add_argument("--up", default="z", choices=["z", "y"], help="The meshes' up axis (many files are Y-up).")
-    parser.add_argument("--color", type=float, nargs=3, default=None, metavar=("R", "G", "B"),
-                        help="One colour (0..1) for every object, instead of the files' own.")
+    parser.add_argument(
+        "--color",
+        type=float,
+        nargs=3,
+        default=None,
+        metavar=("R", "G", "B"),
+        help="One colour (0..1) for every object, instead of the files' own.",
+    )
     parser.add_argument("--limit", type=int, default=None, help="At most this many objects per category.")
     parser.add_argument("--resolution", type=int, default=64, help="Image size (default 64, as NMR).")
     parser.add_argument("--seed", type=int, default=0, help="Seed of the split and of --random_colors.")
@@ -506,14 +577,26 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if args.color is not None and not all(0 <= c <= 1 for c in args.color):
         parser.error("--color takes three numbers between 0 and 1")
     try:
-        summary = render_dataset(args.output_dir, args.source, args.limit, args.resolution, args.seed, args.random_colors,
-                                 args.supersample, meshes=args.meshes, up=args.up,
-                                 color=None if args.color is None else (*args.color, 1.0),
-                                 objects_per_category=args.objects_per_category, export_meshes=args.export_meshes)
+        summary = render_dataset(
+            args.output_dir,
+            args.source,
+            args.limit,
+            args.resolution,
+            args.seed,
+            args.random_colors,
+            args.supersample,
+            meshes=args.meshes,
+            up=args.up,
+            color=None if args.color is None else (*args.color, 1.0),
+            objects_per_category=args.objects_per_category,
+            export_meshes=args.export_meshes,
+        )
     except ValueError as error:
         parser.error(str(error))
-    print(f"Rendered {summary['rendered']} objects ({summary['seconds_per_object']:.3f} s each), "
-          f"{summary['skipped']} already there, into {args.output_dir}")
+    print(
+        f"Rendered {summary['rendered']} objects ({summary['seconds_per_object']:.3f} s each), "
+        f"{summary['skipped']} already there, into {args.output_dir}"
+    )
     if args.export_meshes is not None:
         print(f"Wrote {summary['exported']} procedural meshes into {args.export_meshes}")
     if summary["failed"]:

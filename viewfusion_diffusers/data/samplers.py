@@ -40,7 +40,9 @@ def step_seed(seed: int, step: int, process_index: int = 0, stream: int = 0) -> 
         True
         ```
     """
-    state = np.random.SeedSequence([int(seed), int(step), int(process_index), int(stream)]).generate_state(2, dtype=np.uint32)
+    state = np.random.SeedSequence([int(seed), int(step), int(process_index), int(stream)]).generate_state(
+        2, dtype=np.uint32
+    )
     return (int(state[0]) << 31) ^ int(state[1])
 
 
@@ -128,8 +130,15 @@ class TrainingBatch:
     noise_level_fraction: torch.Tensor | None = None
 
     @classmethod
-    def from_uint8_views(cls, input_views: torch.Tensor, target: torch.Tensor, inputs: torch.Tensor,
-                         target_index: torch.Tensor, num_views: torch.Tensor, object_indices: torch.Tensor):
+    def from_uint8_views(
+        cls,
+        input_views: torch.Tensor,
+        target: torch.Tensor,
+        inputs: torch.Tensor,
+        target_index: torch.Tensor,
+        num_views: torch.Tensor,
+        object_indices: torch.Tensor,
+    ):
         """The batch of uint8 views and the view indices they show, as [`draw_views`] gives them (view `k` is at
         azimuth `view_azimuth(k)`).
 
@@ -142,12 +151,14 @@ class TrainingBatch:
             ([30.0, 75.0], 1.0)
             ```
         """
-        return cls(input_views=input_views.float() / 127.5 - 1,
-                   input_azimuths=(inputs * AZIMUTH_STEP_DEGREES).double(),
-                   num_views=num_views,
-                   target=target.float() / 127.5 - 1,
-                   target_azimuth=(target_index * AZIMUTH_STEP_DEGREES).float(),
-                   object_indices=object_indices)
+        return cls(
+            input_views=input_views.float() / 127.5 - 1,
+            input_azimuths=(inputs * AZIMUTH_STEP_DEGREES).double(),
+            num_views=num_views,
+            target=target.float() / 127.5 - 1,
+            target_azimuth=(target_index * AZIMUTH_STEP_DEGREES).float(),
+            object_indices=object_indices,
+        )
 
     def to(self, device) -> "TrainingBatch":
         """The batch with its images (`input_views`, `target`, `noise`) on `device`, queued without waiting; the
@@ -164,8 +175,12 @@ class TrainingBatch:
             ```
         """
         noise = None if self.noise is None else self.noise.to(device, non_blocking=True)
-        return replace(self, input_views=self.input_views.to(device, non_blocking=True),
-                       target=self.target.to(device, non_blocking=True), noise=noise)
+        return replace(
+            self,
+            input_views=self.input_views.to(device, non_blocking=True),
+            target=self.target.to(device, non_blocking=True),
+            noise=noise,
+        )
 
     def pin_memory(self) -> "TrainingBatch":
         """The batch with its host images in pinned memory: what a `DataLoader(..., pin_memory=True)` calls.
@@ -243,6 +258,7 @@ def collate_views(samples: list[TrainingBatch]) -> TrainingBatch:
         (torch.Size([3, 3, 64, 64]), [3, 3, 6], torch.Size([12, 3, 64, 64]))
         ```
     """
+
     def concatenated(name):
         values = [getattr(sample, name) for sample in samples]
         return None if values[0] is None else torch.cat(values)
@@ -279,8 +295,9 @@ class EpochPermutationSampler(torch.utils.data.Sampler):
 # In memory: every view of the split in one tensor, a whole step's samples at once.
 
 
-def load_views_in_memory(objects, resolution: int | None = None, device=None, num_threads: int = 8,
-                         show_progress: bool = True) -> torch.Tensor:
+def load_views_in_memory(
+    objects, resolution: int | None = None, device=None, num_threads: int = 8, show_progress: bool = True
+) -> torch.Tensor:
     """Every view of every object in one `(objects, 24, 3, H, W)` uint8 tensor, read once by a few threads.
 
     Args:
@@ -313,10 +330,14 @@ def load_views_in_memory(objects, resolution: int | None = None, device=None, nu
     stacked[0] = first
     with ThreadPoolExecutor(max(1, num_threads)) as pool:
         loaded = pool.map(load, range(1, len(objects)))
-        for index, views in enumerate(tqdm(loaded, total=len(objects) - 1, desc="Loading views", disable=not show_progress), 1):
+        for index, views in enumerate(
+            tqdm(loaded, total=len(objects) - 1, desc="Loading views", disable=not show_progress), 1
+        ):
             if views.shape != first.shape:
-                raise ValueError(f"Object {objects.objects[index]} has views of shape {tuple(views.shape)}, the first "
-                                 f"object {tuple(first.shape)}; pass `resolution` to resize them all to one size.")
+                raise ValueError(
+                    f"Object {objects.objects[index]} has views of shape {tuple(views.shape)}, the first "
+                    f"object {tuple(first.shape)}; pass `resolution` to resize them all to one size."
+                )
             stacked[index] = views
     return stacked.to(device) if device is not None else stacked
 
@@ -351,15 +372,27 @@ class InMemoryViewSampler:
         ```
     """
 
-    def __init__(self, views: torch.Tensor, batch_size: int, max_views: int = 6, target_in_inputs_prob: float = 0.1,
-                 seed: int = 0, num_processes: int = 1, process_index: int = 0):
+    def __init__(
+        self,
+        views: torch.Tensor,
+        batch_size: int,
+        max_views: int = 6,
+        target_in_inputs_prob: float = 0.1,
+        seed: int = 0,
+        num_processes: int = 1,
+        process_index: int = 0,
+    ):
         if views.ndim != 5 or views.shape[1] != NUM_VIEWS or views.dtype != torch.uint8:
-            raise ValueError(f"`views` must be a (objects, {NUM_VIEWS}, 3, H, W) uint8 tensor, got "
-                             f"{tuple(views.shape)} {views.dtype}; make it with load_views_in_memory.")
+            raise ValueError(
+                f"`views` must be a (objects, {NUM_VIEWS}, 3, H, W) uint8 tensor, got "
+                f"{tuple(views.shape)} {views.dtype}; make it with load_views_in_memory."
+            )
         _check_max_views(max_views)
         if batch_size * num_processes > views.shape[0]:
-            raise ValueError(f"{views.shape[0]} objects make no full batch of {batch_size} x {num_processes} processes; "
-                             "lower `batch_size` or give more objects.")
+            raise ValueError(
+                f"{views.shape[0]} objects make no full batch of {batch_size} x {num_processes} processes; "
+                "lower `batch_size` or give more objects."
+            )
         self.views, self.batch_size, self.max_views = views, batch_size, max_views
         self.target_in_inputs_prob, self.seed = target_in_inputs_prob, seed
         self.num_processes, self.process_index = num_processes, process_index
@@ -411,8 +444,15 @@ class InMemoryViewSampler:
 # The step: its noise, its micro-batches.
 
 
-def draw_step_noise(batch_size: int, image_shape, num_train_timesteps: int, pose_dropout: float, seed: int,
-                    device=None, min_timestep: int = 0) -> dict:
+def draw_step_noise(
+    batch_size: int,
+    image_shape,
+    num_train_timesteps: int,
+    pose_dropout: float,
+    seed: int,
+    device=None,
+    min_timestep: int = 0,
+) -> dict:
     """A step's noise `(B, *image_shape)`, timesteps `(B,)` in `min_timestep..num_train_timesteps - 1`, pose-kept
     flags `(B,)` and uniform `noise_level_fraction`s `(B,)` (where a continuous noise level falls between two
     timesteps' levels), from one seed: the draws of a [`TrainingBatch`], by field name.
@@ -494,10 +534,22 @@ def _set_loader_epoch(loader, epoch: int) -> None:
         loader.sampler.set_epoch(epoch)
 
 
-def training_micro_batches(first_step: int, step_batch: int, image_shape, num_train_timesteps: int, *,
-                           view_sampler: InMemoryViewSampler | None = None, dataloader=None,
-                           gradient_accumulation_steps: int = 1, pose_dropout: float = 0.5, seed: int = 0,
-                           process_index: int = 0, device=None, skip_first_batches=None, min_timestep: int = 0):
+def training_micro_batches(
+    first_step: int,
+    step_batch: int,
+    image_shape,
+    num_train_timesteps: int,
+    *,
+    view_sampler: InMemoryViewSampler | None = None,
+    dataloader=None,
+    gradient_accumulation_steps: int = 1,
+    pose_dropout: float = 0.5,
+    seed: int = 0,
+    process_index: int = 0,
+    device=None,
+    skip_first_batches=None,
+    min_timestep: int = 0,
+):
     """The micro-batches ([`TrainingBatch`]es with their draws) of every training step from `first_step` on, each
     step a pure function of `(seed, step, process_index)`.
 
@@ -524,7 +576,9 @@ def training_micro_batches(first_step: int, step_batch: int, image_shape, num_tr
     Example:
         ```py
         >>> sampler = InMemoryViewSampler(torch.zeros(8, 24, 3, 4, 4, dtype=torch.uint8), batch_size=4)
-        >>> batches = training_micro_batches(0, 4, (3, 4, 4), 1000, view_sampler=sampler, gradient_accumulation_steps=2)
+        >>> batches = training_micro_batches(
+        ...     0, 4, (3, 4, 4), 1000, view_sampler=sampler, gradient_accumulation_steps=2
+        ... )
         >>> next(batches).noise.shape
         torch.Size([2, 3, 4, 4])
         ```
@@ -532,12 +586,15 @@ def training_micro_batches(first_step: int, step_batch: int, image_shape, num_tr
     if (view_sampler is None) == (dataloader is None):
         raise ValueError("Give exactly one of `view_sampler` and `dataloader`.")
     if step_batch % gradient_accumulation_steps:
-        raise ValueError(f"A step of {step_batch} samples does not split into {gradient_accumulation_steps} equal "
-                         "micro-batches.")
+        raise ValueError(
+            f"A step of {step_batch} samples does not split into {gradient_accumulation_steps} equal micro-batches."
+        )
 
     def step_noise(step):
         noise_seed = step_seed(seed, step, process_index, stream=2)
-        return draw_step_noise(step_batch, image_shape, num_train_timesteps, pose_dropout, noise_seed, device, min_timestep)
+        return draw_step_noise(
+            step_batch, image_shape, num_train_timesteps, pose_dropout, noise_seed, device, min_timestep
+        )
 
     step = first_step
     if view_sampler is not None:
@@ -546,8 +603,10 @@ def training_micro_batches(first_step: int, step_batch: int, image_shape, num_tr
             step += 1
     steps_per_epoch = len(dataloader) // gradient_accumulation_steps
     if steps_per_epoch == 0:
-        raise ValueError(f"The dataloader's {len(dataloader)} batches make no step of {gradient_accumulation_steps} "
-                         "micro-batches; lower `gradient_accumulation_steps` or the batch size.")
+        raise ValueError(
+            f"The dataloader's {len(dataloader)} batches make no step of {gradient_accumulation_steps} "
+            "micro-batches; lower `gradient_accumulation_steps` or the batch size."
+        )
     while True:
         epoch, step_in_epoch = divmod(step, steps_per_epoch)
         if hasattr(dataloader.dataset, "set_epoch"):

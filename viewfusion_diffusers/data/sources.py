@@ -16,6 +16,7 @@ from ..dependencies import import_optional
 from .categories import CATEGORIES
 from .meshes import MESH_SUFFIXES
 
+
 SOURCES = ("random_urdfs", "named", "categories", "all")
 DEFAULT_OBJECTS_PER_CATEGORY = 300
 DEFAULT_MESH_CATEGORY = "meshes"
@@ -23,9 +24,20 @@ PROCEDURAL_SCHEME = "procedural:"
 
 # Named models from pybullet_data that load and render as single objects.
 NAMED_MODELS = (
-    "duck_vhacd.urdf", "teddy_vhacd.urdf", "table/table.urdf", "lego/lego.urdf", "r2d2.urdf",
-    "soccerball.urdf", "sphere2red.urdf", "cube_small.urdf", "tray/traybox.urdf", "jenga/jenga.urdf",
-    "domino/domino.urdf", "table_square/table_square.urdf", "torus/torus.urdf", "samurai.urdf",
+    "duck_vhacd.urdf",
+    "teddy_vhacd.urdf",
+    "table/table.urdf",
+    "lego/lego.urdf",
+    "r2d2.urdf",
+    "soccerball.urdf",
+    "sphere2red.urdf",
+    "cube_small.urdf",
+    "tray/traybox.urdf",
+    "jenga/jenga.urdf",
+    "domino/domino.urdf",
+    "table_square/table_square.urdf",
+    "torus/torus.urdf",
+    "samurai.urdf",
 )
 CATEGORY_NAMES = {
     "random_urdfs": "pybullet random_urdfs blobs",
@@ -45,7 +57,7 @@ def procedural_source(path: str) -> tuple[str, int] | None:
     """
     if not str(path).startswith(PROCEDURAL_SCHEME):
         return None
-    category, seed = str(path)[len(PROCEDURAL_SCHEME):].split("/")
+    category, seed = str(path)[len(PROCEDURAL_SCHEME) :].split("/")
     return category, int(seed)
 
 
@@ -67,14 +79,19 @@ def list_sources(source: str, objects_per_category: int = DEFAULT_OBJECTS_PER_CA
     root = Path(pybullet_data.getDataPath())
     objects = []
     if source in ("random_urdfs", "all"):
-        objects += [("random_urdfs", d.name, str(d / f"{d.name}.urdf")) for d in sorted((root / "random_urdfs").iterdir())
-                    if (d / f"{d.name}.urdf").is_file()]
+        objects += [
+            ("random_urdfs", d.name, str(d / f"{d.name}.urdf"))
+            for d in sorted((root / "random_urdfs").iterdir())
+            if (d / f"{d.name}.urdf").is_file()
+        ]
     if source in ("named", "all"):
         objects += [("named", Path(name).stem, str(root / name)) for name in NAMED_MODELS if (root / name).is_file()]
     if source in ("categories", "all"):
         if objects_per_category < 1:
             raise ValueError(f"objects_per_category must be at least 1, got {objects_per_category}")
-        objects += [(c, f"{k:04d}", f"{PROCEDURAL_SCHEME}{c}/{k}") for c in CATEGORIES for k in range(objects_per_category)]
+        objects += [
+            (c, f"{k:04d}", f"{PROCEDURAL_SCHEME}{c}/{k}") for c in CATEGORIES for k in range(objects_per_category)
+        ]
     if not objects:
         raise ValueError(f"The source {source!r} is empty in this installation of pybullet_data ({root}).")
     return objects

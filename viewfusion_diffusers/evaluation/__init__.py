@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 from .._lazy import lazy_module_attributes
 from .cli import build_parser, main, parse_args  # noqa: F401 (`viewfusion-eval` is `viewfusion_diffusers.evaluation:main`)
 
+
 _import_structure = {
     "methods": ["METHODS", "EvalMethod", "SamplerStudySettings", "pipeline_methods"],
     "report": ["labelled_grid", "paired_table", "results_table", "sampler_study_table", "write_results"],
@@ -37,7 +38,9 @@ _import_structure = {
     "statistics": ["mean_and_ci", "paired_differences", "paired_lpips_difference"],
 }
 
-__all__ = sorted(["build_parser", "main", "parse_args", *(name for names in _import_structure.values() for name in names)])
+__all__ = sorted(
+    ["build_parser", "main", "parse_args", *(name for names in _import_structure.values() for name in names)]
+)
 
 if TYPE_CHECKING:
     from .methods import METHODS, EvalMethod, SamplerStudySettings, pipeline_methods

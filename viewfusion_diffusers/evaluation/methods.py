@@ -26,8 +26,12 @@ class EvalMethod:
 
 # Table order. `viewfusion` is the paper's method; `_posed` the same pipeline told the input views' azimuths.
 METHODS = (
-    "viewfusion", "viewfusion_posed", "equal_weights", "equal_weights_posed",
-    "nearest_view", "mean_view",
+    "viewfusion",
+    "viewfusion_posed",
+    "equal_weights",
+    "equal_weights_posed",
+    "nearest_view",
+    "mean_view",
 )
 BASELINES = ("nearest_view", "mean_view")
 

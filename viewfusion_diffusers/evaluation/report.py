@@ -58,7 +58,9 @@ def results_table(records, group_keys=("method", "num_views")) -> str:
     for record in records:
         groups[tuple(record[k] for k in group_keys)].append(record)
     lines = [
-        "| " + " | ".join(group_keys) + f" | n | PSNR ↑ | SSIM ↑ | LPIPS ↓ | pose ±{POSE_TOLERANCE_DEGREES:g}° ↑ | s / sample |",
+        "| "
+        + " | ".join(group_keys)
+        + f" | n | PSNR ↑ | SSIM ↑ | LPIPS ↓ | pose ±{POSE_TOLERANCE_DEGREES:g}° ↑ | s / sample |",
         "|" + "---|" * (len(group_keys) + 6),
     ]
     for key in sorted(groups, key=_sort_key):
@@ -83,8 +85,11 @@ def paired_comparisons(methods) -> list[tuple[str, str]]:
     """
     methods = set(methods)
     pairs = [(m, "nearest_view") for m in sorted(methods, key=method_order) if m != "nearest_view"]
-    pairs += [("viewfusion", "equal_weights"), ("viewfusion_posed", "equal_weights_posed"),
-              ("viewfusion_posed", "viewfusion")]
+    pairs += [
+        ("viewfusion", "equal_weights"),
+        ("viewfusion_posed", "equal_weights_posed"),
+        ("viewfusion_posed", "viewfusion"),
+    ]
     return [pair for pair in dict.fromkeys(pairs) if pair[0] in methods and pair[1] in methods]
 
 
@@ -119,8 +124,14 @@ def paired_table(records) -> str:
     rows = []
     for method, reference in paired_comparisons(methods):
         for num_views, differences in paired_differences(records, method, reference).items():
-            rows.append((num_views, method_order(method), method_order(reference),
-                         _difference_row(f"{method} − {reference}", num_views, differences)))
+            rows.append(
+                (
+                    num_views,
+                    method_order(method),
+                    method_order(reference),
+                    _difference_row(f"{method} − {reference}", num_views, differences),
+                )
+            )
     return "\n".join(lines + [row[-1] for row in sorted(rows)])
 
 
@@ -145,7 +156,9 @@ def comparison_to_run_table(records, other_records, methods=("viewfusion", "view
     """
     lines = ["| method | N | n | LPIPS − other run's (paired) | this run's LPIPS is |", "|---|---|---|---|---|"]
     for method in methods:
-        for num_views, differences in paired_differences(records, method, method, reference_records=other_records).items():
+        for num_views, differences in paired_differences(
+            records, method, method, reference_records=other_records
+        ).items():
             lines.append(_difference_row(method, num_views, differences))
     return "\n".join(lines)
 
@@ -169,12 +182,17 @@ def sampler_study_table(rows) -> str:
         | unipc | 50 | 5.21 | 13.8402 ± 1.9020 | 0.5756 ± 0.0747 | 0.3154 ± 0.0438 | +0.0636 ± 0.0118 |
         ```
     """
-    lines = ["| scheduler | steps | s / sample | PSNR ↑ | SSIM ↑ | LPIPS ↓ | LPIPS − DDPM's (paired) |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| scheduler | steps | s / sample | PSNR ↑ | SSIM ↑ | LPIPS ↓ | LPIPS − DDPM's (paired) |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for row in rows:
         cells = [f"{row[m][0]:.4f} ± {row[m][1]:.4f}" for m in ("psnr", "ssim", "lpips")]
         paired = paired_lpips_difference(row, rows[0])
         cells.append(f"{paired[0]:+.4f} ± {paired[1]:.4f}" if paired else "")
-        lines.append(f"| {row['scheduler']} | {row['steps']} | {row['seconds_per_sample']:.2f} | " + " | ".join(cells) + " |")
+        lines.append(
+            f"| {row['scheduler']} | {row['steps']} | {row['seconds_per_sample']:.2f} | " + " | ".join(cells) + " |"
+        )
     return "\n".join(lines)
 
 
@@ -226,8 +244,10 @@ def labelled_grid(rows: list[np.ndarray], num_slots: int, with_truth: bool = Tru
     """
     header = grid_header(rows[0].shape[0], num_slots, with_truth)
     if header.shape[1] != rows[0].shape[1]:
-        raise ValueError(f"Rows are {rows[0].shape[1]} pixels wide, but {num_slots} slots make {header.shape[1]}; "
-                         "pass the `num_slots` the rows were made with.")
+        raise ValueError(
+            f"Rows are {rows[0].shape[1]} pixels wide, but {num_slots} slots make {header.shape[1]}; "
+            "pass the `num_slots` the rows were made with."
+        )
     return np.concatenate([header, *rows], axis=0)
 
 
@@ -251,8 +271,16 @@ def grid_rows(batch, images, view_weights, num_slots: int) -> list[tuple[int, np
     """
     as_hwc = lambda image: image.permute(1, 2, 0).cpu().numpy()
     return [
-        (sample.num_views, comparison_row([as_hwc(v) for v in batch.input_views[i]], as_hwc(images[i]),
-                                          as_hwc(batch.targets[i]), view_weights[i].cpu().numpy(), num_slots))
+        (
+            sample.num_views,
+            comparison_row(
+                [as_hwc(v) for v in batch.input_views[i]],
+                as_hwc(images[i]),
+                as_hwc(batch.targets[i]),
+                view_weights[i].cpu().numpy(),
+                num_slots,
+            ),
+        )
         for i, sample in enumerate(batch.samples)
     ]
 
@@ -293,17 +321,28 @@ def results_markdown(results: dict, compare_to: dict | None = None) -> str:
         results_table(records, group_keys=("method", "category")),
     ]
     if compare_to is not None:
-        markdown += ["", f"## Against `{compare_to['pipeline']['id']}` (paired, same samples and noise)", "",
-                     f"Other run's weights sha256: `{compare_to['pipeline']['sha256']}`.", "",
-                     comparison_to_run_table(records, compare_to["records"])]
+        markdown += [
+            "",
+            f"## Against `{compare_to['pipeline']['id']}` (paired, same samples and noise)",
+            "",
+            f"Other run's weights sha256: `{compare_to['pipeline']['sha256']}`.",
+            "",
+            comparison_to_run_table(records, compare_to["records"]),
+        ]
     if results.get("sampler_study"):
         markdown += ["", "## Sampler study", "", sampler_study_table(results["sampler_study"])]
     markdown += ["", f"Pipeline weights sha256: `{results['pipeline']['sha256']}`", ""]
     return "\n".join(markdown)
 
 
-def write_results(results: dict, grids: dict[str, list[tuple[int, np.ndarray]]], output_dir, num_slots: int,
-                  max_rows: int = 8, compare_to: dict | None = None) -> None:
+def write_results(
+    results: dict,
+    grids: dict[str, list[tuple[int, np.ndarray]]],
+    output_dir,
+    num_slots: int,
+    max_rows: int = 8,
+    compare_to: dict | None = None,
+) -> None:
     """results.json, results.md and per method and N a labelled grid `grid_{N}_views[_posed].png`, each
     written atomically.
 
@@ -321,11 +360,10 @@ def write_results(results: dict, grids: dict[str, list[tuple[int, np.ndarray]]],
     with atomic_write(os.path.join(output_dir, "results.md"), "w") as f:
         f.write(results_markdown(results, compare_to))
     for method, rows in grids.items():
-        suffix = method[len("viewfusion"):]  # "" or "_posed"
+        suffix = method[len("viewfusion") :]  # "" or "_posed"
         by_views = defaultdict(list)
         for num_views, row in rows:
             by_views[num_views].append(row)
         for num_views, view_rows in sorted(by_views.items()):
             grid = labelled_grid(view_rows[:max_rows], num_slots)
             save_image(grid, os.path.join(output_dir, f"grid_{num_views}_views{suffix}.png"))
-

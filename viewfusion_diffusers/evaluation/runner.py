@@ -16,10 +16,11 @@ from ..pipeline import ViewFusionPipeline
 from ..schedulers import scheduler_from_name
 from .methods import EvalMethod, SamplerStudySettings, method_order, pipeline_methods
 from .report import grid_rows, write_results
-from .samples import EvalBatch, baseline_predictions, sample_pipeline
 from .sampler_study import run_sampler_study
+from .samples import EvalBatch, baseline_predictions, sample_pipeline
 from .scoring import score_predictions
 from .statistics import check_comparable, paired_differences
+
 
 # The methods whose outputs the image grids show: the paper's method, unposed and posed.
 GRID_METHODS = ("viewfusion", "viewfusion_posed")
@@ -62,8 +63,15 @@ def is_posed_pipeline(pipeline: ViewFusionPipeline) -> bool:
     return bool(getattr(pipeline.unet.config, "relative_pose", False))
 
 
-def evaluate_batch(pipeline, batch: EvalBatch, seeds, lpips: LPIPS, methods=pipeline_methods(), num_inference_steps: int = 50,
-                   num_grid_slots: int | None = None):
+def evaluate_batch(
+    pipeline,
+    batch: EvalBatch,
+    seeds,
+    lpips: LPIPS,
+    methods=pipeline_methods(),
+    num_inference_steps: int = 50,
+    num_grid_slots: int | None = None,
+):
     """Score the pipeline `methods` and the baselines on a batch; returns per-sample records and, per method of
     `GRID_METHODS` that ran, `(num_views, comparison row)` for the image grids.
 
@@ -85,12 +93,17 @@ def evaluate_batch(pipeline, batch: EvalBatch, seeds, lpips: LPIPS, methods=pipe
     predictions, weights, seconds = {}, {}, {}
     for method in methods:
         start = time.perf_counter()
-        predictions[method.name], weights[method.name] = sample_pipeline(pipeline, batch, seeds, method, num_inference_steps)
+        predictions[method.name], weights[method.name] = sample_pipeline(
+            pipeline, batch, seeds, method, num_inference_steps
+        )
         seconds[method.name] = (time.perf_counter() - start) / len(batch.samples)
     predictions.update(baseline_predictions(batch))
     records = score_predictions(batch, predictions, lpips, seconds)
-    grids = {name: grid_rows(batch, predictions[name], weights[name], num_grid_slots)
-             for name in GRID_METHODS if name in weights}
+    grids = {
+        name: grid_rows(batch, predictions[name], weights[name], num_grid_slots)
+        for name in GRID_METHODS
+        if name in weights
+    }
     return records, grids
 
 
@@ -107,8 +120,10 @@ def select_methods(available: tuple[EvalMethod, ...], names=None) -> tuple[EvalM
         return available
     unknown = sorted(set(names) - {m.name for m in available})
     if unknown:
-        raise ValueError(f"methods {unknown} are not among this evaluation's pipeline methods "
-                         f"{[m.name for m in available]} (the _posed ones need --posed).")
+        raise ValueError(
+            f"methods {unknown} are not among this evaluation's pipeline methods "
+            f"{[m.name for m in available]} (the _posed ones need --posed)."
+        )
     return tuple(m for m in available if m.name in set(names))
 
 
@@ -156,9 +171,17 @@ def run_evaluation(
     state = import_optional("accelerate", "eval").PartialState(cpu=cpu_distributed())
     device = torch.device(device) if device else state.device
     config = {
-        "pipeline": str(pipeline), "data_dir": os.path.abspath(data_dir), "split": split, "categories": categories,
-        "num_views": list(num_views), "num_objects": num_objects, "scheduler": scheduler,
-        "num_inference_steps": num_inference_steps, "seed": seed, "batch_size": batch_size, "posed": posed,
+        "pipeline": str(pipeline),
+        "data_dir": os.path.abspath(data_dir),
+        "split": split,
+        "categories": categories,
+        "num_views": list(num_views),
+        "num_objects": num_objects,
+        "scheduler": scheduler,
+        "num_inference_steps": num_inference_steps,
+        "seed": seed,
+        "batch_size": batch_size,
+        "posed": posed,
         "lpips_weights": lpips_weights,
         "sampler_study": None if sampler_study is None else vars(sampler_study),
         "methods": None if methods is None else list(methods),
@@ -188,8 +211,15 @@ def run_evaluation(
         for start in bar:
             indices = shard[start : start + batch_size]
             batch = EvalBatch.load(dataset, [samples[i] for i in indices], device)
-            batch_records, batch_grids = evaluate_batch(loaded, batch, [seeds[i] for i in indices], lpips, chosen_methods,
-                                                        num_inference_steps, num_grid_slots=max(num_views))
+            batch_records, batch_grids = evaluate_batch(
+                loaded,
+                batch,
+                [seeds[i] for i in indices],
+                lpips,
+                chosen_methods,
+                num_inference_steps,
+                num_grid_slots=max(num_views),
+            )
             records += batch_records
             for name, rows in batch_grids.items():
                 # Only the first `num_grid_rows` per N are drawn: keep no more, so that little is gathered.

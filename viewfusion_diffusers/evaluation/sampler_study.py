@@ -12,8 +12,10 @@ from .samples import EvalBatch, sample_pipeline
 from .scoring import score_predictions
 from .statistics import mean_and_ci
 
-def run_sampler_study(pipeline, dataset, samples, seeds, lpips, device, state, settings: SamplerStudySettings,
-                      batch_size: int = 8) -> list[dict]:
+
+def run_sampler_study(
+    pipeline, dataset, samples, seeds, lpips, device, state, settings: SamplerStudySettings, batch_size: int = 8
+) -> list[dict]:
     """One row per (sampler, steps), DDPM at the training schedule's full length first: seconds per sample,
     PSNR / SSIM / LPIPS as (mean, 95% CI half-width), and the per-sample LPIPS for paired differences.
 
@@ -47,7 +49,9 @@ def run_sampler_study(pipeline, dataset, samples, seeds, lpips, device, state, s
     original = pipeline.scheduler
     rows = []
     try:
-        for name, steps in tqdm([("ddpm", train_steps)] + fast, desc="Sampler study", disable=not state.is_local_main_process):
+        for name, steps in tqdm(
+            [("ddpm", train_steps)] + fast, desc="Sampler study", disable=not state.is_local_main_process
+        ):
             pipeline.scheduler = scheduler_from_name(name, original.config)
             records = []
             with state.split_between_processes(list(range(len(subset)))) as shard:
@@ -55,16 +59,22 @@ def run_sampler_study(pipeline, dataset, samples, seeds, lpips, device, state, s
                     indices = shard[start : start + batch_size]
                     batch = EvalBatch.load(dataset, [subset[i] for i in indices], device)
                     began = time.perf_counter()
-                    images, _ = sample_pipeline(pipeline, batch, [seeds[i] for i in indices], EvalMethod("viewfusion"), steps)
+                    images, _ = sample_pipeline(
+                        pipeline, batch, [seeds[i] for i in indices], EvalMethod("viewfusion"), steps
+                    )
                     seconds = (time.perf_counter() - began) / len(indices)
                     records += score_predictions(batch, {"viewfusion": images}, lpips, {"viewfusion": seconds})
             records = gather(records, state)
-            rows.append({
-                "scheduler": name, "steps": steps, "num_views": sorted({sample.num_views for sample in subset}),
-                "seconds_per_sample": float(np.mean([r["seconds"] for r in records])),
-                **{m: mean_and_ci([r[m] for r in records])[:2] for m in ("psnr", "ssim", "lpips")},
-                "lpips_per_sample": [r["lpips"] for r in records],
-            })
+            rows.append(
+                {
+                    "scheduler": name,
+                    "steps": steps,
+                    "num_views": sorted({sample.num_views for sample in subset}),
+                    "seconds_per_sample": float(np.mean([r["seconds"] for r in records])),
+                    **{m: mean_and_ci([r[m] for r in records])[:2] for m in ("psnr", "ssim", "lpips")},
+                    "lpips_per_sample": [r["lpips"] for r in records],
+                }
+            )
     finally:
         pipeline.scheduler = original
     return rows

@@ -133,8 +133,13 @@ def sample_pipeline(pipeline, batch: EvalBatch, seeds, method: EvalMethod, num_i
     """
     generators = [torch.Generator().manual_seed(seed) for seed in seeds]
     out = pipeline(
-        batch.input_views, batch.target_azimuths, input_azimuths=batch.input_azimuths if method.posed else None,
-        num_inference_steps=num_inference_steps, generator=generators, weighting=method.weighting, output_type="pt",
+        batch.input_views,
+        batch.target_azimuths,
+        input_azimuths=batch.input_azimuths if method.posed else None,
+        num_inference_steps=num_inference_steps,
+        generator=generators,
+        weighting=method.weighting,
+        output_type="pt",
     )
     images, weights = out.images.to(batch.targets.device), out.view_weights
     if images.shape[-1] != batch.resolution:  # a pipeline working at another size than the data: score at the data's

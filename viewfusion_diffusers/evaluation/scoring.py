@@ -30,8 +30,9 @@ def score(prediction: torch.Tensor, target: torch.Tensor, lpips: LPIPS) -> dict[
         }
 
 
-def view_distances(predictions: dict[str, torch.Tensor], object_views: list[torch.Tensor], lpips: LPIPS,
-                   object_keys=None) -> dict[str, torch.Tensor]:
+def view_distances(
+    predictions: dict[str, torch.Tensor], object_views: list[torch.Tensor], lpips: LPIPS, object_keys=None
+) -> dict[str, torch.Tensor]:
     """LPIPS of every method's output against each of its object's true views: `{method: (B, 24)}`.
 
     Pose scoring compares each output with all 24 views of its object. The views' LPIPS features are computed
@@ -69,7 +70,9 @@ def view_distances(predictions: dict[str, torch.Tensor], object_views: list[torc
     return {name: torch.stack(rows) for name, rows in distances.items()}
 
 
-def closest_view_errors(images: torch.Tensor, object_views: list[torch.Tensor], target_indices, lpips: LPIPS) -> list[float]:
+def closest_view_errors(
+    images: torch.Tensor, object_views: list[torch.Tensor], target_indices, lpips: LPIPS
+) -> list[float]:
     """For each image, the azimuth error in degrees of the object's true view it looks most like (LPIPS).
 
     A model that ignores the requested azimuth still scores well on PSNR when objects look alike from all sides;
@@ -90,12 +93,15 @@ def closest_view_errors(images: torch.Tensor, object_views: list[torch.Tensor], 
         ```
     """
     distances = view_distances({"images": images}, object_views, lpips)["images"]
-    return [AZIMUTH_STEP_DEGREES * circular_view_distance(int(row.argmin()), int(target_index), row.numel())
-            for row, target_index in zip(distances, target_indices)]
+    return [
+        AZIMUTH_STEP_DEGREES * circular_view_distance(int(row.argmin()), int(target_index), row.numel())
+        for row, target_index in zip(distances, target_indices)
+    ]
 
 
-def score_predictions(batch: EvalBatch, predictions: dict[str, torch.Tensor], lpips: LPIPS,
-                      seconds: dict[str, float] | None = None) -> list[dict]:
+def score_predictions(
+    batch: EvalBatch, predictions: dict[str, torch.Tensor], lpips: LPIPS, seconds: dict[str, float] | None = None
+) -> list[dict]:
     """One record per (method, sample): the sample's identity, PSNR / SSIM / LPIPS and the pose accuracy.
 
     The LPIPS against the target is read from the distances to all the object's views (the target is one of
@@ -119,16 +125,28 @@ def score_predictions(batch: EvalBatch, predictions: dict[str, torch.Tensor], lp
     distances = view_distances(predictions, batch.object_views, lpips, object_keys)
     for method, images in predictions.items():
         with torch.no_grad():
-            metrics = {"psnr": psnr(images, batch.targets).cpu().numpy(), "ssim": ssim(images, batch.targets).cpu().numpy()}
+            metrics = {
+                "psnr": psnr(images, batch.targets).cpu().numpy(),
+                "ssim": ssim(images, batch.targets).cpu().numpy(),
+            }
         for i, sample in enumerate(batch.samples):
             row = distances[method][i]
-            error = AZIMUTH_STEP_DEGREES * circular_view_distance(int(row.argmin()), int(sample.target_index), row.numel())
-            records.append({
-                "method": method, "num_views": sample.num_views, "category": sample.category,
-                "object_id": sample.object_id, "target_index": sample.target_index,
-                "input_indices": list(sample.input_indices), "seconds": (seconds or {}).get(method, 0.0),
-                **{name: float(values[i]) for name, values in metrics.items()},
-                "lpips": float(row[sample.target_index]),
-                "closest_view_error": error, "pose_within_15": float(error <= POSE_TOLERANCE_DEGREES),
-            })
+            error = AZIMUTH_STEP_DEGREES * circular_view_distance(
+                int(row.argmin()), int(sample.target_index), row.numel()
+            )
+            records.append(
+                {
+                    "method": method,
+                    "num_views": sample.num_views,
+                    "category": sample.category,
+                    "object_id": sample.object_id,
+                    "target_index": sample.target_index,
+                    "input_indices": list(sample.input_indices),
+                    "seconds": (seconds or {}).get(method, 0.0),
+                    **{name: float(values[i]) for name, values in metrics.items()},
+                    "lpips": float(row[sample.target_index]),
+                    "closest_view_error": error,
+                    "pose_within_15": float(error <= POSE_TOLERANCE_DEGREES),
+                }
+            )
     return records

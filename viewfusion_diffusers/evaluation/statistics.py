@@ -37,10 +37,18 @@ def sample_key(record: dict) -> tuple:
         (2, 'car', '007', 6, (0, 12))
         ```
     """
-    return (record["num_views"], record["category"], record["object_id"], record["target_index"], tuple(record["input_indices"]))
+    return (
+        record["num_views"],
+        record["category"],
+        record["object_id"],
+        record["target_index"],
+        tuple(record["input_indices"]),
+    )
 
 
-def paired_differences(records, method: str, reference: str, metric: str = "lpips", reference_records=None) -> dict[int, np.ndarray]:
+def paired_differences(
+    records, method: str, reference: str, metric: str = "lpips", reference_records=None
+) -> dict[int, np.ndarray]:
     """Per number of views, `method`'s per-sample `metric` minus `reference`'s on the same samples.
 
     `reference_records` (default: `records`) lets the reference come from another run. Numbers of views where

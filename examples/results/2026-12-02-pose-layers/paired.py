@@ -2,6 +2,7 @@
 
 python paired.py SHIPPED.json NAME=RUN.json [NAME=RUN.json ...]
 """
+
 import json
 import sys
 
@@ -14,7 +15,10 @@ def summary(records, method):
     out = {}
     for n in sorted({r["num_views"] for r in records if r["method"] == method}):
         rows = [r for r in records if r["method"] == method and r["num_views"] == n]
-        out[n] = f"{np.mean([r['lpips'] for r in rows]):.3f} ({100 * np.mean([r['pose_within_15'] for r in rows]):.0f}%, n={len(rows)})"
+        out[n] = (
+            f"{np.mean([r['lpips'] for r in rows]):.3f} ({100 * np.mean([r['pose_within_15'] for r in rows]):.0f}%, "
+            f"n={len(rows)})"
+        )
     return out
 
 
@@ -37,7 +41,10 @@ for name, records in runs.items():
         print(method, summary(records, method))
     line("unposed minus shipped:", paired_differences(records, "viewfusion", "viewfusion", reference_records=shipped))
     if any(r["method"] == "viewfusion_posed" for r in records):
-        line("posed minus shipped:", paired_differences(records, "viewfusion_posed", "viewfusion", reference_records=shipped))
+        line(
+            "posed minus shipped:",
+            paired_differences(records, "viewfusion_posed", "viewfusion", reference_records=shipped),
+        )
         line("posed minus unposed:", paired_differences(records, "viewfusion_posed", "viewfusion"))
         line("posed minus nearest:", paired_differences(records, "viewfusion_posed", "nearest_view"))
         line("posed minus mean view:", paired_differences(records, "viewfusion_posed", "mean_view"))
@@ -46,7 +53,7 @@ for name, records in runs.items():
     line("learned minus equal, unposed:", paired_differences(records, "viewfusion", "equal_weights"))
 names = list(runs)
 for i, a in enumerate(names):
-    for b in names[i + 1:]:
+    for b in names[i + 1 :]:
         print(f"## {a} minus {b}")
         for method in ("viewfusion", "viewfusion_posed"):
             if any(r["method"] == method for r in runs[a]) and any(r["method"] == method for r in runs[b]):

@@ -16,10 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # examples/, for line_chart
 from line_chart import Panel, Series, save_line_chart  # noqa: E402
 
 from viewfusion_diffusers.evaluation.statistics import mean_and_ci, paired_differences  # noqa: E402
+
 
 DATASETS = ("pybullet", "categories")
 MODES = {"unposed": "viewfusion", "posed": "viewfusion_posed"}
@@ -33,8 +35,14 @@ def training_summary(run_dir: Path) -> dict | None:
     text = card.read_text()
     config = json.loads(text[text.index("```json") + 7 : text.index("```", text.index("```json") + 7)])
     samples = config["trained_steps"] * config["train_batch_size"]
-    return {"steps": config["trained_steps"], "samples": samples, "cpu_minutes": config.get("train_cpu_minutes"),
-            "samples_per_cpu_second": samples / (60 * config["train_cpu_minutes"]) if config.get("train_cpu_minutes") else None}
+    return {
+        "steps": config["trained_steps"],
+        "samples": samples,
+        "cpu_minutes": config.get("train_cpu_minutes"),
+        "samples_per_cpu_second": samples / (60 * config["train_cpu_minutes"])
+        if config.get("train_cpu_minutes")
+        else None,
+    }
 
 
 def load_records(study: Path, name: str, dataset: str) -> list | None:
@@ -57,24 +65,39 @@ def main(args):
     val_by_name = {Path(path).name: losses for path, losses in val.items()}
     names = args.variants + args.scratch
     print("## Cost and validation loss (128 val samples, the same for every variant)\n")
-    print("| variant | steps | samples | CPU min | samples / CPU-s | val loss posed | val loss unposed | posed − unposed |")
+    print(
+        "| variant | steps | samples | CPU min | samples / CPU-s | val loss posed | val loss unposed | posed − "
+        "unposed |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for name in names:
         run = training_summary(study / name)
         losses = val_by_name.get(name)
         cells = ["-"] * 4
         if run:
-            cells = [str(run["steps"]), str(run["samples"]), f"{run['cpu_minutes']:.1f}", f"{run['samples_per_cpu_second']:.2f}"]
+            cells = [
+                str(run["steps"]),
+                str(run["samples"]),
+                f"{run['cpu_minutes']:.1f}",
+                f"{run['samples_per_cpu_second']:.2f}",
+            ]
         if losses:
-            cells += [f"{np.mean(losses['posed']):.5f}", f"{np.mean(losses['unposed']):.5f}",
-                      cell(np.subtract(losses["posed"], losses["unposed"]), 5)]
+            cells += [
+                f"{np.mean(losses['posed']):.5f}",
+                f"{np.mean(losses['unposed']):.5f}",
+                cell(np.subtract(losses["posed"], losses["unposed"]), 5),
+            ]
         else:
             cells += ["-"] * 3
         print(f"| {name} | " + " | ".join(cells) + " |")
 
     print("\n## Held-out LPIPS (mean over N = 1 / 3 / 6, 12 test objects per N) and pose ±15°\n")
     header = " | ".join(f"{d} {m}" for d in DATASETS for m in MODES)
-    print(f"| variant | {header} | " + " | ".join(f"{d} {m} − {args.reference} (paired)" for d in DATASETS for m in MODES) + " |")
+    print(
+        f"| variant | {header} | "
+        + " | ".join(f"{d} {m} − {args.reference} (paired)" for d in DATASETS for m in MODES)
+        + " |"
+    )
     print("|---" * (1 + 4 * len(DATASETS)) + "|")
     for name in names:
         cells, differences = [], []
@@ -91,7 +114,9 @@ def main(args):
                 if name == args.reference or reference is None:
                     differences.append("-")
                 else:
-                    differences.append(cell(pooled(paired_differences(records, method, method, reference_records=reference))))
+                    differences.append(
+                        cell(pooled(paired_differences(records, method, method, reference_records=reference)))
+                    )
         print(f"| {name} | " + " | ".join(cells + differences) + " |")
 
     print("\n## Per N: LPIPS, and minus the reference on the same samples (paired, 95% CI)\n")
@@ -123,21 +148,29 @@ def main(args):
         for mode in ("unposed", "posed"):
             series = []
             for name in args.variants:
-                points = sorted((int(Path(p).parent.name.split("-")[1]) * run_batch(study / name), float(np.mean(v[mode])))
-                                for p, v in curves.items() if Path(p).parts[-3] == name)
+                points = sorted(
+                    (int(Path(p).parent.name.split("-")[1]) * run_batch(study / name), float(np.mean(v[mode])))
+                    for p, v in curves.items()
+                    if Path(p).parts[-3] == name
+                )
                 start = val_by_name.get("viewfusion-pybullet-64")
                 if points and start:
                     points = [(0, float(np.mean(start[mode])))] + points
                 if points:
                     series.append(Series(name, [p[0] for p in points], [p[1] for p in points]))
-            panels.append(Panel(f"validation loss, {mode} (EMA weights, 128 samples)", "training samples seen",
-                                "MSE of v", series))
+            panels.append(
+                Panel(
+                    f"validation loss, {mode} (EMA weights, 128 samples)", "training samples seen", "MSE of v", series
+                )
+            )
         save_line_chart(panels, Path(__file__).with_name("loss_curves.png"))
 
 
 def run_batch(run_dir: Path) -> int:
     text = (run_dir / "README.md").read_text()
-    return json.loads(text[text.index("```json") + 7 : text.index("```", text.index("```json") + 7)])["train_batch_size"]
+    return json.loads(text[text.index("```json") + 7 : text.index("```", text.index("```json") + 7)])[
+        "train_batch_size"
+    ]
 
 
 def parse_args(argv=None):
