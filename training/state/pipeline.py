@@ -4,5 +4,4 @@ package (`pip install viewfusion-diffusers`), which `ViewFusionPipeline.from_pre
 
 from viewfusion_diffusers import ViewFusionPipeline
 
-
 __all__ = ["ViewFusionPipeline"]
