@@ -244,3 +244,45 @@ def test_data_benchmark_times_the_loader_and_the_in_memory_sampler(rendered_data
     results = json.loads(output.read_text())["results"]
     assert results["render_seconds_per_object"] > 0 and results["in_memory_load_seconds"] > 0
     assert results["in_memory_samples_per_second"] > 0 and results["loader_samples_per_second_2_workers"] > 0
+
+
+@pytest.mark.usefixtures("lpips_weights_available")
+def test_evaluation_benchmark_times_both_modes_and_both_layouts_on_the_same_noise(rendered_dataset, tmp_path):
+    from conftest import TINY_UNET_32, default_scheduler
+
+    from viewfusion_diffusers import ViewFusionPipeline, ViewFusionUNet2DModel
+
+    torch.manual_seed(0)
+    unet = ViewFusionUNet2DModel(**{**TINY_UNET_32, "relative_pose": True})
+    ViewFusionPipeline(unet, default_scheduler()).save_pretrained(tmp_path / "posed")
+    output = tmp_path / "evaluation.json"
+    command = [
+        sys.executable,
+        str(EXAMPLES / "benchmark_evaluation.py"),
+        "--pipeline",
+        str(tmp_path / "posed"),
+        "--data_dir",
+        str(rendered_dataset),
+        "--num_objects",
+        "1",
+        "--num_views",
+        "1",
+        "3",
+        "--num_inference_steps",
+        "2",
+        "--threads",
+        "1",
+        "--output",
+        str(output),
+    ]
+    result = subprocess.run(
+        command, capture_output=True, text=True, timeout=600, env={**os.environ, "HF_HUB_OFFLINE": "1"}
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    written = json.loads(output.read_text())
+    assert [row["layout"] for row in written["rows"]] == ["nchw", "channels_last"]
+    for row in written["rows"]:
+        assert row["viewfusion_seconds"] > 0 and row["viewfusion_posed_seconds"] > 0 and row["scoring_seconds"] > 0
+        assert 0 < row["scoring_share"] < 1
+    assert written["max_lpips_difference"] < 1e-4  # the same samples and noise in both layouts
+    assert "| channels_last |" in result.stdout and "largest LPIPS difference" in result.stdout

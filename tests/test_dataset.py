@@ -78,6 +78,46 @@ def test_collate_packs_mixed_view_counts(rendered_dataset):
     assert batch.object_indices.tolist() == [0, 1, 2, 3]
 
 
+def test_category_repeats_weight_both_training_paths(rendered_dataset):
+    """A category repeated K times is K times as frequent in every epoch, in memory and streamed alike."""
+    from viewfusion_diffusers.data.samplers import (
+        EpochPermutationSampler,
+        InMemoryViewSampler,
+        category_repeats,
+        load_views_in_memory,
+    )
+
+    dataset = NMRDataset(rendered_dataset)  # 8 random_urdfs training objects
+    # two of them labelled as a second source, as the pybullet objects beside the categories
+    labelled = [("pybullet" if i < 2 else "category", object_id) for i, (_, object_id) in enumerate(dataset.objects)]
+    repeats = category_repeats(labelled, {"pybullet": 3})
+    assert repeats.tolist() == [3, 3, 1, 1, 1, 1, 1, 1]
+
+    sampler = InMemoryViewSampler(load_views_in_memory(dataset, show_progress=False), 2, object_repeats=repeats)
+    assert sampler.steps_per_epoch == 6
+    for epoch in range(2):
+        steps = range(epoch * 6, (epoch + 1) * 6)
+        visits = torch.cat([sampler.object_indices(step) for step in steps]).bincount(minlength=8)
+        assert visits.tolist() == repeats.tolist()
+
+    streamed = ViewFusionTrainDataset(dataset, seed=0, object_repeats=repeats)
+    assert len(streamed) == 12
+    items = list(EpochPermutationSampler(len(streamed), seed=0))
+    objects = torch.cat([streamed[item].object_indices for item in items])
+    assert objects.bincount(minlength=8).tolist() == repeats.tolist()
+    # an object's repeats are different samples, not one sample three times
+    first_three = [streamed[item] for item in range(3)]
+    assert {int(sample.object_indices) for sample in first_three} == {0}
+    assert len({(float(s.target_azimuth), tuple(s.input_azimuths.tolist())) for s in first_three}) > 1
+
+    with pytest.raises(ValueError, match=r"category 'pybulet'; the categories are \['category', 'pybullet'\]"):
+        category_repeats(labelled, {"pybulet": 3})
+    with pytest.raises(ValueError, match="positive integers"):
+        category_repeats(labelled, {"pybullet": 0})
+    with pytest.raises(ValueError, match="one positive count per object"):
+        InMemoryViewSampler(sampler.views, 2, object_repeats=repeats[:4])
+
+
 def test_eval_samples_are_deterministic_and_nested(rendered_dataset):
     dataset = NMRDataset(rendered_dataset)
     samples = make_eval_samples(dataset, num_views=(1, 2, 3, 6), num_objects=5, seed=0)

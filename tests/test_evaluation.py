@@ -77,6 +77,27 @@ def test_end_to_end_writes_results_and_is_deterministic(tiny_pipeline_32_dir, re
 
 
 @lpips_needed
+def test_channels_last_scores_what_nchw_scores(tiny_pipeline_32_dir, rendered_dataset, tmp_path):
+    """NHWC, the default for speed, changes the U-Net's memory layout only: the same numbers up to rounding."""
+    assert main(eval_args(tiny_pipeline_32_dir, rendered_dataset, tmp_path / "nhwc", "--num_inference_steps", 4)) == 0
+    extra = ("--num_inference_steps", 4, "--no-channels_last")
+    assert main(eval_args(tiny_pipeline_32_dir, rendered_dataset, tmp_path / "nchw", *extra)) == 0
+    nhwc = json.loads((tmp_path / "nhwc" / "results.json").read_text())
+    nchw = json.loads((tmp_path / "nchw" / "results.json").read_text())
+    assert (nhwc["config"]["channels_last"], nchw["config"]["channels_last"]) == (True, False)
+    assert len(nhwc["records"]) == len(nchw["records"]) == 4 * 3 * 2
+    for fast, plain in zip(nhwc["records"], nchw["records"]):
+        assert (fast["method"], fast["object_id"], fast["num_views"]) == (
+            plain["method"],
+            plain["object_id"],
+            plain["num_views"],
+        )
+        assert fast["lpips"] == pytest.approx(plain["lpips"], abs=1e-4)
+        assert fast["psnr"] == pytest.approx(plain["psnr"], abs=1e-3)
+        assert fast["closest_view_error"] == plain["closest_view_error"]
+
+
+@lpips_needed
 def test_compare_to_pairs_this_run_with_another_on_the_same_samples(
     tiny_pipeline_32_dir, rendered_dataset, tmp_path, capsys
 ):

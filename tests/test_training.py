@@ -413,6 +413,18 @@ def test_training_only_the_pose_layers_rejects_what_it_cannot_train(extra, messa
     assert result.returncode == 2 and message in result.stderr
 
 
+@pytest.mark.parametrize("item", ["random_urdfs", "random_urdfs=0", "=4", "random_urdfs=two"])
+def test_category_repeats_must_be_category_equals_a_positive_count(item):
+    result = subprocess.run(
+        [sys.executable, SCRIPT, "--data_dir", "unused", "--category_repeats", "named=2", item],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2 and "--category_repeats takes CATEGORY=K" in result.stderr
+    assert repr(item) in result.stderr
+
+
 def test_adding_pose_layers_to_a_pretrained_unet_is_seeded(tiny_pipeline_32_dir):
     """`--relative_pose` on a pretrained pipeline adds randomly initialised layers: the seed fixes them."""
     import importlib.util

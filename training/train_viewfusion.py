@@ -42,6 +42,7 @@ from viewfusion_diffusers.data import NMRDataset, ViewFusionTrainDataset, collat
 from viewfusion_diffusers.data.samplers import (
     EpochPermutationSampler,
     InMemoryViewSampler,
+    category_repeats,
     load_views_in_memory,
     pair_bucket,
     training_micro_batches,
@@ -62,6 +63,15 @@ def parse_args(argv=None):
         "--data_dir", type=str, required=True, help="A dataset in the NMR layout (real NMR or rendered)."
     )
     parser.add_argument("--categories", type=str, nargs="*", default=None, help="Only these category folders.")
+    parser.add_argument(
+        "--category_repeats",
+        type=str,
+        nargs="*",
+        default=[],
+        metavar="CATEGORY=K",
+        help="Visit each training object of CATEGORY K times an epoch, to weight the sources of a mixed "
+        "dataset (e.g. random_urdfs=4 named=4 makes the pybullet objects about half of the pybullet-64 batches).",
+    )
     parser.add_argument(
         "--resolution", type=int, default=64, help="Image size the model works at; views are resized to it."
     )
@@ -248,6 +258,13 @@ def parse_args(argv=None):
             "--train_only_pose_layers trains only the layers that read the input views' azimuths, which "
             f"unposed samples never reach; pass --pose_dropout 0 (got {args.pose_dropout})."
         )
+    repeats = {}
+    for item in args.category_repeats:
+        category, _, count = item.partition("=")
+        if not category or not count.isdigit() or int(count) < 1:
+            parser.error(f"--category_repeats takes CATEGORY=K with K a positive integer, got {item!r}.")
+        repeats[category] = int(count)
+    args.category_repeats = repeats
     return args
 
 
@@ -522,9 +539,12 @@ def main(args):
     micro_batch = args.train_batch_size
     step_batch = micro_batch * args.gradient_accumulation_steps  # samples per process per optimizer step
     train_objects = NMRDataset(args.data_dir, split="train", categories=args.categories)
+    object_repeats = category_repeats(train_objects.objects, args.category_repeats) if args.category_repeats else None
     train_dataloader = view_sampler = None
     if args.stream_data:
-        train_dataset = ViewFusionTrainDataset(train_objects, max_views=args.max_views, seed=args.seed)
+        train_dataset = ViewFusionTrainDataset(
+            train_objects, max_views=args.max_views, seed=args.seed, object_repeats=object_repeats
+        )
         train_dataloader = torch.utils.data.DataLoader(
             train_dataset,
             batch_size=micro_batch,
@@ -562,6 +582,7 @@ def main(args):
             seed=args.seed,
             num_processes=accelerator.num_processes,
             process_index=accelerator.process_index,
+            object_repeats=object_repeats,
         )
         logger.info(f"Views in memory: {tuple(views.shape)} uint8, {views.numel() / 2**20:.0f} MB on {views.device}.")
     try:

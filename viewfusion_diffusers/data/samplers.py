@@ -200,6 +200,44 @@ class TrainingBatch:
         return replace(self, input_views=self.input_views.pin_memory(), target=self.target.pin_memory(), noise=noise)
 
 
+def category_repeats(objects: list[tuple[str, str]], repeats: dict[str, int]) -> torch.Tensor:
+    """How many times each object is visited an epoch: `repeats[category]` for its category's objects, else 1.
+
+    A mixed dataset's sources are weighted so: the 811 pybullet training objects beside 3,120 procedural category
+    objects are a fifth of every batch, and `{"random_urdfs": 4, "named": 4}` makes them about half.
+
+    Args:
+        objects (`list[tuple[str, str]]`): `(category, object id)` per object, as `NMRDataset.objects`.
+        repeats (`dict[str, int]`): visits per epoch of each named category's objects (positive integers).
+
+    Example:
+        ```py
+        >>> objects = [("random_urdfs", "000"), ("random_urdfs", "001"), ("car", "000")]
+        >>> category_repeats(objects, {"random_urdfs": 3}).tolist()
+        [3, 3, 1]
+        ```
+    """
+    present = sorted({category for category, _ in objects})
+    for category, count in repeats.items():
+        if category not in present:
+            raise ValueError(f"No training object is in category {category!r}; the categories are {present}.")
+        if not isinstance(count, int) or count < 1:
+            raise ValueError(f"Repeats must be positive integers, got {count!r} for {category!r}.")
+    return torch.tensor([repeats.get(category, 1) for category, _ in objects], dtype=torch.long)
+
+
+def _epoch_items(num_objects: int, object_repeats: torch.Tensor | None) -> torch.Tensor:
+    """The object of each item of an epoch: every object once, or `object_repeats[i]` times."""
+    if object_repeats is None:
+        return torch.arange(num_objects)
+    if object_repeats.shape != (num_objects,) or bool((object_repeats < 1).any()):
+        raise ValueError(
+            f"`object_repeats` must hold one positive count per object ({num_objects}), got shape "
+            f"{tuple(object_repeats.shape)}; make it with category_repeats."
+        )
+    return torch.arange(num_objects).repeat_interleave(object_repeats)
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Streamed: one sample per item, read from disk.
 
@@ -211,6 +249,7 @@ class ViewFusionTrainDataset(torch.utils.data.Dataset):
     views are drawn from a generator seeded by `(seed, epoch, index)` alone: call `set_epoch` each epoch; any
     worker, in any order, and a resumed run draw the same sample. This is the streamed path for datasets that do
     not fit in memory; [`InMemoryViewSampler`] draws with the same rules from views held in one tensor.
+    `object_repeats` (from [`category_repeats`]) makes object `i` the object of `object_repeats[i]` items.
 
     Example:
         ```py
@@ -227,23 +266,35 @@ class ViewFusionTrainDataset(torch.utils.data.Dataset):
         ```
     """
 
-    def __init__(self, objects, max_views: int = 6, target_in_inputs_prob: float = 0.1, seed: int = 0):
+    def __init__(
+        self,
+        objects,
+        max_views: int = 6,
+        target_in_inputs_prob: float = 0.1,
+        seed: int = 0,
+        object_repeats: torch.Tensor | None = None,
+    ):
         _check_max_views(max_views)
         self.objects, self.max_views, self.target_in_inputs_prob = objects, max_views, target_in_inputs_prob
         self.seed, self.epoch = seed, 0
+        self.item_objects = _epoch_items(len(objects), object_repeats)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return len(self.objects)
+        return len(self.item_objects)
 
     def __getitem__(self, index: int) -> TrainingBatch:
+        # Seeded by the item, not the object: an object's repeats in one epoch are different samples.
         seed = np.random.SeedSequence([self.seed, self.epoch, index]).generate_state(1, dtype=np.uint64)[0]
         generator = torch.Generator().manual_seed(int(seed))
         target, num_views, inputs = draw_views(1, self.max_views, self.target_in_inputs_prob, generator)
-        views = self.objects.load_views(index, [*target.tolist(), *inputs.tolist()])
-        return TrainingBatch.from_uint8_views(views[1:], views[:1], inputs, target, num_views, torch.tensor([index]))
+        object_index = int(self.item_objects[index])
+        views = self.objects.load_views(object_index, [*target.tolist(), *inputs.tolist()])
+        return TrainingBatch.from_uint8_views(
+            views[1:], views[:1], inputs, target, num_views, torch.tensor([object_index])
+        )
 
 
 def collate_views(samples: list[TrainingBatch]) -> TrainingBatch:
@@ -345,8 +396,9 @@ def load_views_in_memory(
 class InMemoryViewSampler:
     """Training batches drawn from views held in one uint8 tensor, with the paper's rules, in a few tensor ops.
 
-    Each epoch visits the objects in a permutation of `(seed, epoch)`; step `s` of process `p` takes the
-    `batch_size` objects at position `(s * num_processes + p) * batch_size` of it. The views of its samples are
+    Each epoch visits the objects (each `object_repeats[i]` times, when given) in a permutation of
+    `(seed, epoch)`; step `s` of process `p` takes the `batch_size` objects at position
+    `(s * num_processes + p) * batch_size` of it. The views of its samples are
     drawn by [`draw_views`] from a generator seeded by `(seed, step, p)`. A batch therefore depends only on
     `(seed, step, process)`: a resumed run draws the same batches, and splitting a step's batch into
     micro-batches (gradient accumulation) does not change it.
@@ -359,6 +411,8 @@ class InMemoryViewSampler:
         target_in_inputs_prob (`float`, defaults to 0.1): probability that the inputs are drawn from all 24
             views (the target may then be among them) instead of the other 23.
         seed (`int`, defaults to 0), num_processes (`int`, defaults to 1), process_index (`int`, defaults to 0).
+        object_repeats (`torch.Tensor`, *optional*): `(objects,)` visits of each object per epoch, from
+            [`category_repeats`], to weight the sources of a mixed dataset (default: each object once).
 
     Example:
         ```py
@@ -381,6 +435,7 @@ class InMemoryViewSampler:
         seed: int = 0,
         num_processes: int = 1,
         process_index: int = 0,
+        object_repeats: torch.Tensor | None = None,
     ):
         if views.ndim != 5 or views.shape[1] != NUM_VIEWS or views.dtype != torch.uint8:
             raise ValueError(
@@ -388,15 +443,16 @@ class InMemoryViewSampler:
                 f"{tuple(views.shape)} {views.dtype}; make it with load_views_in_memory."
             )
         _check_max_views(max_views)
-        if batch_size * num_processes > views.shape[0]:
+        self.item_objects = _epoch_items(views.shape[0], object_repeats)
+        if batch_size * num_processes > len(self.item_objects):
             raise ValueError(
-                f"{views.shape[0]} objects make no full batch of {batch_size} x {num_processes} processes; "
+                f"{len(self.item_objects)} objects make no full batch of {batch_size} x {num_processes} processes; "
                 "lower `batch_size` or give more objects."
             )
         self.views, self.batch_size, self.max_views = views, batch_size, max_views
         self.target_in_inputs_prob, self.seed = target_in_inputs_prob, seed
         self.num_processes, self.process_index = num_processes, process_index
-        self.steps_per_epoch = views.shape[0] // (batch_size * num_processes)
+        self.steps_per_epoch = len(self.item_objects) // (batch_size * num_processes)
         self._order_epoch, self._order = None, None
 
     def object_indices(self, step: int) -> torch.Tensor:
@@ -411,7 +467,8 @@ class InMemoryViewSampler:
         """
         epoch, step_in_epoch = divmod(step, self.steps_per_epoch)
         if epoch != self._order_epoch:
-            self._order = torch.from_numpy(np.random.default_rng([self.seed, epoch]).permutation(self.views.shape[0]))
+            permutation = np.random.default_rng([self.seed, epoch]).permutation(len(self.item_objects))
+            self._order = self.item_objects[torch.from_numpy(permutation)]
             self._order_epoch = epoch
         start = (step_in_epoch * self.num_processes + self.process_index) * self.batch_size
         return self._order[start : start + self.batch_size]
