@@ -95,7 +95,9 @@ def draw_panel(panel: Panel, size=(640, 420), scale: int = 2) -> PIL.Image.Image
     left, right, top, bottom = 70 * scale, 15 * scale, 30 * scale, 50 * scale
     xs = [x for s in panel.series for x in s.xs]
     ys = [y for s in panel.series for y in s.ys]
-    x_ticks, y_ticks = nice_ticks(min(xs), max(xs)), nice_ticks(min(ys), max(ys))
+    # A margin of a twentieth of the span keeps a line at the data's extreme (a target, say) off the frame.
+    margin = 0.05 * (max(ys) - min(ys))
+    x_ticks, y_ticks = nice_ticks(min(xs), max(xs)), nice_ticks(min(ys) - margin, max(ys) + margin)
     x0, x1, y0, y1 = x_ticks[0], x_ticks[-1], y_ticks[0], y_ticks[-1]
     to_px = lambda x, y: (
         left + (x - x0) / (x1 - x0) * (width - left - right),
@@ -115,8 +117,11 @@ def draw_panel(panel: Panel, size=(640, 420), scale: int = 2) -> PIL.Image.Image
     label = PIL.Image.new("RGB", (int(draw.textlength(panel.y_label, font=font)) + 4, 18 * scale), "white")
     PIL.ImageDraw.Draw(label).text((2, 0), panel.y_label, fill="black", font=font)
     image.paste(label.rotate(90, expand=True), (4 * scale, int(height / 2 - label.width / 2)))
-    legend_width = max((draw.textlength(s.label, font=small) for s in panel.series), default=0) + 45 * scale
-    legend_box = [left + 5 * scale, top + 2 * scale, left + legend_width, top + (16 * len(panel.series) + 4) * scale]
+    legend_size = (
+        max((draw.textlength(s.label, font=small) for s in panel.series), default=0) + 40 * scale,
+        (16 * len(panel.series) + 2) * scale,
+    )
+    legend_box = legend_corner(panel, to_px, legend_size, (left, top, width - right, height - bottom), 5 * scale)
     for i, series in enumerate(panel.series):
         color = series.color or COLORS[i % len(COLORS)]
         points = [to_px(x, y) for x, y in zip(series.xs, series.ys)]
@@ -139,10 +144,38 @@ def draw_panel(panel: Panel, size=(640, 420), scale: int = 2) -> PIL.Image.Image
     draw.rectangle(legend_box, fill="white", outline=(200, 200, 200), width=scale)
     for i, series in enumerate(panel.series):
         color = series.color or COLORS[i % len(COLORS)]
-        legend_y = top + (10 + 16 * i) * scale
-        draw.line([(left + 10 * scale, legend_y), (left + 30 * scale, legend_y)], fill=color, width=3 * scale)
-        draw.text((left + 35 * scale, legend_y), series.label, fill="black", font=small, anchor="lm")
+        legend_x, legend_y = legend_box[0], legend_box[1] + (9 + 16 * i) * scale
+        draw.line([(legend_x + 5 * scale, legend_y), (legend_x + 25 * scale, legend_y)], fill=color, width=3 * scale)
+        draw.text((legend_x + 30 * scale, legend_y), series.label, fill="black", font=small, anchor="lm")
     return image
+
+
+def legend_corner(panel: Panel, to_px, size, plot_box, inset: float) -> list[float]:
+    """The legend's box in the corner of the plot that covers the fewest points of the panel's lines (sampled
+    along each segment, so a line crossing a corner counts as well as its markers); top left on a tie."""
+    left, top, right, bottom = plot_box
+    width, height = size
+    corners = [
+        (left + inset, top + inset),
+        (right - inset - width, top + inset),
+        (right - inset - width, bottom - inset - height),
+        (left + inset, bottom - inset - height),
+    ]
+    points = []
+    for series in panel.series:
+        pixels = [to_px(x, y) for x, y in zip(series.xs, series.ys)]
+        points += pixels[:1] + [
+            (a[0] + (b[0] - a[0]) * k / 20, a[1] + (b[1] - a[1]) * k / 20)
+            for a, b in zip(pixels, pixels[1:])
+            for k in range(1, 21)
+        ]
+
+    def covered(corner):
+        x, y = corner
+        return sum(x - inset <= px <= x + width + inset and y - inset <= py <= y + height + inset for px, py in points)
+
+    x, y = min(corners, key=covered)
+    return [x, y, x + width, y + height]
 
 
 def save_line_chart(panels: list[Panel], path, size=(640, 420)) -> None:

@@ -16,6 +16,12 @@ from viewfusion_diffusers.training_utils import count_flops
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
+def run_example(script: str, *args, **env) -> subprocess.CompletedProcess:
+    """`python examples/SCRIPT ARGS...` in a fresh interpreter, as a user runs it; `env` adds variables."""
+    command = [sys.executable, str(EXAMPLES / script), *map(str, args)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=600, env={**os.environ, **env})
+
+
 def test_sampling_benchmark_writes_every_row(tmp_path):
     output = tmp_path / "sampling.json"
     # The shape of `viewfusion-eval --sampler_study`'s rows: the first is DDPM over all steps, the reference.
@@ -30,28 +36,12 @@ def test_sampling_benchmark_writes_every_row(tmp_path):
         {"scheduler": "ddim", "steps": 2, "num_views": [2], "lpips": [0.35, 0.1], "lpips_per_sample": [0.30, 0.40]},
     ]
     (tmp_path / "results.json").write_text(json.dumps({"sampler_study": study}))
-    command = [
-        sys.executable,
-        str(EXAMPLES / "benchmark_sampling.py"),
-        "--models",
-        "default",
-        "--num_views",
-        "2",
-        "--samplers",
-        "ddim:2",
-        "--variants",
-        "channels_last",
-        "objects:2",
-        "--reference_steps",
-        "1",
-        "--repeats",
-        "1",
-        "--quality",
-        str(tmp_path / "results.json"),
-        "--output",
-        str(output),
-    ]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    result = run_example(
+        "benchmark_sampling.py",
+        *"--models default --num_views 2 --samplers ddim:2 --variants channels_last objects:2".split(),
+        *"--reference_steps 1 --repeats 1".split(),
+        *("--quality", tmp_path / "results.json", "--output", output),
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     rows = json.loads(output.read_text())["rows"]
     methods = [row["method"] for row in rows]
@@ -76,23 +66,11 @@ def test_sampling_benchmark_writes_every_row(tmp_path):
 
 def test_sampling_benchmark_times_the_authors_network(tmp_path):
     output = tmp_path / "sampling.json"
-    command = [
-        sys.executable,
-        str(EXAMPLES / "benchmark_sampling.py"),
-        "--models",
-        "original",
-        "--num_views",
-        "1",
-        "--samplers",
-        "ddpm:1",
-        "--reference_steps",
-        "1",
-        "--repeats",
-        "1",
-        "--output",
-        str(output),
-    ]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    result = run_example(
+        "benchmark_sampling.py",
+        *"--models original --num_views 1 --samplers ddpm:1 --reference_steps 1 --repeats 1".split(),
+        *("--output", output),
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     rows = json.loads(output.read_text())["rows"]
     assert [row["model"] for row in rows] == ["original"] * 3
@@ -101,74 +79,40 @@ def test_sampling_benchmark_times_the_authors_network(tmp_path):
     assert rows[0]["unet_gflops_per_pair"] > 5
 
 
-def test_sampling_benchmark_rejects_an_unknown_variant_or_sampler():
-    command = [
-        sys.executable,
-        str(EXAMPLES / "benchmark_sampling.py"),
-        "--models",
-        "default",
-        "--num_views",
-        "1",
-        "--samplers",
-        "ddim:1",
-        "--variants",
-        "fp8",
-        "--reference_steps",
-        "1",
-        "--repeats",
-        "1",
-    ]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 2 and "unknown variant 'fp8'" in result.stderr
-    command[command.index("fp8")] = "channels_last"
-    command[command.index("ddim:1")] = "euler:1"
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 2 and "bad sampler 'euler:1'" in result.stderr
-    command[command.index("euler:1")] = "ddim:1"
-    command[command.index("channels_last")] = "compile:fastest"
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 2 and "unknown compile mode in 'compile:fastest'" in result.stderr
+@pytest.mark.parametrize(
+    "sampler, variant, error",
+    [
+        ("ddim:1", "fp8", "unknown variant 'fp8'"),
+        ("euler:1", "channels_last", "bad sampler 'euler:1'"),
+        ("ddim:1", "compile:fastest", "unknown compile mode in 'compile:fastest'"),
+    ],
+)
+def test_sampling_benchmark_rejects_an_unknown_variant_or_sampler(sampler, variant, error):
+    result = run_example(
+        "benchmark_sampling.py",
+        *"--models default --num_views 1 --reference_steps 1 --repeats 1".split(),
+        *("--samplers", sampler, "--variants", variant),
+    )
+    assert result.returncode == 2 and error in result.stderr
 
 
 def test_sampling_benchmark_refuses_results_without_a_sampler_study(tmp_path):
     (tmp_path / "results.json").write_text(json.dumps({"sampler_study": None, "config": {"num_views": [6]}}))
-    command = [
-        sys.executable,
-        str(EXAMPLES / "benchmark_sampling.py"),
-        "--models",
-        "default",
-        "--num_views",
-        "1",
-        "--samplers",
-        "ddpm:1",
-        "--quality",
-        str(tmp_path / "results.json"),
-    ]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    result = run_example(
+        "benchmark_sampling.py",
+        *"--models default --num_views 1 --samplers ddpm:1".split(),
+        *("--quality", tmp_path / "results.json"),
+    )
     assert result.returncode == 2 and "has no sampler study" in result.stderr
 
 
 def test_sampling_benchmark_reports_the_share_of_a_given_peak(tmp_path):
     output = tmp_path / "sampling.json"
-    command = [
-        sys.executable,
-        str(EXAMPLES / "benchmark_sampling.py"),
-        "--models",
-        "default",
-        "--num_views",
-        "1",
-        "--samplers",
-        "ddpm:1",
-        "--reference_steps",
-        "1",
-        "--repeats",
-        "1",
-        "--peak_tflops",
-        "0.5",
-        "--output",
-        str(output),
-    ]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    result = run_example(
+        "benchmark_sampling.py",
+        *"--models default --num_views 1 --samplers ddpm:1 --reference_steps 1 --repeats 1".split(),
+        *("--peak_tflops", 0.5, "--output", output),
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     results = json.loads(output.read_text())
     assert results["peak_tflops"] == 0.5
@@ -188,30 +132,12 @@ def test_flop_count_of_a_convolution_is_the_hand_count():
 @pytest.mark.parametrize("data", ["memory", "stream"])
 def test_training_benchmark_runs_the_real_data_path(rendered_dataset, tmp_path, data):
     output = tmp_path / "training.json"
-    command = [
-        sys.executable,
-        str(EXAMPLES / "benchmark_training.py"),
-        "--presets",
-        "small",
-        "--data_dir",
-        str(rendered_dataset),
-        "--resolution",
-        "32",
-        "--batch_size",
-        "2",
-        "--steps",
-        "2",
-        "--warmup",
-        "1",
-        "--peak_tflops",
-        "1.0",
-        "--output",
-        str(output),
-    ]
-    if data == "stream":
-        command += ["--stream_data", "--num_workers", "0"]
-    result = subprocess.run(
-        command, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"}
+    result = run_example(
+        "benchmark_training.py",
+        *"--presets small --resolution 32 --batch_size 2 --steps 2 --warmup 1 --peak_tflops 1.0".split(),
+        *("--data_dir", rendered_dataset, "--output", output),
+        *(["--stream_data", "--num_workers", "0"] if data == "stream" else []),
+        OMP_NUM_THREADS="1",
     )
     assert result.returncode == 0, result.stderr[-3000:]
     (row,) = json.loads(output.read_text())["rows"]
@@ -223,22 +149,11 @@ def test_training_benchmark_runs_the_real_data_path(rendered_dataset, tmp_path, 
 
 def test_data_benchmark_times_the_loader_and_the_in_memory_sampler(rendered_dataset, tmp_path):
     output = tmp_path / "data.json"
-    command = [
-        sys.executable,
-        str(EXAMPLES / "benchmark_data.py"),
-        "--data_dir",
-        str(rendered_dataset),
-        "--render_objects",
-        "1",
-        "--batch_size",
-        "2",
-        "--num_batches",
-        "2",
-        "--output",
-        str(output),
-    ]
-    result = subprocess.run(
-        command, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"}
+    result = run_example(
+        "benchmark_data.py",
+        *"--render_objects 1 --batch_size 2 --num_batches 2".split(),
+        *("--data_dir", rendered_dataset, "--output", output),
+        OMP_NUM_THREADS="1",
     )
     assert result.returncode == 0, result.stderr[-3000:]
     results = json.loads(output.read_text())["results"]
@@ -256,27 +171,11 @@ def test_evaluation_benchmark_times_both_modes_and_both_layouts_on_the_same_nois
     unet = ViewFusionUNet2DModel(**{**TINY_UNET_32, "relative_pose": True})
     ViewFusionPipeline(unet, default_scheduler()).save_pretrained(tmp_path / "posed")
     output = tmp_path / "evaluation.json"
-    command = [
-        sys.executable,
-        str(EXAMPLES / "benchmark_evaluation.py"),
-        "--pipeline",
-        str(tmp_path / "posed"),
-        "--data_dir",
-        str(rendered_dataset),
-        "--num_objects",
-        "1",
-        "--num_views",
-        "1",
-        "3",
-        "--num_inference_steps",
-        "2",
-        "--threads",
-        "1",
-        "--output",
-        str(output),
-    ]
-    result = subprocess.run(
-        command, capture_output=True, text=True, timeout=600, env={**os.environ, "HF_HUB_OFFLINE": "1"}
+    result = run_example(
+        "benchmark_evaluation.py",
+        *"--num_objects 1 --num_views 1 3 --num_inference_steps 2 --threads 1".split(),
+        *("--pipeline", tmp_path / "posed", "--data_dir", rendered_dataset, "--output", output),
+        HF_HUB_OFFLINE="1",
     )
     assert result.returncode == 0, result.stderr[-3000:]
     written = json.loads(output.read_text())

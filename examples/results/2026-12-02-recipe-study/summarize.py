@@ -5,7 +5,7 @@ python summarize.py STUDY_DIR --reference base --variants shipped base base-raw 
 
 STUDY_DIR holds one folder per trained variant (its pipeline, checkpoints and model card), `eval/NAME-DATASET/
 results.json` (eval_variant.sh), `val_loss.json` and `val_loss_curves.json` (training/validation_loss.py).
-Writes `loss_curves.png` beside this file.
+Draws the loss curves to `--figure` (default: `loss_curves.png` beside this file).
 """
 
 import argparse
@@ -153,7 +153,7 @@ def main(args):
                     for p, v in curves.items()
                     if Path(p).parts[-3] == name
                 )
-                start = val_by_name.get("viewfusion-pybullet-64")
+                start = val_by_name.get(args.start)
                 if points and start:
                     points = [(0, float(np.mean(start[mode])))] + points
                 if points:
@@ -163,7 +163,7 @@ def main(args):
                     f"validation loss, {mode} (EMA weights, 128 samples)", "training samples seen", "MSE of v", series
                 )
             )
-        save_line_chart(panels, Path(__file__).with_name("loss_curves.png"))
+        save_line_chart(panels, Path(args.figure))
 
 
 def run_batch(run_dir: Path) -> int:
@@ -177,8 +177,16 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description="Tables and loss curves of the recipe study.")
     parser.add_argument("study_dir", help="The folder of the study's runs and evaluations.")
     parser.add_argument("--variants", nargs="+", required=True, help="Fine-tuned variants (and the shipped start).")
+    parser.add_argument(
+        "--figure", default=str(Path(__file__).with_name("loss_curves.png")), help="Where to draw the loss curves."
+    )
     parser.add_argument("--scratch", nargs="*", default=[], help="Variants trained from scratch.")
     parser.add_argument("--reference", default="base", help="The variant the others are paired with.")
+    parser.add_argument(
+        "--start",
+        default="viewfusion-pybullet-64",
+        help="The model the fine-tunes started from: the curves' first point (its folder name in val_loss.json).",
+    )
     return parser.parse_args(argv)
 
 
