@@ -54,7 +54,7 @@ def widen_unet_config(folder):
 
 
 DAMAGES = {
-    "truncated weights": (truncate_weights, "is truncated: its tensors need"),
+    "truncated weights": (truncate_weights, "is truncated or not a safetensors file"),
     "truncated header": (truncate_header, "is truncated or not a safetensors file"),
     "malformed config": (break_unet_config, "is not valid JSON"),
     "index not an object": (break_index, "holds a JSON list"),
