@@ -25,9 +25,9 @@ ACCELERATE_CPU_CONFIG = str(Path(SCRIPT).parent / "accelerate_cpu_2proc.yaml")
 
 def launch(num_processes, data_dir, output_dir, config_file, *extra):
     """`accelerate launch` with the shipped CPU config: real processes joined by gloo when num_processes > 1."""
-    placement = ["--config_file", ACCELERATE_CPU_CONFIG, "--num_processes", "2", "--main_process_port", "29531"]
+    placement = ["--config_file", ACCELERATE_CPU_CONFIG, *"--num_processes 2 --main_process_port 29531".split()]
     if num_processes == 1:
-        placement = ["--cpu", "--num_processes", "1", "--num_machines", "1", "--dynamo_backend", "no"]
+        placement = "--cpu --num_processes 1 --num_machines 1 --dynamo_backend no".split()
     return [
         sys.executable,
         "-m",
@@ -42,20 +42,8 @@ def launch(num_processes, data_dir, output_dir, config_file, *extra):
         str(output_dir),
         "--model_config",
         str(config_file),
-        "--resolution",
-        "32",
-        "--train_batch_size",
-        "2",
-        "--lr_warmup_steps",
-        "0",
-        "--learning_rate",
-        "1e-3",
-        "--validation_inference_steps",
-        "2",
-        "--num_validation_objects",
-        "1",
-        "--max_views",
-        "3",
+        *"--resolution 32 --train_batch_size 2 --lr_warmup_steps 0 --learning_rate 1e-3".split(),
+        *"--validation_inference_steps 2 --num_validation_objects 1 --max_views 3".split(),
         *extra,
     ]
 
@@ -79,15 +67,8 @@ def test_two_cpu_processes_train_and_write_a_loadable_pipeline(rendered_dataset,
             rendered_dataset,
             output,
             tiny_unet_config_file,
-            "--stream_data",
-            "--dataloader_num_workers",
-            "1",
-            "--max_train_steps",
-            "3",
-            "--checkpointing_steps",
-            "2",
-            "--validation_steps",
-            "3",
+            *"--stream_data --dataloader_num_workers 1 --max_train_steps 3 --checkpointing_steps 2".split(),
+            *"--validation_steps 3".split(),
         )
     )
     assert "2 processes" in result.stderr and "data streamed" in result.stderr
@@ -145,10 +126,7 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(rendered_dataset, tin
             rendered_dataset,
             killed,
             tiny_unet_config_file,
-            "--max_train_steps",
-            "6",
-            "--resume_from_checkpoint",
-            "latest",
+            *"--max_train_steps 6 --resume_from_checkpoint latest".split(),
             *common,
         )
     )
@@ -172,15 +150,8 @@ def test_bf16_mixed_precision_runs_on_cpu(rendered_dataset, tiny_unet_config_fil
         rendered_dataset,
         output,
         tiny_unet_config_file,
-        "--max_train_steps",
-        "2",
-        "--channels_last",
-        "--checkpointing_steps",
-        "100",
-        "--validation_steps",
-        "0",
-        "--report_to",
-        "none",
+        *"--max_train_steps 2 --channels_last --checkpointing_steps 100 --validation_steps 0".split(),
+        *"--report_to none".split(),
     )
     command[command.index("--mixed_precision") + 1] = "bf16"
     run(command)
@@ -198,17 +169,8 @@ def test_max_train_minutes_ends_with_a_checkpoint_and_a_pipeline(rendered_datase
             rendered_dataset,
             output,
             tiny_unet_config_file,
-            "--max_train_minutes",
-            "0.05",
-            "--max_train_steps",
-            "1000000",
-            "--checkpointing_steps",
-            "1000000",
-            "--validation_steps",
-            "0",
-            "--report_to",
-            "none",
-            "--use_ema",
+            *"--max_train_minutes 0.05 --max_train_steps 1000000 --checkpointing_steps 1000000".split(),
+            *"--validation_steps 0 --report_to none --use_ema".split(),
         )
     )
     assert time.monotonic() - start < 240
@@ -287,16 +249,8 @@ def test_fine_tuning_starts_from_the_pretrained_weights(rendered_dataset, tiny_p
         "unused",
         "--pretrained_model_name_or_path",
         str(tiny_pipeline_32_dir),
-        "--max_train_steps",
-        "2",
-        "--checkpointing_steps",
-        "100",
-        "--validation_steps",
-        "0",
-        "--seed",
-        "3",
-        "--logging_steps",
-        "1",
+        *"--max_train_steps 2 --checkpointing_steps 100 --validation_steps 0 --seed 3".split(),
+        *"--logging_steps 1".split(),
     )
     run(command)
     events = EventAccumulator(str(next((tmp_path / "tuned" / "logs").rglob("events.out.tfevents.*")).parent))
@@ -350,19 +304,8 @@ def test_training_only_the_pose_layers_leaves_the_unposed_mode_unchanged(
             "unused",
             "--pretrained_model_name_or_path",
             str(tiny_pipeline_32_dir),
-            "--relative_pose",
-            "--train_only_pose_layers",
-            "--pose_dropout",
-            "0",
-            "--use_ema",
-            "--max_train_steps",
-            "3",
-            "--checkpointing_steps",
-            "100",
-            "--validation_steps",
-            "0",
-            "--report_to",
-            "none",
+            *"--relative_pose --train_only_pose_layers --pose_dropout 0 --use_ema --max_train_steps 3".split(),
+            *"--checkpointing_steps 100 --validation_steps 0 --report_to none".split(),
         )
     )
     assert "parameters trained" in result.stderr
@@ -399,7 +342,7 @@ def test_training_only_the_pose_layers_leaves_the_unposed_mode_unchanged(
 @pytest.mark.parametrize(
     "extra, message",
     [
-        (["--pose_dropout", "0.5", "--pretrained_model_name_or_path", "some/pipeline"], "pass --pose_dropout 0"),
+        ("--pose_dropout 0.5 --pretrained_model_name_or_path some/pipeline".split(), "pass --pose_dropout 0"),
         (["--pose_dropout", "0", "--pretrained_model_name_or_path", ""], "pass --pretrained_model_name_or_path"),
     ],
 )
@@ -413,10 +356,10 @@ def test_training_only_the_pose_layers_rejects_what_it_cannot_train(extra, messa
     assert result.returncode == 2 and message in result.stderr
 
 
-@pytest.mark.parametrize("item", ["random_urdfs", "random_urdfs=0", "=4", "random_urdfs=two"])
+@pytest.mark.parametrize("item", "random_urdfs random_urdfs=0 =4 random_urdfs=two".split())
 def test_category_repeats_must_be_category_equals_a_positive_count(item):
     result = subprocess.run(
-        [sys.executable, SCRIPT, "--data_dir", "unused", "--category_repeats", "named=2", item],
+        [sys.executable, SCRIPT, *"--data_dir unused --category_repeats named=2".split(), item],
         capture_output=True,
         text=True,
         timeout=120,
@@ -438,11 +381,7 @@ def test_adding_pose_layers_to_a_pretrained_unet_is_seeded(tiny_pipeline_32_dir)
             "unused",
             "--pretrained_model_name_or_path",
             str(tiny_pipeline_32_dir),
-            "--resolution",
-            "32",
-            "--relative_pose",
-            "--seed",
-            "5",
+            *"--resolution 32 --relative_pose --seed 5".split(),
         ]
     )
     torch.manual_seed(1)
@@ -484,10 +423,7 @@ def test_timed_run_script_trains_and_ships_within_its_budget(rendered_dataset, t
             str(Path(SCRIPT).parent / "timed_run.sh"),
             "0.1",
             str(output),
-            "--max_views",
-            "3",
-            "--validation_steps",
-            "0",
+            *"--max_views 3 --validation_steps 0".split(),
         ],
         capture_output=True,
         text=True,
@@ -590,20 +526,9 @@ def test_cpu_time_budget_stops_an_x0_run_with_min_snr_and_a_usable_pipeline(
             rendered_dataset,
             output,
             tiny_unet_config_file,
-            "--prediction_type",
-            "sample",
-            "--snr_gamma",
-            "5",
-            "--max_train_cpu_minutes",
-            "0.05",
-            "--max_train_steps",
-            "1000000",
-            "--checkpointing_steps",
-            "1000000",
-            "--validation_steps",
-            "0",
-            "--report_to",
-            "none",
+            *"--prediction_type sample --snr_gamma 5 --max_train_cpu_minutes 0.05".split(),
+            *"--max_train_steps 1000000 --checkpointing_steps 1000000 --validation_steps 0".split(),
+            *"--report_to none".split(),
         )
     )
     assert "--max_train_cpu_minutes 0.05 reached at step" in result.stderr
@@ -634,16 +559,8 @@ def test_campaign_continues_the_state_and_counts_every_sample_once(rendered_data
             rendered_dataset,
             first,
             tiny_unet_config_file,
-            "--relative_pose",
-            "--use_ema",
-            "--max_train_steps",
-            "2",
-            "--checkpointing_steps",
-            "2",
-            "--validation_steps",
-            "0",
-            "--report_to",
-            "none",
+            *"--relative_pose --use_ema --max_train_steps 2 --checkpointing_steps 2".split(),
+            *"--validation_steps 0 --report_to none".split(),
         )
     )
     progress = json.loads((first / "checkpoint-2" / "training_progress.json").read_text())
@@ -679,14 +596,7 @@ def test_campaign_continues_the_state_and_counts_every_sample_once(rendered_data
             str(Path(SCRIPT).parent / "continue_default.sh"),
             "0.002",
             str(campaign),
-            "--resolution",
-            "32",
-            "--train_batch_size",
-            "2",
-            "--max_views",
-            "3",
-            "--report_to",
-            "none",
+            *"--resolution 32 --train_batch_size 2 --max_views 3 --report_to none".split(),
         ],
         capture_output=True,
         text=True,
