@@ -1,5 +1,6 @@
 """The training script in real `accelerate launch` subprocesses, on a few rendered objects and a tiny U-Net."""
 
+import json
 import os
 import signal
 import subprocess
@@ -550,8 +551,6 @@ def test_cpu_time_budget_stops_an_x0_run_with_min_snr_and_a_usable_pipeline(
 def test_campaign_continues_the_state_and_counts_every_sample_once(rendered_dataset, tiny_unet_config_file, tmp_path):
     """A lineage's state from a run, `continue_default.sh` trains on from it (weights and EMA), writes the new
     state back, and the totals add up; a second export counts nothing twice."""
-    import json
-
     first = tmp_path / "first"
     run(
         launch(
@@ -656,3 +655,34 @@ def test_lineage_verdict_needs_both_modes_better_beyond_the_interval(tmp_path):
     assert points[1]["pybullet"]["viewfusion"]["3"]["pose_within_15"] == 0.5
     lineage.draw_lineage(points, tmp_path / "lineage.png")
     assert (tmp_path / "lineage.png").stat().st_size > 1000
+
+
+def test_a_continued_ema_keeps_its_weights_and_step_count_and_takes_this_runs_decay(
+    rendered_dataset, tiny_unet_config_file, tmp_path
+):
+    from diffusers.training_utils import EMAModel
+
+    torch.manual_seed(3)
+    saved = ViewFusionUNet2DModel(**TINY_UNET_32)
+    ema = EMAModel(saved.parameters(), decay=0.9999, use_ema_warmup=True, model_cls=ViewFusionUNet2DModel)
+    ema.model_config = saved.config
+    ema.optimization_step = 4000
+    ema.save_pretrained(tmp_path / "unet_ema")
+    output = tmp_path / "run"
+    run(
+        launch(
+            1,
+            rendered_dataset,
+            output,
+            tiny_unet_config_file,
+            *("--use_ema", "--ema_from", tmp_path / "unet_ema", "--ema_max_decay", "0.5"),
+            *"--max_train_steps 1 --checkpointing_steps 1 --validation_steps 0 --report_to none".split(),
+        )
+    )
+    config = json.loads((output / "checkpoint-1" / "unet_ema" / "config.json").read_text())
+    assert config["decay"] == 0.5 and config["optimization_step"] == 4001
+    # One step at decay 0.5 from the saved EMA: halfway between it and the trained weights, not the fresh start's.
+    trained = unet_weights(output / "checkpoint-1")
+    averaged = load_file(output / "checkpoint-1" / "unet_ema" / "diffusion_pytorch_model.safetensors")
+    name = "conv_in.weight"
+    torch.testing.assert_close(averaged[name], 0.5 * saved.state_dict()[name] + 0.5 * trained[name])

@@ -151,9 +151,9 @@ def parse_args(argv=None):
         "--ema_from",
         type=str,
         default=None,
-        help="Start the EMA from this saved one (a unet_ema folder: its weights, step count and decay "
-        "settings) instead of from the starting weights: to continue a lineage whose optimizer state was "
-        "not kept (training/continue_default.sh). Needs --use_ema; a resumed checkpoint's EMA replaces it.",
+        help="Start the EMA from this saved one (a unet_ema folder: its weights and step count; the highest "
+        "decay is --ema_max_decay's) instead of from the starting weights: to continue a lineage whose optimizer "
+        "state was not kept (training/continue_default.sh). Needs --use_ema; a resumed checkpoint's EMA replaces it.",
     )
     parser.add_argument(
         "--checkpointing_steps", type=int, default=500, help="Save a resumable checkpoint every N steps."
@@ -506,6 +506,8 @@ def main(args):
         )
         if args.ema_from:
             load_ema_state(ema_unet, args.ema_from, ViewFusionUNet2DModel, "cpu")
+            # The saved state brings its own decay; this run's flag says how this run averages.
+            ema_unet.decay = args.ema_max_decay
             # A lineage's EMA may be stored in half precision; averaging in it would lose the small updates.
             ema_unet.to(dtype=torch.float32)
             if [tuple(p.shape) for p in ema_unet.shadow_params] != [tuple(p.shape) for p in unet.parameters()]:

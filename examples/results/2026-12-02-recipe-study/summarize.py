@@ -91,7 +91,9 @@ def main(args):
             cells += ["-"] * 3
         print(f"| {name} | " + " | ".join(cells) + " |")
 
-    print("\n## Held-out LPIPS (mean over N = 1 / 3 / 6, 12 test objects per N) and pose ±15°\n")
+    reference_eval = study / "eval" / f"{args.reference}-{DATASETS[0]}" / "results.json"
+    num_objects = json.loads(reference_eval.read_text())["config"]["num_objects"] if reference_eval.exists() else "?"
+    print(f"\n## Held-out LPIPS (mean over N = 1 / 3 / 6, {num_objects} test objects per N) and pose ±15°\n")
     header = " | ".join(f"{d} {m}" for d in DATASETS for m in MODES)
     print(
         f"| variant | {header} | "
