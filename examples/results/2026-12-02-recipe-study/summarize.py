@@ -27,13 +27,21 @@ DATASETS = ("pybullet", "categories")
 MODES = {"unposed": "viewfusion", "posed": "viewfusion_posed"}
 
 
-def training_summary(run_dir: Path) -> dict | None:
-    """Steps, samples and CPU minutes of a trained variant, from the training configuration in its model card."""
+def card_config(run_dir: Path) -> dict | None:
+    """The training configuration that a finished run's model card holds in its ```json block."""
     card = run_dir / "README.md"
     if not (run_dir / "DONE").exists() or not card.exists() or "```json" not in card.read_text():
         return None
     text = card.read_text()
-    config = json.loads(text[text.index("```json") + 7 : text.index("```", text.index("```json") + 7)])
+    start = text.index("```json") + len("```json")
+    return json.loads(text[start : text.index("```", start)])
+
+
+def training_summary(run_dir: Path) -> dict | None:
+    """Steps, samples and CPU minutes of a trained variant, from the training configuration in its model card."""
+    config = card_config(run_dir)
+    if config is None:
+        return None
     samples = config["trained_steps"] * config["train_batch_size"]
     return {
         "steps": config["trained_steps"],
@@ -150,10 +158,10 @@ def main(args):
         for mode in ("unposed", "posed"):
             series = []
             for name in args.variants:
+                checkpoints = [(p, v) for p, v in curves.items() if Path(p).parts[-3] == name]
+                batch = card_config(study / name)["train_batch_size"] if checkpoints else None
                 points = sorted(
-                    (int(Path(p).parent.name.split("-")[1]) * run_batch(study / name), float(np.mean(v[mode])))
-                    for p, v in curves.items()
-                    if Path(p).parts[-3] == name
+                    (int(Path(p).parent.name.split("-")[1]) * batch, float(np.mean(v[mode]))) for p, v in checkpoints
                 )
                 start = val_by_name.get(args.start)
                 if points and start:
@@ -166,13 +174,6 @@ def main(args):
                 )
             )
         save_line_chart(panels, Path(args.figure))
-
-
-def run_batch(run_dir: Path) -> int:
-    text = (run_dir / "README.md").read_text()
-    return json.loads(text[text.index("```json") + 7 : text.index("```", text.index("```json") + 7)])[
-        "train_batch_size"
-    ]
 
 
 def parse_args(argv=None):
