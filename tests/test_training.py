@@ -16,6 +16,7 @@ from conftest import TINY_UNET_32
 from safetensors.torch import load_file
 
 from viewfusion_diffusers import ViewFusionPipeline, ViewFusionUNet2DModel
+from viewfusion_diffusers.training_utils import bf16_is_fast
 
 
 SCRIPT = str(Path(__file__).resolve().parent.parent / "training" / "train_viewfusion.py")
@@ -155,8 +156,21 @@ def test_bf16_mixed_precision_runs_on_cpu(rendered_dataset, tiny_unet_config_fil
         *"--report_to none".split(),
     )
     command[command.index("--mixed_precision") + 1] = "bf16"
-    run(command)
+    result = run(command)
     assert ViewFusionPipeline.from_pretrained(output).unet.dtype == torch.float32
+    # The script says when bf16 is emulated here (slower than fp32), and only then.
+    assert ("emulated and slower than fp32" in result.stderr) != bf16_is_fast("cpu")
+
+
+def test_bf16_is_fast_reads_the_cpus_bf16_units(monkeypatch):
+    for avx512_bf16, amx, expected in ((False, False, False), (True, False, True), (False, True, True)):
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+        assert bf16_is_fast("cpu") is expected
+    monkeypatch.delattr(torch.cpu, "_is_avx512_bf16_supported")
+    monkeypatch.delattr(torch.cpu, "_is_amx_tile_supported")
+    assert bf16_is_fast("cpu") is False  # a torch without the helpers: the safe answer, fp32
+    assert bf16_is_fast("meta") is False
 
 
 def test_max_train_minutes_ends_with_a_checkpoint_and_a_pipeline(rendered_dataset, tiny_unet_config_file, tmp_path):

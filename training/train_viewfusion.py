@@ -51,7 +51,7 @@ from viewfusion_diffusers.distributed import cpu_distributed
 from viewfusion_diffusers.hub_utils import make_model_card, save_pipeline_atomically
 from viewfusion_diffusers.image_processor import ViewProcessor
 from viewfusion_diffusers.images import comparison_row
-from viewfusion_diffusers.training_utils import fused_loss, load_ema_state
+from viewfusion_diffusers.training_utils import bf16_is_fast, fused_loss, load_ema_state
 
 
 logger = get_logger(__name__, log_level="INFO")
@@ -478,6 +478,11 @@ def main(args):
     logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", level=logging.INFO)
     logger.info(accelerator.state, main_process_only=False)
     on_gpu = accelerator.device.type == "cuda"
+    if accelerator.mixed_precision == "bf16" and not bf16_is_fast(accelerator.device):
+        logger.warning(
+            f"bf16 autocast has no native support on this {accelerator.device.type}: it is emulated and slower "
+            "than fp32 here. Train without --mixed_precision bf16 (or with --mixed_precision no)."
+        )
     if on_gpu:
         # A few fixed pair counts (see `pair_bucket`): worth benchmarking each convolution once.
         torch.backends.cudnn.benchmark = True
