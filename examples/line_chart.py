@@ -31,7 +31,8 @@ COLORS = (
 
 @dataclass
 class Series:
-    """One line: its legend label, points, and optionally a colour and a dashed style (for a reference line).
+    """One line: its legend label (`None`: not in the legend), points, and optionally a colour and a dashed style
+    (for a reference line).
 
     Example:
         ```py
@@ -43,7 +44,7 @@ class Series:
         ```
     """
 
-    label: str
+    label: str | None
     xs: list
     ys: list
     color: tuple | None = None
@@ -52,7 +53,8 @@ class Series:
 
 @dataclass
 class Panel:
-    """One chart: a title, axis labels and its series.
+    """One chart: a title, axis labels and its series; `x_log` puts the x axis on a log scale (ticks at 1, 2 and 5
+    times the powers of ten), for curves that span decades.
 
     Example:
         ```py
@@ -67,6 +69,7 @@ class Panel:
     x_label: str
     y_label: str
     series: list = field(default_factory=list)
+    x_log: bool = False
 
 
 def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
@@ -86,6 +89,41 @@ def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
     return [start + i * step for i in range(int(math.ceil((high - start) / step)) + 1)]
 
 
+def short_number(value: float) -> str:
+    """A tick label of at most a few characters: 20k, 1.5M.
+
+    Example:
+        ```py
+        >>> short_number(20000), short_number(1500000), short_number(0.5)
+        ('20k', '1.5M', '0.5')
+        ```
+    """
+    for size, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= size:
+            return f"{value / size:g}{suffix}"
+    return f"{value:g}"
+
+
+def log_ticks(low: float, high: float) -> list[float]:
+    """Ticks at 1, 2 and 5 times the powers of ten, from the last one at or below `low` to the first at or above
+    `high` (both positive).
+
+    Example:
+        ```py
+        >>> log_ticks(130, 4100)
+        [100, 200, 500, 1000, 2000, 5000]
+        ```
+    """
+    if low <= 0:
+        raise ValueError(f"A log axis needs positive values, got {low}.")
+    candidates = [
+        m * 10**e for e in range(math.floor(math.log10(low)), math.ceil(math.log10(high)) + 1) for m in (1, 2, 5)
+    ]
+    first = max(t for t in candidates if t <= low)
+    last = min((t for t in candidates if t >= high), default=candidates[-1])
+    return [t for t in candidates if first <= t <= last]
+
+
 def draw_panel(panel: Panel, size=(640, 420), scale: int = 2) -> PIL.Image.Image:
     """One panel as an image, `scale` times `size` pixels."""
     width, height = size[0] * scale, size[1] * scale
@@ -97,17 +135,25 @@ def draw_panel(panel: Panel, size=(640, 420), scale: int = 2) -> PIL.Image.Image
     ys = [y for s in panel.series for y in s.ys]
     # A margin of a twentieth of the span keeps a line at the data's extreme (a target, say) off the frame.
     margin = 0.05 * (max(ys) - min(ys))
-    x_ticks, y_ticks = nice_ticks(min(xs), max(xs)), nice_ticks(min(ys) - margin, max(ys) + margin)
+    x_ticks = log_ticks(min(xs), max(xs)) if panel.x_log else nice_ticks(min(xs), max(xs))
+    y_ticks = nice_ticks(min(ys) - margin, max(ys) + margin)
     x0, x1, y0, y1 = x_ticks[0], x_ticks[-1], y_ticks[0], y_ticks[-1]
+    scale_x = math.log10 if panel.x_log else float
     to_px = lambda x, y: (
-        left + (x - x0) / (x1 - x0) * (width - left - right),
+        left + (scale_x(x) - scale_x(x0)) / (scale_x(x1) - scale_x(x0)) * (width - left - right),
         height - bottom - (y - y0) / (y1 - y0) * (height - top - bottom),
     )
     draw.text((width / 2, 6 * scale), panel.title, fill="black", font=font, anchor="mt")
     for tick in x_ticks:
         px, py = to_px(tick, y0)
         draw.line([(px, top), (px, py)], fill=(230, 230, 230), width=scale)
-        draw.text((px, py + 4 * scale), f"{tick:g}", fill="black", font=small, anchor="mt")
+        draw.text(
+            (px, py + 4 * scale),
+            short_number(tick) if panel.x_log else f"{tick:g}",
+            fill="black",
+            font=small,
+            anchor="mt",
+        )
     for tick in y_ticks:
         px, py = to_px(x0, tick)
         draw.line([(px, py), (width - right, py)], fill=(230, 230, 230), width=scale)
@@ -117,9 +163,10 @@ def draw_panel(panel: Panel, size=(640, 420), scale: int = 2) -> PIL.Image.Image
     label = PIL.Image.new("RGB", (int(draw.textlength(panel.y_label, font=font)) + 4, 18 * scale), "white")
     PIL.ImageDraw.Draw(label).text((2, 0), panel.y_label, fill="black", font=font)
     image.paste(label.rotate(90, expand=True), (4 * scale, int(height / 2 - label.width / 2)))
+    in_legend = [(i, s) for i, s in enumerate(panel.series) if s.label is not None]
     legend_size = (
-        max((draw.textlength(s.label, font=small) for s in panel.series), default=0) + 40 * scale,
-        (16 * len(panel.series) + 2) * scale,
+        max((draw.textlength(s.label, font=small) for _, s in in_legend), default=0) + 40 * scale,
+        (16 * len(in_legend) + 2) * scale,
     )
     legend_box = legend_corner(panel, to_px, legend_size, (left, top, width - right, height - bottom), 5 * scale)
     for i, series in enumerate(panel.series):
@@ -142,9 +189,9 @@ def draw_panel(panel: Panel, size=(640, 420), scale: int = 2) -> PIL.Image.Image
         for px, py in points if not series.dashed else []:
             draw.ellipse([px - 3 * scale, py - 3 * scale, px + 3 * scale, py + 3 * scale], fill=color)
     draw.rectangle(legend_box, fill="white", outline=(200, 200, 200), width=scale)
-    for i, series in enumerate(panel.series):
+    for row, (i, series) in enumerate(in_legend):
         color = series.color or COLORS[i % len(COLORS)]
-        legend_x, legend_y = legend_box[0], legend_box[1] + (9 + 16 * i) * scale
+        legend_x, legend_y = legend_box[0], legend_box[1] + (9 + 16 * row) * scale
         draw.line([(legend_x + 5 * scale, legend_y), (legend_x + 25 * scale, legend_y)], fill=color, width=3 * scale)
         draw.text((legend_x + 30 * scale, legend_y), series.label, fill="black", font=small, anchor="lm")
     return image

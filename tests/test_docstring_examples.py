@@ -15,6 +15,7 @@ import os
 import pkgutil
 import re
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,7 @@ import viewfusion_diffusers
 
 
 ROOT = Path(__file__).resolve().parent.parent
-SCRIPTS_WITH_EXAMPLES = ["training/campaign_state.py", "examples/line_chart.py"]
+SCRIPTS_WITH_EXAMPLES = ["training/campaign_state.py", "training/project_targets.py", "examples/line_chart.py"]
 
 # Examples that reach the Hub (nothing here can), with the test that covers the same code on local files.
 NEEDS_THE_HUB = {
@@ -51,8 +52,15 @@ class FencedDocTestParser(doctest.DocTestParser):
 
 
 def import_script(relative_path: str):
-    spec = importlib.util.spec_from_file_location(Path(relative_path).stem, ROOT / relative_path)
+    """The script as a module, registered under its name: a script that another one imports (`line_chart`) is
+    one module, not two, so that doctest finds its examples (it keeps only objects of the module it searches)."""
+    path = (ROOT / relative_path).resolve()
+    imported = sys.modules.get(path.stem)
+    if imported is not None and Path(imported.__file__).resolve() == path:
+        return imported
+    spec = importlib.util.spec_from_file_location(path.stem, path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[path.stem] = module
     spec.loader.exec_module(module)
     return module
 
@@ -102,6 +110,8 @@ def test_every_docstring_with_an_example_is_collected():
         "viewfusion_diffusers.unet.ViewFusionUNet2DModel",
     } <= names
     assert set(NEEDS_THE_HUB) | NEEDS_CUDA <= names, "a listed example no longer exists: update the lists"
+    for script in SCRIPTS_WITH_EXAMPLES:
+        assert any(name.startswith(Path(script).stem + ".") for name in names), f"no example found in {script}"
 
 
 def test_a_closing_fence_ends_the_expected_output():

@@ -671,6 +671,63 @@ def test_lineage_verdict_needs_both_modes_better_beyond_the_interval(tmp_path):
     assert (tmp_path / "lineage.png").stat().st_size > 1000
 
 
+def test_the_projection_follows_each_targets_trend_to_its_level(tmp_path):
+    """Points on exact log-linear trends, one target per kind of answer: reached later, met already, moving
+    away; the command line prints the table, draws the figure, and refuses a single point."""
+    origin = 100_000
+    campaign = [10_000, 20_000, 40_000]
+
+    def results(lpips, pose):
+        return {str(n): {"lpips": lpips, "pose_within_15": pose} for n in (1, 3, 6)}
+
+    def point(x):
+        doublings = np.log2(x / campaign[0])
+        dataset = {
+            # posed LPIPS falls 0.02 a doubling from 0.30, unposed LPIPS rises, posed pose gains 10 points a doubling
+            "viewfusion_posed": results(0.30 - 0.02 * doublings, 0.5 + 0.1 * doublings),
+            "viewfusion": results(0.30 + 0.01 * doublings, 0.6),
+            "nearest_view": results(0.20, 0.2),
+            "mean_view": results(0.20, 0.1),
+        }
+        return {"label": f"{x}", "samples_seen": origin + x, "pybullet": dataset, "categories": dataset}
+
+    lineage = {"points": [point(x) for x in campaign]}
+    (tmp_path / "lineage.json").write_text(json.dumps(lineage))
+    (tmp_path / "totals.json").write_text(
+        json.dumps(
+            {
+                "runs": [
+                    {"samples_seen": 128_000, "cpu_core_hours": 0.0, "gpu_hours": 0.1},
+                    {"samples_seen": 8_000, "cpu_core_hours": 1.0, "gpu_hours": 0.0},
+                ]
+            }
+        )
+    )
+    script = str(Path(SCRIPT).parent / "project_targets.py")
+    common = ["--lineage", tmp_path / "lineage.json", "--totals", tmp_path / "totals.json", "--origin", str(origin)]
+    figure, projections = tmp_path / "projection.png", tmp_path / "projections.json"
+    result = run([sys.executable, script, *common, "--since", "0", "--figure", figure, "--output_json", projections])
+    rows = {line.split(" | ")[0].lstrip("| "): line.split(" | ") for line in result.stdout.splitlines()}
+    # 0.26 -> 0.20 at 0.02 a doubling: 3 more doublings of the campaign's 40k, 320k after the origin; 280k
+    # more samples at 8,000 a CPU-core-hour and 1.28M a GPU-hour
+    posed_n1 = rows["pybullet posed LPIPS < mean view, N=1"]
+    assert posed_n1[1:5] == ["0.200", "0.260", "-0.020", "420k"]
+    assert posed_n1[5:7] == ["35", "0.219 |"]
+    # pose 70% -> 80%: one doubling; already met for the categories' unposed 50% target (60% now)
+    assert rows["pybullet posed pose >= 80%"][4] == "180k"
+    assert rows["categories unposed pose >= 50%"][4] == "met"
+    # unposed LPIPS rises: the trend never reaches the mean view
+    assert rows["categories unposed LPIPS < mean view, N=3"][4] == "out of reach"
+    assert figure.stat().st_size > 1000
+    assert [p["met"] for p in json.loads(projections.read_text())].count(True) == 1
+    alone = subprocess.run(
+        [sys.executable, script, *map(str, common), "--since", str(origin + 30_000), "--figure", ""],
+        capture_output=True,
+        text=True,
+    )
+    assert alone.returncode != 0 and "1 lineage point(s)" in alone.stderr and "trend needs two" in alone.stderr
+
+
 def test_a_continued_ema_keeps_its_weights_and_step_count_and_takes_this_runs_decay(
     rendered_dataset, tiny_unet_config_file, tmp_path
 ):
