@@ -225,8 +225,8 @@ def legend_corner(panel: Panel, to_px, size, plot_box, inset: float) -> list[flo
     return [x, y, x + width, y + height]
 
 
-def save_line_chart(panels: list[Panel], path, size=(640, 420)) -> None:
-    """The panels side by side, written to `path` (PNG), atomically.
+def save_line_chart(panels: list[Panel], path, size=(640, 420), columns: int | None = None) -> None:
+    """The panels side by side, `columns` to a row (default: all in one row), written to `path` (PNG), atomically.
 
     Example:
         ```py
@@ -234,9 +234,10 @@ def save_line_chart(panels: list[Panel], path, size=(640, 420)) -> None:
         ```
     """
     images = [draw_panel(panel, size) for panel in panels]
-    figure = PIL.Image.new("RGB", (sum(i.width for i in images), images[0].height), "white")
-    x = 0
-    for image in images:
-        figure.paste(image, (x, 0))
-        x += image.width
+    columns = columns or len(images)
+    rows = -(-len(images) // columns)
+    width, height = images[0].size
+    figure = PIL.Image.new("RGB", (width * min(columns, len(images)), height * rows), "white")
+    for i, image in enumerate(images):
+        figure.paste(image, (width * (i % columns), height * (i // columns)))
     save_image(figure.resize((figure.width // 2, figure.height // 2), PIL.Image.LANCZOS), path)

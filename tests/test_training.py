@@ -703,6 +703,22 @@ def test_the_projection_follows_each_targets_trend_to_its_level(tmp_path):
             }
         )
     )
+    # The newest point's records on pybullet: posed minus unposed at N = 1 is -0.05 or -0.07 on four samples,
+    # a 95% half-width of 0.011, the margin that target must pass.
+    records = [
+        {
+            "method": method,
+            "num_views": 1,
+            "category": "random_urdfs",
+            "object_id": f"{i:03d}",
+            "target_index": 0,
+            "input_indices": [1],
+            "lpips": 0.3 + (0.0 if method == "viewfusion" else -0.05 - 0.02 * (i % 2)),
+        }
+        for i in range(4)
+        for method in ("viewfusion", "viewfusion_posed")
+    ]
+    (tmp_path / "40000-pybullet.json").write_text(json.dumps({"records": records}))
     script = str(Path(SCRIPT).parent / "project_targets.py")
     common = ["--lineage", tmp_path / "lineage.json", "--totals", tmp_path / "totals.json", "--origin", str(origin)]
     figure, projections = tmp_path / "projection.png", tmp_path / "projections.json"
@@ -718,8 +734,11 @@ def test_the_projection_follows_each_targets_trend_to_its_level(tmp_path):
     assert rows["categories unposed pose >= 50%"][4] == "met"
     # unposed LPIPS rises: the trend never reaches the mean view
     assert rows["categories unposed LPIPS < mean view, N=3"][4] == "out of reach"
+    # posed minus unposed at N = 1: -0.06 now, beyond pybullet's -0.011 and the categories' 0 (no records)
+    assert rows["pybullet posed - unposed LPIPS < -interval, N=1"][1:5] == ["-0.011", "-0.060", "-0.030", "met"]
+    assert rows["categories posed - unposed LPIPS < -interval, N=1"][1] == "0.000"
     assert figure.stat().st_size > 1000
-    assert [p["met"] for p in json.loads(projections.read_text())].count(True) == 1
+    assert [p["met"] for p in json.loads(projections.read_text())].count(True) == 3
     alone = subprocess.run(
         [sys.executable, script, *map(str, common), "--since", str(origin + 30_000), "--figure", ""],
         capture_output=True,

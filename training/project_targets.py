@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "examples"))
 from line_chart import COLORS, Panel, Series, save_line_chart  # noqa: E402
 
+from viewfusion_diffusers.evaluation.statistics import mean_and_ci, paired_differences  # noqa: E402
 from viewfusion_diffusers.file_utils import atomic_write  # noqa: E402
 
 
@@ -47,8 +48,8 @@ MAX_SAMPLES = 1e12
 
 @dataclass
 class Target:
-    """One of the campaign's targets: `mode`'s `metric` on `dataset` (at one N, or averaged over N) against a
-    fixed level or a baseline's value at the same N."""
+    """One of the campaign's targets: `mode`'s `metric` on `dataset` (at one N, or averaged over N), or its margin
+    over `minus_mode`'s, against a fixed level or a baseline's value at the same N."""
 
     name: str
     dataset: str
@@ -57,21 +58,29 @@ class Target:
     num_views: str | None  # None: the mean over N = 1 / 3 / 6
     baseline: str | None = None  # "nearest_view" or "mean_view"
     level: float | None = None
+    minus_mode: str | None = None  # the value is `mode`'s minus this mode's, on the same samples
 
-    def value(self, point: dict, method: str | None = None) -> float:
-        results = point[self.dataset][method or MODES[self.mode]]
+    def measure(self, point: dict, method: str) -> float:
+        results = point[self.dataset][method]
         if self.num_views is None:
             return float(np.mean([results[n][self.metric] for n in NUM_VIEWS]))
         return results[self.num_views][self.metric]
 
+    def value(self, point: dict) -> float:
+        other = self.measure(point, MODES[self.minus_mode]) if self.minus_mode else 0.0
+        return self.measure(point, MODES[self.mode]) - other
+
     def threshold(self, newest: dict) -> float:
-        return self.level if self.baseline is None else self.value(newest, self.baseline)
+        return self.level if self.baseline is None else self.measure(newest, self.baseline)
 
 
-def campaign_targets() -> list[Target]:
+def campaign_targets(margins: dict[str, float] | None = None) -> list[Target]:
     """The targets of the campaign, on held-out objects: posed LPIPS below the nearest view at N = 1 and below
     the mean view at every N, and posed pose accuracy of at least 80%, on both datasets; on the categories,
-    unposed pose accuracy of at least 50% and unposed LPIPS below the mean view at every N."""
+    unposed pose accuracy of at least 50% and unposed LPIPS below the mean view at every N; and posed LPIPS below
+    unposed at N = 1 beyond the 95% interval of their paired difference, on both datasets: the mean difference
+    below minus the interval's half-width, `margins[dataset]` (that of the newest point; 0 when unknown)."""
+    margins = margins or {}
     # At N = 1 the mean of the input views is the one input view: "below the nearest view at N = 1" and "below the
     # mean view at N = 1" are the same target.
     lpips_below_mean_view = lambda dataset, mode: [
@@ -88,7 +97,33 @@ def campaign_targets() -> list[Target]:
         *lpips_below_mean_view("categories", "unposed"),
         pose_at_least("categories", "posed", 0.8),
         pose_at_least("categories", "unposed", 0.5),
+        *[
+            Target(
+                f"{dataset} posed - unposed LPIPS < -interval, N=1",
+                dataset,
+                "posed",
+                "lpips",
+                "1",
+                level=-margins[dataset] if dataset in margins else 0.0,
+                minus_mode="unposed",
+            )
+            for dataset in ("pybullet", "categories")
+        ],
     ]
+
+
+def posed_minus_unposed_margins(lineage_dir: Path, label: str) -> dict[str, float]:
+    """Per dataset, the 95% half-width of the paired posed-minus-unposed LPIPS at N = 1 in the evaluation of the
+    lineage point `label` (`training/evaluate_lineage.py` writes its records beside lineage.json); datasets
+    without a records file are left out."""
+    margins = {}
+    for dataset in ("pybullet", "categories"):
+        path = lineage_dir / f"{label}-{dataset}.json"
+        if path.exists():
+            records = json.loads(path.read_text())["records"]
+            differences = paired_differences(records, MODES["posed"], MODES["unposed"])
+            margins[dataset] = mean_and_ci(differences[1])[1]
+    return margins
 
 
 def fit_log_linear(samples: list[float], values: list[float]) -> tuple[float, float]:
@@ -201,9 +236,13 @@ def draw(points: list[dict], projections: list[dict], targets: list[Target], ori
     seen = xs[-1]
     groups = {}
     for target, projection in zip(targets, projections):
-        # LPIPS: a panel per mode (three N each); pose accuracy: both modes in one panel.
-        mode = target.mode if target.metric == "lpips" else None
-        groups.setdefault((target.dataset, target.metric, mode), []).append((target, projection))
+        # LPIPS: a panel per mode (three N each); pose accuracy: both modes in one panel; posed against unposed:
+        # both datasets in one panel.
+        if target.minus_mode:
+            key = ("both datasets", "posed - unposed", None)
+        else:
+            key = (target.dataset, target.metric, target.mode if target.metric == "lpips" else None)
+        groups.setdefault(key, []).append((target, projection))
     panels = []
     for (dataset, metric, mode), members in groups.items():
         scale = 100 if metric == "pose_within_15" else 1
@@ -211,7 +250,7 @@ def draw(points: list[dict], projections: list[dict], targets: list[Target], ori
         for i, (target, projection) in enumerate(members):
             color = COLORS[i % len(COLORS)]
             pale = tuple((c + 2 * 255) // 3 for c in color)
-            label = f"N={target.num_views}" if mode else target.mode
+            label = f"N={target.num_views}" if mode else target.dataset if target.minus_mode else target.mode
             series.append(Series(label, xs, [scale * target.value(p) for p in points], color=color))
             a, b = projection["fit"]
             trend_xs = [xs[0], min(max(projection["samples"] - origin, seen), 10 * seen)]
@@ -219,11 +258,14 @@ def draw(points: list[dict], projections: list[dict], targets: list[Target], ori
             series.append(Series(None, trend_xs, trend, color=color, dashed=True))
             level = scale * projection["threshold"]
             series.append(Series(f"target, {label}", [xs[0], 10 * seen], [level, level], color=pale, dashed=True))
-        title = f"{dataset}: " + (f"LPIPS, {mode}" if mode else "pose within 15 degrees, mean over N")
-        y_label = "LPIPS" if metric == "lpips" else "%"
+        if metric == "posed - unposed":
+            title, y_label = "posed minus unposed LPIPS, N = 1", "LPIPS difference"
+        else:
+            title = f"{dataset}: " + (f"LPIPS, {mode}" if mode else "pose within 15 degrees, mean over N")
+            y_label = "LPIPS" if metric == "lpips" else "%"
         x_label = f"training samples after the shipped weights' {origin // 1000}k"
         panels.append(Panel(title, x_label, y_label, series, x_log=True))
-    save_line_chart(panels, path, size=(520, 380))
+    save_line_chart(panels, path, size=(520, 380), columns=3)
 
 
 def parse_args(argv=None):
@@ -255,7 +297,7 @@ def main(args):
             f"project_targets.py: error: {len(points)} lineage point(s) from {args.since:,} samples on; a trend needs "
             "two or more (lower --since, or evaluate another point with training/evaluate_lineage.py)."
         )
-    targets = campaign_targets()
+    targets = campaign_targets(posed_minus_unposed_margins(Path(args.lineage).parent, points[-1]["label"]))
     projections = [project(points, t, args.origin) for t in targets]
     per_cpu_hour, per_gpu_hour = rates(json.loads(Path(args.totals).read_text()))
     seen = points[-1]["samples_seen"]
