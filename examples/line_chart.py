@@ -112,6 +112,8 @@ def log_ticks(low: float, high: float) -> list[float]:
         ```py
         >>> log_ticks(130, 4100)
         [100, 200, 500, 1000, 2000, 5000]
+        >>> log_ticks(1000, 1000)  # one value: still an axis
+        [1000, 2000]
         ```
     """
     if low <= 0:
@@ -120,7 +122,9 @@ def log_ticks(low: float, high: float) -> list[float]:
         m * 10**e for e in range(math.floor(math.log10(low)), math.ceil(math.log10(high)) + 1) for m in (1, 2, 5)
     ]
     first = max(t for t in candidates if t <= low)
-    last = min((t for t in candidates if t >= high), default=candidates[-1])
+    # Strictly above `first`: an axis needs two ticks even when all its values are equal (the candidates reach
+    # 5 times the power of ten at or above `high`, so there is one).
+    last = min(t for t in candidates if t >= high and t > first)
     return [t for t in candidates if first <= t <= last]
 
 

@@ -747,6 +747,36 @@ def test_the_projection_follows_each_targets_trend_to_its_level(tmp_path):
     assert alone.returncode != 0 and "1 lineage point(s)" in alone.stderr and "trend needs two" in alone.stderr
 
 
+def test_the_projections_range_leaves_each_point_out_and_a_trend_never_lands_before_the_newest_point():
+    sys.path.insert(0, str(Path(SCRIPT).parent))
+    try:
+        import project_targets
+    finally:
+        sys.path.pop(0)
+    samples = [10_000, 20_000, 40_000, 80_000]
+
+    def lineage(values):
+        return [
+            {"label": str(x), "samples_seen": x, "pybullet": {"viewfusion_posed": {"1": {"lpips": v}}}}
+            for x, v in zip(samples, values)
+        ]
+
+    target = project_targets.Target("posed N=1 below 0.20", "pybullet", "posed", "lpips", "1", level=0.20)
+    noisy = [0.30, 0.27, 0.26, 0.24]
+    projection = project_targets.project(lineage(noisy), target, origin=0)
+    reach = []
+    for left_out in range(4):
+        b, a = np.polyfit(np.log(np.delete(samples, left_out)), np.delete(noisy, left_out), 1)
+        reach.append(np.exp((0.20 - a) / b))
+    assert projection["range"] == pytest.approx((min(reach), max(reach)))
+    assert min(reach) < projection["samples"] < max(reach) and not projection["trend_past"]
+    # The line through these is below 0.21 at 80k while the newest point, 0.215, is above it: due now, not earlier.
+    target = replace(target, level=0.21)
+    projection = project_targets.project(lineage([0.30, 0.24, 0.20, 0.215]), target, origin=0)
+    assert projection["trend_past"] and not projection["met"] and projection["samples"] == 80_000
+    assert min(projection["range"]) >= 80_000
+
+
 def test_a_continued_ema_keeps_its_weights_and_step_count_and_takes_this_runs_decay(
     rendered_dataset, tiny_unet_config_file, tmp_path
 ):

@@ -3,7 +3,7 @@
 the lineage's trend reaches it, and what that costs in CPU-core-hours here and in GPU-hours.
 
     python training/project_targets.py                      # the table, and examples/images/lineage_projection.png
-    python training/project_targets.py --since 176000       # fit only the points from 176,000 samples on
+    python training/project_targets.py --since 160000       # fit the points from 160,000 samples on
 
 The campaign is a fine-tune that began from the shipped weights (`--origin`, their samples seen) on a new data
 mix, so its clock is the samples trained since then. Each measured quantity (a mode's LPIPS at one N, or its pose
@@ -168,17 +168,22 @@ def project(points: list[dict], target: Target, origin: int) -> dict:
     met = values[-1] < threshold if better == "lower" else values[-1] >= threshold
     a, b = fit_log_linear(samples, values)
     reach = samples[-1] if met else samples_to_reach(a, b, threshold, better)
+    # The fitted line can be past the level while the newest point is not: the trend says "now", no earlier.
+    trend_past = not met and reach < samples[-1]
+    reach = max(reach, samples[-1])
     left_out = []
     if len(points) >= 3 and not met:
         for i in range(len(points)):
             keep = [j for j in range(len(points)) if j != i]
             fit = fit_log_linear([samples[j] for j in keep], [values[j] for j in keep])
-            left_out.append(samples_to_reach(*fit, threshold, better))
+            left_out.append(max(samples_to_reach(*fit, threshold, better), samples[-1]))
     return {
         "target": target.name,
+        "metric": target.metric,
         "threshold": threshold,
         "now": values[-1],
         "met": met,
+        "trend_past": trend_past,
         "per_doubling": b * math.log(2),
         "fit": (a, b),
         "samples": origin + reach,
@@ -199,7 +204,7 @@ def human(samples: float) -> str:
     if math.isinf(samples) or samples > MAX_SAMPLES:
         return "out of reach"
     rounded = float(f"{samples:.2g}")  # two significant digits
-    return f"{rounded / 1e6:,g}M" if samples >= 1e6 else f"{rounded / 1e3:,g}k"
+    return f"{rounded / 1e6:,g}M" if rounded >= 1e6 else f"{rounded / 1e3:,g}k"
 
 
 def hours(samples: float, seen: float, per_hour: float) -> str:
@@ -218,10 +223,17 @@ def table(projections: list[dict], seen: float, per_cpu_hour: float, per_gpu_hou
         needed, low, high = human(p["samples"]), human(p["range"][0]), human(p["range"][1])
         if p["met"]:
             needed = "met"
-        elif (low, high) != (needed, needed):
+        elif p["trend_past"]:
+            needed = "now: the trend is past it, the newest point not"
+        if not p["met"] and (low, high) != (human(p["samples"]),) * 2:
             needed += f" ({low} to {high})"
+        if p["metric"] == "lpips":
+            level, now, per_doubling = f"{p['threshold']:.3f}", f"{p['now']:.3f}", f"{p['per_doubling']:+.3f}"
+        else:  # pose accuracy, in percent and percentage points
+            level, now = f"{100 * p['threshold']:.0f}%", f"{100 * p['now']:.0f}%"
+            per_doubling = f"{100 * p['per_doubling']:+.0f} points"
         lines.append(
-            f"| {p['target']} | {p['threshold']:.3f} | {p['now']:.3f} | {p['per_doubling']:+.3f} | {needed} "
+            f"| {p['target']} | {level} | {now} | {per_doubling} | {needed} "
             f"| {'-' if p['met'] else hours(p['samples'], seen, per_cpu_hour)} "
             f"| {'-' if p['met'] else hours(p['samples'], seen, per_gpu_hour)} |"
         )
@@ -297,7 +309,15 @@ def main(args):
             f"project_targets.py: error: {len(points)} lineage point(s) from {args.since:,} samples on; a trend needs "
             "two or more (lower --since, or evaluate another point with training/evaluate_lineage.py)."
         )
-    targets = campaign_targets(posed_minus_unposed_margins(Path(args.lineage).parent, points[-1]["label"]))
+    margins = posed_minus_unposed_margins(Path(args.lineage).parent, points[-1]["label"])
+    for dataset in ("pybullet", "categories"):
+        if dataset not in margins:
+            print(
+                f"Warning: no records of {points[-1]['label']!r} on {dataset} beside {args.lineage}: its posed - "
+                "unposed target is against 0, not against the paired interval.",
+                file=sys.stderr,
+            )
+    targets = campaign_targets(margins)
     projections = [project(points, t, args.origin) for t in targets]
     per_cpu_hour, per_gpu_hour = rates(json.loads(Path(args.totals).read_text()))
     seen = points[-1]["samples_seen"]
@@ -306,13 +326,21 @@ def main(args):
         f"({', '.join(p['label'] for p in points)}); {per_cpu_hour:,.0f} samples per CPU-core-hour, "
         f"{per_gpu_hour:,.0f} per GPU-hour\n"
     )
+    if len(points) == 2:
+        print(
+            "Two points: a line through both, with no leave-one-out range; at the noise of one point the slopes "
+            "are rough (lower --since, or evaluate another point, for a range).\n"
+        )
     print(table(projections, seen, per_cpu_hour, per_gpu_hour))
     if args.figure:
         draw(points, projections, targets, args.origin, args.figure)
         print(f"\nWrote {args.figure}")
     if args.output_json:
+        # Out of reach is infinitely many samples: null in JSON, which has no infinity.
+        finite = lambda x: None if isinstance(x, float) and math.isinf(x) else x
+        rows = [{k: [finite(x) for x in v] if k == "range" else finite(v) for k, v in p.items()} for p in projections]
         with atomic_write(args.output_json, "w") as f:
-            json.dump(projections, f, indent=1, default=str)
+            json.dump(rows, f, indent=1, allow_nan=False)
 
 
 if __name__ == "__main__":

@@ -213,11 +213,11 @@ def unwrap(model):
 
 def bf16_is_fast(device=None) -> bool:
     """Whether bf16 autocast runs on native bf16 units on `device` (by default the one training would use: the
-    GPU if there is one, else the CPU): a CUDA GPU that supports bf16, or a CPU with AVX-512 bf16 or AMX (Intel
-    since Cooper Lake and Sapphire Rapids, AMD since Zen 4). On one core of a CPU with AMX, `--mixed_precision
-    bf16` trains the `small` U-Net at 2.1 times the samples per CPU-second of fp32, and a step of an AMD EPYC
-    core with AVX-512 bf16 is 1.8 times faster (examples/results/2026-12-07-recipe-study); without such units
-    bf16 is emulated and slower than fp32.
+    GPU if there is one, else the CPU): a CUDA GPU with bf16 units (Ampere and newer), or a CPU with AVX-512 bf16
+    or AMX (Intel Xeon since Cooper Lake and Sapphire Rapids, AMD since Zen 4). On one core of a CPU with AMX,
+    `--mixed_precision bf16` trains the `small` U-Net at 2.1 times the samples per CPU-second of fp32, and a step
+    on an AMD EPYC core with AVX-512 bf16 is 1.8 times faster (examples/results/2026-12-07-recipe-study); without
+    such units bf16 is emulated and slower than fp32.
 
     Example:
         ```py
@@ -228,11 +228,12 @@ def bf16_is_fast(device=None) -> bool:
     """
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if device.type == "cuda":
-        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+        # Older GPUs (V100, T4) run bf16 too, emulated: that is slower, not faster.
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False)
     if device.type != "cpu":
         return False
     # torch reads the CPU's features with these private helpers (they back its own CPU autocast tests); a build
-    # without them answers False, the safe side: fp32.
+    # without them answers False, the safe side: fp32. Every CPU with AMX tiles so far has AMX-BF16 too.
     checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
     return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The third recipe study, one process with one CPU thread beside the campaign: three variants of 20 CPU-minutes
-# each from the campaign's state of 2026-12-07, their held-out evaluations (8 test objects per N), then the
-# validation losses. The two throughput questions (bf16, fewer views) come first.
+# The third recipe study, one process with one CPU thread beside the campaign: the campaign's recipe (base) and three
+# variants of it, 20 CPU-minutes each from the campaign's state of 2026-12-04, their held-out evaluations (8 test
+# objects per N), then the validation losses. bf16, the question that could change the campaign most, comes first.
 #   bash examples/results/2026-12-07-recipe-study/chain.sh [START]     (START defaults to training/state)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
