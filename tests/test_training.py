@@ -171,6 +171,12 @@ def test_bf16_is_fast_reads_the_cpus_bf16_units(monkeypatch):
     monkeypatch.delattr(torch.cpu, "_is_amx_tile_supported")
     assert bf16_is_fast("cpu") is False  # a torch without the helpers: the safe answer, fp32
     assert bf16_is_fast("meta") is False
+    # A V100 or T4 runs bf16 only emulated; an A100 or H100 natively.
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation)
+    assert bf16_is_fast("cuda") is False
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
+    assert bf16_is_fast("cuda") is True
 
 
 def test_max_train_minutes_ends_with_a_checkpoint_and_a_pipeline(rendered_dataset, tiny_unet_config_file, tmp_path):
