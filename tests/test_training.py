@@ -10,6 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import PIL.Image
 import pytest
 import torch
 from conftest import TINY_UNET_32
@@ -675,6 +676,65 @@ def test_lineage_verdict_needs_both_modes_better_beyond_the_interval(tmp_path):
     assert points[1]["pybullet"]["viewfusion"]["3"]["pose_within_15"] == 0.5
     lineage.draw_lineage(points, tmp_path / "lineage.png")
     assert (tmp_path / "lineage.png").stat().st_size > 1000
+
+
+def test_shipping_writes_fp16_weights_a_model_card_and_the_hub_id_and_replaces_the_folder_whole(
+    tiny_pipeline_32_dir, tmp_path
+):
+    body, picture = tmp_path / "card.md", tmp_path / "grid.png"
+    body.write_text("## These weights\n\nLPIPS against the nearest view: measured.\n")
+    PIL.Image.new("RGB", (8, 8), "white").save(picture)
+    shipped = tmp_path / "pipelines" / "tiny"
+    (shipped / "unet").mkdir(parents=True)
+    (shipped / "unet" / "stale.txt").write_text("from the weights shipped before")
+    script = str(Path(SCRIPT).parent / "ship_pipeline.py")
+    command = [sys.executable, script, "--pipeline", str(tiny_pipeline_32_dir), "--card_body", str(body)]
+    run([*command, "--images", str(picture), "--repo_id", "someone/tiny", "--output_dir", str(shipped)])
+    assert sorted(p.name for p in shipped.iterdir()) == [
+        "README.md",
+        "grid.png",
+        "model_index.json",
+        "pipeline.py",
+        "scheduler",
+        "unet",
+    ]
+    assert not (shipped / "unet" / "stale.txt").exists() and sorted(p.name for p in tmp_path.iterdir()) == [
+        "card.md",
+        "grid.png",
+        "pipelines",
+    ]
+    assert {w.dtype for w in unet_weights(shipped).values()} == {torch.float16}
+    assert "LPIPS against the nearest view: measured." in (shipped / "README.md").read_text()
+    for config in (shipped / "model_index.json", shipped / "unet" / "config.json"):
+        assert json.loads(config.read_text())["_name_or_path"] == "someone/tiny"
+    pipeline = ViewFusionPipeline.from_pretrained(shipped)
+    original = ViewFusionPipeline.from_pretrained(tiny_pipeline_32_dir)
+    for name, weight in original.unet.state_dict().items():
+        torch.testing.assert_close(pipeline.unet.state_dict()[name], weight.half().float(), msg=name)
+
+
+def test_a_campaign_states_ema_is_evaluated_in_a_pipeline_whose_unet_config_holds_no_ema_bookkeeping(tmp_path):
+    import importlib.util
+
+    from conftest import make_tiny_pipeline, make_tiny_unet
+    from diffusers.training_utils import EMAModel
+
+    spec = importlib.util.spec_from_file_location("evaluate_lineage", Path(SCRIPT).parent / "evaluate_lineage.py")
+    lineage = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(lineage)
+    state = tmp_path / "state"
+    make_tiny_pipeline(seed=0).save_pretrained(state)
+    averaged = make_tiny_unet(seed=1)
+    EMAModel(averaged.parameters(), model_cls=ViewFusionUNet2DModel, model_config=averaged.config).save_pretrained(
+        state / "unet_ema"
+    )
+    assert "decay" in json.loads((state / "unet_ema" / "config.json").read_text())
+    staged = lineage.pipeline_to_evaluate(state, tmp_path / "staged")
+    config = json.loads((staged / "unet" / "config.json").read_text())
+    assert not {"decay", "optimization_step", "inv_gamma", "power"} & config.keys()
+    unet = ViewFusionUNet2DModel.from_pretrained(staged / "unet")
+    for name, weight in averaged.state_dict().items():
+        torch.testing.assert_close(unet.state_dict()[name], weight, msg=name)
 
 
 def test_the_projection_follows_each_targets_trend_to_its_level(tmp_path):

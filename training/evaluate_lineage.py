@@ -4,14 +4,14 @@ redraw the lineage's curves of LPIPS and pose accuracy against samples seen.
 
     python training/evaluate_lineage.py --pipeline training/state --label campaign \
         --output_dir examples/results/lineage
-    python training/evaluate_lineage.py --pipeline pipelines/viewfusion-pybullet-64 --label shipped ...
+    python training/evaluate_lineage.py --pipeline pipelines/viewfusion-pybullet-64 --label shipped-2026-12-02 ...
 
 For a campaign state (a folder with `unet_ema/` and `totals.json`) the EMA weights are evaluated, the ones that
 would ship. Both datasets (pybullet, the 13 procedural categories), 20 test objects per N, N = 1 / 3 / 6, posed
 and unposed, DDPM 50: the same samples and noise for every point, so each is paired with the shipped pipeline's
-(`--shipped_label`). Writes `LABEL-DATASET.json` (the evaluation), adds the point to `lineage.json`, prints
-whether it is better than the shipped weights on both datasets and in both modes (every paired difference,
-pooled over N, below zero beyond its 95% interval), and redraws `examples/images/lineage.png`.
+(`--shipped_label`, by default `SHIPPED_LABEL`). Writes `LABEL-DATASET.json` (the evaluation), adds the point to
+`lineage.json`, prints whether it is better than the shipped weights on both datasets and in both modes (every
+paired difference, pooled over N, below zero beyond its 95% interval), and redraws `examples/images/lineage.png`.
 """
 
 import argparse
@@ -57,6 +57,11 @@ MODES = {"unposed": "viewfusion", "posed": "viewfusion_posed"}
 NUM_VIEWS = (1, 3, 6)
 
 
+# The lineage point whose weights are in pipelines/viewfusion-pybullet-64 (shipped on 2026-12-07; the weights shipped
+# on 2026-12-02 are the point "shipped-2026-12-02"): each new point is paired with it.
+SHIPPED_LABEL = "campaign-2026-12-07-mid"
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description="Evaluate a lineage point against the shipped pipeline and plot the lineage."
@@ -78,7 +83,9 @@ def parse_args(argv=None):
         default=str(ROOT / "examples" / "results" / "lineage"),
         help="Where the evaluations and lineage.json go.",
     )
-    parser.add_argument("--shipped_label", default="shipped", help="The point the new one is paired with.")
+    parser.add_argument(
+        "--shipped_label", default=SHIPPED_LABEL, help="The point the new one is paired with (the shipped weights')."
+    )
     parser.add_argument(
         "--figure", default=str(ROOT / "examples" / "images" / "lineage.png"), help="The lineage figure."
     )
@@ -91,7 +98,10 @@ def pipeline_to_evaluate(folder: Path, staging: Path) -> Path:
     if not (folder / "unet_ema").is_dir():
         return folder
     pipeline = ViewFusionPipeline.from_pretrained(folder)
-    pipeline.unet = ViewFusionUNet2DModel.from_pretrained(folder / "unet_ema").float()
+    # The EMA's weights into the pipeline's own U-Net: the EMA folder's config also holds the EMA's bookkeeping
+    # (decay, step count), which is no U-Net setting and would follow the weights into a shipped folder.
+    ema = ViewFusionUNet2DModel.from_pretrained(folder / "unet_ema")
+    pipeline.unet.load_state_dict({name: weight.float() for name, weight in ema.state_dict().items()})
     pipeline.save_pretrained(staging)
     return staging
 

@@ -32,6 +32,9 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
 
     pipeline = ViewFusionPipeline.from_pretrained(args.pipeline)
+    # The configs name the folder by its Hub id, not by the local path it was trained in.
+    pipeline.register_to_config(_name_or_path=args.repo_id)
+    pipeline.unet.register_to_config(_name_or_path=args.repo_id)
     pipeline.unet.to(torch.float16)
     card = make_model_card(args.title, Path(args.card_body).read_text(), repo_id=args.repo_id)
     staging = Path(args.output_dir).with_name(f".tmp-ship-{Path(args.output_dir).name}")
