@@ -82,6 +82,8 @@ def test_two_cpu_processes_train_and_write_a_loadable_pipeline(rendered_dataset,
     checkpoint = output / "checkpoint-2"
     assert ViewFusionUNet2DModel.from_pretrained(checkpoint / "unet").config.sample_size == 32
     assert not (checkpoint / "pipeline").exists() and not list(checkpoint.glob("model*.safetensors"))
+    # Each process's random state is in the checkpoint (both were written before it was renamed into place).
+    assert sorted(p.name for p in checkpoint.glob("random_states_*")) == ["random_states_0.pkl", "random_states_1.pkl"]
     assert (output / "validation" / "step-0000003.png").exists()
     assert list((output / "logs").rglob("events.out.tfevents.*"))
     assert not list(output.glob(".tmp-*")) and not list(output.glob(".saving-*"))

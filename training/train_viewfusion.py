@@ -450,6 +450,9 @@ def save_checkpoint(
     path = os.path.join(output_dir, f"checkpoint-{global_step}")
     staging = os.path.join(output_dir, f".tmp-checkpoint-{global_step}")
     accelerator.save_state(staging)
+    # Every process writes its own random state into the staging folder: all of them must be done before it is
+    # renamed, or a late one recreates the staging folder and the checkpoint lacks that state.
+    accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         if progress is not None:
             with open(os.path.join(staging, PROGRESS_FILE), "w") as f:
