@@ -58,6 +58,16 @@ def run(command, **kwargs):
     return result
 
 
+def training_script(name: str):
+    """A script of training/ as a module, to call its functions."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, Path(SCRIPT).parent / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def unet_weights(folder):
     return load_file(os.path.join(folder, "unet", "diffusion_pytorch_model.safetensors"))
 
@@ -394,11 +404,7 @@ def test_category_repeats_must_be_category_equals_a_positive_count(item):
 
 def test_adding_pose_layers_to_a_pretrained_unet_is_seeded(tiny_pipeline_32_dir):
     """`--relative_pose` on a pretrained pipeline adds randomly initialised layers: the seed fixes them."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("train_viewfusion", SCRIPT)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = training_script("train_viewfusion")
     args = script.parse_args(
         [
             "--data_dir",
@@ -639,11 +645,7 @@ def test_campaign_continues_the_state_and_counts_every_sample_once(rendered_data
 
 
 def test_lineage_verdict_needs_both_modes_better_beyond_the_interval(tmp_path):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("evaluate_lineage", Path(SCRIPT).parent / "evaluate_lineage.py")
-    lineage = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(lineage)
+    lineage = training_script("evaluate_lineage")
     generator = np.random.default_rng(0)
 
     def records(offsets):
@@ -716,14 +718,10 @@ def test_shipping_writes_fp16_weights_a_model_card_and_the_hub_id_and_replaces_t
 
 
 def test_a_campaign_states_ema_is_evaluated_in_a_pipeline_whose_unet_config_holds_no_ema_bookkeeping(tmp_path):
-    import importlib.util
-
     from conftest import make_tiny_pipeline, make_tiny_unet
     from diffusers.training_utils import EMAModel
 
-    spec = importlib.util.spec_from_file_location("evaluate_lineage", Path(SCRIPT).parent / "evaluate_lineage.py")
-    lineage = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(lineage)
+    lineage = training_script("evaluate_lineage")
     state = tmp_path / "state"
     make_tiny_pipeline(seed=0).save_pretrained(state)
     averaged = make_tiny_unet(seed=1)
@@ -816,11 +814,7 @@ def test_the_projection_follows_each_targets_trend_to_its_level(tmp_path):
 
 
 def test_the_projections_range_leaves_each_point_out_and_a_trend_never_lands_before_the_newest_point():
-    sys.path.insert(0, str(Path(SCRIPT).parent))
-    try:
-        import project_targets
-    finally:
-        sys.path.pop(0)
+    project_targets = training_script("project_targets")
     samples = [10_000, 20_000, 40_000, 80_000]
 
     def lineage(values):

@@ -28,15 +28,17 @@ import numpy as np
 
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "examples"))
+sys.path[:0] = [str(ROOT / "training"), str(ROOT / "examples")]
+from evaluate_lineage import DATASETS, MODES  # noqa: E402
+from evaluate_lineage import NUM_VIEWS as EVALUATED_NUM_VIEWS  # noqa: E402
 from line_chart import COLORS, Panel, Series, save_line_chart  # noqa: E402
 
 from viewfusion_diffusers.evaluation.statistics import mean_and_ci, paired_differences  # noqa: E402
 from viewfusion_diffusers.file_utils import atomic_write  # noqa: E402
 
 
-NUM_VIEWS = ("1", "3", "6")
-MODES = {"unposed": "viewfusion", "posed": "viewfusion_posed"}
+# The numbers of views as lineage.json keys them.
+NUM_VIEWS = tuple(str(n) for n in EVALUATED_NUM_VIEWS)
 # The lineage's points from here on were trained on the same data mix (pybullet visited 4 times an epoch beside
 # the procedural categories); the points before it are off the trend of the mix the campaign trains now.
 DEFAULT_SINCE = 176_000
@@ -107,7 +109,7 @@ def campaign_targets(margins: dict[str, float] | None = None) -> list[Target]:
                 level=-margins[dataset] if dataset in margins else 0.0,
                 minus_mode="unposed",
             )
-            for dataset in ("pybullet", "categories")
+            for dataset in DATASETS
         ],
     ]
 
@@ -117,7 +119,7 @@ def posed_minus_unposed_margins(lineage_dir: Path, label: str) -> dict[str, floa
     lineage point `label` (`training/evaluate_lineage.py` writes its records beside lineage.json); datasets
     without a records file are left out."""
     margins = {}
-    for dataset in ("pybullet", "categories"):
+    for dataset in DATASETS:
         path = lineage_dir / f"{label}-{dataset}.json"
         if path.exists():
             records = json.loads(path.read_text())["records"]
@@ -310,7 +312,7 @@ def main(args):
             "two or more (lower --since, or evaluate another point with training/evaluate_lineage.py)."
         )
     margins = posed_minus_unposed_margins(Path(args.lineage).parent, points[-1]["label"])
-    for dataset in ("pybullet", "categories"):
+    for dataset in DATASETS:
         if dataset not in margins:
             print(
                 f"Warning: no records of {points[-1]['label']!r} on {dataset} beside {args.lineage}: its posed - "
