@@ -578,8 +578,8 @@ def test_cpu_time_budget_stops_an_x0_run_with_min_snr_and_a_usable_pipeline(
 
 
 def test_campaign_continues_the_state_and_counts_every_sample_once(rendered_dataset, tiny_unet_config_file, tmp_path):
-    """A lineage's state from a run, `continue_default.sh` trains on from it (weights and EMA), writes the new
-    state back, and the totals add up; a second export counts nothing twice."""
+    """A lineage's state from a run, `continue_default.sh` trains on from it (weights and EMA) in two processes,
+    writes the new state back, and the totals add up; a second export counts nothing twice."""
     first = tmp_path / "first"
     run(
         launch(
@@ -617,6 +617,7 @@ def test_campaign_continues_the_state_and_counts_every_sample_once(rendered_data
         "DATA_DIR": str(rendered_dataset),
         "STATE_DIR": str(state),
         "RENDER": "0",
+        "PROCESSES": "2",
     }
     result = subprocess.run(
         [
@@ -633,15 +634,33 @@ def test_campaign_continues_the_state_and_counts_every_sample_once(rendered_data
     )
     assert result.returncode == 0, result.stderr[-4000:]
     assert "EMA continued from" in result.stderr and "at its step 2" in result.stderr
-    assert "--seed 1" in (campaign / "recipe.txt").read_text()
+    assert (
+        "--seed 1" in (campaign / "recipe.txt").read_text()
+        and "2 process(es)" in (campaign / "recipe.txt").read_text()
+    )
     steps = int(next(campaign.glob("checkpoint-*")).name.split("-")[1])
     after = json.loads((state / "totals.json").read_text())
-    assert after["samples_seen"] == 104 + 2 * steps and after["optimizer_steps"] == 12 + steps
+    assert after["samples_seen"] == 104 + 2 * 2 * steps and after["optimizer_steps"] == 12 + steps
     assert [r["run"] for r in after["runs"]] == ["first", "campaign"]
     assert not torch.equal(unet_weights(state)["conv_in.weight"], state_weights["conv_in.weight"])
     run([sys.executable, script, "export", str(campaign), str(state)])
     assert json.loads((state / "totals.json").read_text())["samples_seen"] == after["samples_seen"]
     assert not list(tmp_path.glob(".new-*")) and not list(tmp_path.glob(".old-*"))
+
+
+def test_campaign_refuses_a_process_count_that_does_not_divide_the_batch(tmp_path):
+    result = subprocess.run(
+        ["bash", str(Path(SCRIPT).parent / "continue_default.sh"), "0.01", str(tmp_path / "run")],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PROCESSES": "3"},
+        timeout=60,
+    )
+    assert (
+        result.returncode == 2
+        and "PROCESSES=3: the recipe's batch of 8 is split between the processes" in result.stderr
+    )
+    assert not (tmp_path / "run").exists()
 
 
 def test_lineage_verdict_needs_both_modes_better_beyond_the_interval(tmp_path):
