@@ -634,10 +634,8 @@ def test_campaign_continues_the_state_and_counts_every_sample_once(rendered_data
     )
     assert result.returncode == 0, result.stderr[-4000:]
     assert "EMA continued from" in result.stderr and "at its step 2" in result.stderr
-    assert (
-        "--seed 1" in (campaign / "recipe.txt").read_text()
-        and "2 process(es)" in (campaign / "recipe.txt").read_text()
-    )
+    recipe = (campaign / "recipe.txt").read_text()
+    assert "--seed 1" in recipe and "2 process(es)" in recipe
     steps = int(next(campaign.glob("checkpoint-*")).name.split("-")[1])
     after = json.loads((state / "totals.json").read_text())
     assert after["samples_seen"] == 104 + 2 * 2 * steps and after["optimizer_steps"] == 12 + steps

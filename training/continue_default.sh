@@ -35,13 +35,11 @@ data=${DATA_DIR:-$root/data/pybullet-64}
 state=${STATE_DIR:-$root/training/state}
 threads=${THREADS:-1}
 processes=${PROCESSES:-1}
-case $processes in
-  1 | 2 | 4 | 8) ;;
-  *)
-    echo "PROCESSES=$processes: the recipe's batch of 8 is split between the processes, so use 1, 2, 4 or 8." >&2
-    exit 2
-    ;;
-esac
+batch=8 # the recipe's samples per optimizer step, split between the processes
+if ! [[ $processes =~ ^[1-9][0-9]*$ ]] || ((batch % processes)); then
+  echo "PROCESSES=$processes: the recipe's batch of $batch is split between the processes, so use 1, 2, 4 or 8." >&2
+  exit 2
+fi
 minutes=$(python -c "import sys; m = float(sys.argv[1]) * 60; assert m > 0, 'HOURS must be positive'; print(m)" "$hours")
 cd "$root"
 export PYTHONPATH=$root${PYTHONPATH:+:$PYTHONPATH}
@@ -76,8 +74,7 @@ seed=$(python -c "import json, sys; print(len(json.load(open(sys.argv[1]))['runs
 # samples per CPU-second of fp32 on one core with AMX, at no measured cost in quality
 # (examples/results/2026-12-07-recipe-study); elsewhere bf16 is emulated and slower, so fp32.
 precision=$(python -c "from viewfusion_diffusers.training_utils import bf16_is_fast; print('bf16' if bf16_is_fast() else 'no')")
-# The batch of 8 is the recipe's per step, whatever the number of processes.
-recipe=(--learning_rate 2e-4 --lr_warmup_steps 50 --train_batch_size $((8 / processes)) --max_views 6
+recipe=(--learning_rate 2e-4 --lr_warmup_steps 50 --train_batch_size $((batch / processes)) --max_views 6
   --pose_dropout 0.5 --use_ema --category_repeats random_urdfs=4 --snr_gamma 5 --mixed_precision "$precision")
 launcher=(python)
 if [ "$processes" -gt 1 ]; then
