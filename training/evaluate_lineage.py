@@ -57,8 +57,9 @@ MODES = {"unposed": "viewfusion", "posed": "viewfusion_posed"}
 NUM_VIEWS = (1, 3, 6)
 
 
-# The lineage point whose weights are in pipelines/viewfusion-pybullet-64 (shipped on 2026-12-07, evening; the weights
-# shipped before are the points "campaign-2026-12-07-mid" and "shipped-2026-12-02"): each new point is paired with it.
+# The lineage point whose weights are in pipelines/viewfusion-pybullet-64 (shipped on 2026-12-08; the weights shipped
+# before are the points "campaign-2026-12-07c", "campaign-2026-12-07-mid" and "shipped-2026-12-02"): each new point
+# is paired with it.
 SHIPPED_LABEL = "campaign-2026-12-07d"
 
 
